@@ -1,0 +1,1 @@
+"""The serving app: a small PyTorch captioning model behind Flask."""
