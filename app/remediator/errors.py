@@ -65,7 +65,7 @@ class TemplateError(PlaybookError):
     """A template fails to parse or render."""
 
 
-class RuntimeError_(RemediatorError):  # noqa: N801 - trailing underscore avoids the builtin
+class RuntimeError_(RemediatorError):
     """An action against the outside world failed."""
 
 

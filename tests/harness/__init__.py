@@ -1,0 +1,1 @@
+"""Test harness: real Docker engine, real Prometheus and Alertmanager processes."""
