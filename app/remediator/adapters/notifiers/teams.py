@@ -1,0 +1,60 @@
+"""Microsoft Teams through a Workflows (Power Automate) webhook: one Adaptive Card.
+
+The "Post to a channel when a webhook request is received" workflow takes a message whose
+attachment is an Adaptive Card and answers 202. Card text is plain (TextBlock), so nothing
+is HTML-escaped here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from remediator.adapters.notifiers._transport import HttpTransport, check_status
+from remediator.adapters.notifiers.base import DeliveryReport, Message
+
+__all__ = ["TeamsNotifier", "teams_payload"]
+
+_COLOR: Final = {"critical": "Attention", "error": "Attention", "warning": "Warning",
+                 "info": "Default"}
+_TEXT_MAX: Final = 20_000  # Workflows rejects cards over ~28 KB
+
+
+class TeamsNotifier:
+    """Posts an Adaptive Card to one Workflows webhook URL (the URL carries a signature)."""
+
+    def __init__(self, name: str, webhook_url: str, transport: HttpTransport) -> None:
+        self.name = name
+        self._url = webhook_url
+        self._transport = transport
+
+    def send(self, message: Message) -> DeliveryReport:
+        response = self._transport.post_json(self.name, self._url, teams_payload(message))
+        check_status(self.name, response)
+        return DeliveryReport(self.name, response.status)
+
+
+def teams_payload(message: Message) -> dict[str, Any]:
+    """The Workflows message: title, text, facts, and one button per link."""
+    color = "Good" if message.kind == "resolve" else _COLOR.get(message.severity, "Default")
+    body: list[dict[str, Any]] = [
+        {"type": "TextBlock", "text": message.title, "weight": "Bolder", "size": "Medium",
+         "color": color, "wrap": True},
+        {"type": "TextBlock", "text": message.text[:_TEXT_MAX], "wrap": True},
+    ]
+    if message.fields:
+        body.append({"type": "FactSet", "facts": [
+            {"title": key, "value": value} for key, value in message.fields.items()
+        ]})
+    card: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+        "actions": [{"type": "Action.OpenUrl", "title": label, "url": url}
+                    for label, url in message.links.items()],
+    }
+    return {"type": "message", "attachments": [{
+        "contentType": "application/vnd.microsoft.card.adaptive",
+        "contentUrl": None,
+        "content": card,
+    }]}

@@ -1,0 +1,63 @@
+"""``remediator notify-test TEAM``: send a test message through every channel of a team.
+
+Talks to the channels directly (no store, no worker), so it works before anything else
+is running: the quickest way to check that SLACK_WEBHOOK_URL and friends are right.
+Exit status: 0 when no configured channel failed, 1 when one did (or the policy is
+invalid), 2 when the team is unknown.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import click
+
+from remediator.adapters.notifiers import build_channels, dispatch, render_message
+from remediator.core.escalation_policy import dedup_key, load_escalation_policy
+from remediator.errors import ConfigError, TemplateError
+
+__all__ = ["notify_test"]
+
+_DEFAULT_CONFIG = "config/escalation.yml"
+_EXIT_FAILED = 1
+_EXIT_UNKNOWN_TEAM = 2
+
+
+@click.command("notify-test")
+@click.argument("team")
+@click.option("--config", "config_path", default=_DEFAULT_CONFIG, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Escalation policy that defines the team and its channels.")
+@click.option("--template-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Directory of templates overriding the shipped ones.")
+@click.pass_context
+def notify_test(ctx: click.Context, team: str, config_path: Path,
+                template_dir: Path | None) -> None:
+    """Send a test notification through every configured channel of TEAM."""
+    try:
+        policy = load_escalation_policy(config_path)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(_EXIT_FAILED)
+    if team not in policy.teams:
+        click.echo(f"error: unknown team {team!r} in {config_path} "
+                   f"(teams: {', '.join(policy.teams)})", err=True)
+        ctx.exit(_EXIT_UNKNOWN_TEAM)
+    run_id = uuid.uuid4().hex[:12]
+    try:
+        message = render_message(template_dir, "test", {
+            "team": team, "level": "notify", "severity": "info",
+            "incident": {"id": f"test-{run_id}"},
+            "dedup_key": dedup_key(f"test-{run_id}", team, "notify"),
+        })
+    except TemplateError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(_EXIT_FAILED)
+    results = dispatch(build_channels(policy.teams[team], os.environ), message)
+    for result in results:
+        click.echo(result.line())
+    if all(result.outcome.status == "not_configured" for result in results):
+        click.echo(f"warning: no channel of {team} is configured", err=True)
+    ctx.exit(0 if all(result.ok for result in results) else _EXIT_FAILED)

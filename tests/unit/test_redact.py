@@ -1,0 +1,75 @@
+"""Secret-looking values are masked before container output reaches a notification."""
+
+from __future__ import annotations
+
+import pytest
+
+from remediator.core.redact import MASK, mask, redact
+
+
+@pytest.mark.parametrize(("line", "secret"), [
+    ("SMTP_PASSWORD=hunter2", "hunter2"),
+    ("PAGERDUTY_ROUTING_KEY=R0123456789abcdef0123456789abcde", "R0123456789abcdef0123456789abcde"),
+    ("GITHUB_TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghijklmnop"),
+    ("DJANGO_SECRET_KEY='s3cr3t value'", "s3cr3t"),
+    ("api_key: sk-live-123456", "sk-live-123456"),
+    ('{"password": "p@ss word", "user": "bob"}', "p@ss word"),
+    ("X-Auth-Token: abcdef123456", "abcdef123456"),
+    ("Authorization: Bearer eyJhbGciOi.payload.signature", "eyJhbGciOi"),
+    ("curl -H 'Authorization: Basic dXNlcjpwYXNz' http://app", "dXNlcjpwYXNz"),
+    ("retrying with bearer abc123def456", "abc123def456"),
+    ("key id AKIAIOSFODNN7EXAMPLE in use", "AKIAIOSFODNN7EXAMPLE"),
+    ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI"),
+    ("posting to https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXX failed",
+     "T000/B000/XXXXXXXXXXXX"),
+    ("db=postgres://admin:s3cr3tpw@db:5432/models", "s3cr3tpw"),
+    ("https://prod.logic.azure.com/workflows/1/triggers/manual/paths/invoke?sv=1.0&sig=ABCDEF123",
+     "ABCDEF123"),
+    ("slack token xoxb-1234567890-abcdefghij", "xoxb-1234567890"),
+])
+def test_secret_looking_values_are_masked(line: str, secret: str) -> None:
+    redacted = redact(line)
+    assert secret not in redacted
+    assert MASK in redacted
+
+
+@pytest.mark.parametrize("line", [
+    "PATH=/usr/local/bin:/usr/bin",
+    "MODEL_PATH=/app/models/best_model.pth",
+    "PYTORCH_CUDA_ALLOC_CONF=max_split_size_mb:128",
+    "Model keys: ['encoder', 'decoder']",
+    "MONKEY=banana AUTHOR=me",
+    "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB",
+    "OSError: [Errno 28] No space left on device",
+    "http://app-prod:8080/health",
+])
+def test_ordinary_output_is_kept(line: str) -> None:
+    assert redact(line) == line
+
+
+def test_env_dump_keeps_names_and_masks_values() -> None:
+    env = "MODEL_NAME=int2\nSMTP_PASSWORD=hunter2\nTORCH_HOME=/root/.cache\n"
+    assert redact(env) == "MODEL_NAME=int2\nSMTP_PASSWORD=***\nTORCH_HOME=/root/.cache\n"
+
+
+def test_an_empty_value_does_not_swallow_the_next_line() -> None:
+    assert redact("TOKEN=\nMODEL=int2") == "TOKEN=\nMODEL=int2"
+
+
+def test_private_key_blocks_are_masked_whole() -> None:
+    pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nAKCAQEA\n-----END RSA PRIVATE KEY-----"
+    assert "MIIEow" not in redact(f"found:\n{pem}\ndone")
+
+
+def test_known_secrets_are_masked_even_without_a_pattern() -> None:
+    assert redact("key is Qz9x-opaque-value here", known_secrets=["Qz9x-opaque-value"]) == (
+        "key is *** here")
+
+
+def test_mask_shows_enough_to_tell_secrets_apart() -> None:
+    assert mask("https://hooks.slack.com/services/T0/B0/XXXX") == "https://hooks.slack.com/***"
+    assert mask("http://127.0.0.1:8080/v2/enqueue") == "http://127.0.0.1:8080/***"
+    assert mask("R0123456789abcdef0123456789abcdW") == "***bcdW"
+    assert mask("hunter2") == "***"
+    assert mask("") == ""
+    assert mask(None) == ""
