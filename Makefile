@@ -43,7 +43,9 @@ down:
 	@if [ -x $(PY) ]; then $(PY) scripts/stack.py down --state $(STATE); fi
 	@bash scripts/dockerd.sh stop $(STATE)/dockerd.pid
 
-clean: down
+clean:
+	@if [ -x $(PY) ]; then $(PY) scripts/stack.py clean --state $(STATE); fi
+	@bash scripts/dockerd.sh stop $(STATE)/dockerd.pid
 	rm -rf $(STATE) build
 
 demo: venv

@@ -1,0 +1,169 @@
+"""The Flask app and its production server (gunicorn: one process, threads).
+
+One process keeps the model and the metrics together: no multiprocess metric juggling.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from mobile_multimodal.config import ServeConfig, load_config
+from mobile_multimodal.errors import InvalidImage, ModelConfigError
+from mobile_multimodal.manager import ModelManager, ModelState, resident_bytes
+from mobile_multimodal.metrics import ServingMetrics
+
+__all__ = ["build_manager", "create_app", "serve"]
+
+log = logging.getLogger("mobile_multimodal.server")
+
+TASKS = ("captioning",)
+"""Inference tasks this server answers."""
+
+
+def bad_request(message: str) -> tuple[Response, int]:
+    return jsonify({"error": message}), 400
+
+
+def create_app(manager: ModelManager) -> Flask:
+    app = Flask("mobile_multimodal")
+    # base64 grows 4/3; room for the JSON around it. Larger bodies are refused unread.
+    app.config["MAX_CONTENT_LENGTH"] = manager.config.max_image_bytes * 4 // 3 + 4096
+
+    @app.get("/health")
+    def health() -> tuple[Response, int]:
+        status = manager.status
+        body: dict[str, Any] = {"status": "healthy", "model_loaded": status.model_loaded}
+        if status.state is ModelState.DEGRADED:
+            body.update(status="degraded", fallback_active=True, reason=status.reason)
+            return jsonify(body), 200
+        if status.state is not ModelState.READY:
+            body.update(status=status.state.value.lower(), reason=status.reason)
+            return jsonify(body), 503
+        return jsonify(body), 200
+
+    @app.get("/model/health")
+    def model_health() -> Response:
+        status = manager.status
+        return jsonify({
+            "model_loaded": status.model_loaded,
+            "model_type": status.model_type,
+            "memory_usage_mb": round(resident_bytes() / 2**20, 1),
+            "last_inference_time": manager.last_inference_time,
+            "inference_count": manager.inference_count,
+            "state": status.state.value,
+            "reason": status.reason,
+            "variant": status.variant,
+            "fallback_active": status.fallback_active,
+            "fallback_available": status.fallback_available,
+            "model_path": str(manager.model_path()),
+        })
+
+    @app.get("/v2/health/live")
+    def live() -> tuple[str, int]:
+        return "", 200
+
+    @app.get("/v2/health/ready")
+    def ready() -> tuple[str, int]:
+        return "", 200 if manager.status.state in (ModelState.READY, ModelState.DEGRADED) else 503
+
+    @app.post("/model/inference")
+    def inference() -> tuple[Response, int]:
+        return run_inference(manager)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(manager.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+    @app.errorhandler(413)
+    def too_large(_: Exception) -> tuple[Response, int]:
+        return bad_request(f"request body too large (image limit "
+                           f"{manager.config.max_image_bytes} bytes)")
+
+    return app
+
+
+def decode_request(max_bytes: int) -> tuple[bytes, str]:
+    """The image bytes and task of an inference request; ValueError says what is wrong."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object with 'image' and 'task'")
+    task, image = body.get("task", "captioning"), body.get("image")
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; supported: {', '.join(TASKS)}")
+    if not isinstance(image, str) or not image:
+        raise ValueError("missing field 'image' (a base64-encoded PNG or JPEG)")
+    try:
+        data = base64.b64decode(image, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("field 'image' is not valid base64") from None
+    if len(data) > max_bytes:
+        raise ValueError(f"image is {len(data)} bytes; the limit is {max_bytes}")
+    return data, task
+
+
+def run_inference(manager: ModelManager) -> tuple[Response, int]:
+    metrics = manager.metrics
+    try:
+        data, task = decode_request(manager.config.max_image_bytes)
+    except ValueError as exc:
+        metrics.inference_requests.labels(task="captioning", outcome="bad_request").inc()
+        return bad_request(str(exc))
+    started = time.perf_counter()
+    try:
+        caption, variant = manager.caption(data)
+    except InvalidImage as exc:
+        metrics.inference_requests.labels(task=task, outcome="bad_request").inc()
+        return bad_request(str(exc))
+    except LookupError as exc:
+        metrics.inference_requests.labels(task=task, outcome="unavailable").inc()
+        return jsonify({"error": f"no model loaded: {exc.args[0]}"}), 503
+    elapsed = time.perf_counter() - started
+    metrics.inference_duration.observe(elapsed)
+    metrics.inference_requests.labels(task=task, outcome="ok").inc()
+    return jsonify({"caption": caption, "variant": variant, "task": task,
+                    "latency_ms": round(elapsed * 1000, 2)}), 200
+
+
+def build_manager(config_path: Path | None, model_dir: Path | None,
+                  registry: CollectorRegistry | None = None) -> ModelManager:
+    """A manager for this config; an invalid config is reported, not raised."""
+    metrics = ServingMetrics(registry or CollectorRegistry())
+    try:
+        config = load_config(config_path, model_dir=model_dir)
+        error = None
+    except ModelConfigError as exc:
+        config = ServeConfig(model_dir=model_dir or ServeConfig().model_dir)
+        error = exc
+    return ModelManager(config, metrics, config_error=error)
+
+
+def serve(host: str, port: int, model_dir: Path | None, config_path: Path | None,
+          threads: int = 4) -> None:
+    """Run under gunicorn: one worker process with threads; SIGTERM shuts down cleanly."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {"bind": f"{host}:{port}", "workers": 1, "threads": threads,
+                               "worker_class": "gthread", "timeout": 60,
+                               "graceful_timeout": 10, "accesslog": None,
+                               "loglevel": "info"}.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            manager = build_manager(config_path, model_dir)
+            manager.start()
+            return create_app(manager)
+
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    Server().run()

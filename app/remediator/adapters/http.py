@@ -1,0 +1,111 @@
+"""HTTP checks of the target and Prometheus queries, through one small client object.
+
+`HttpClient` is the transport seam: tests swap it or use `responses`; timeouts are always set.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+
+from remediator.core.targets import Target
+from remediator.errors import ActionFailed, RuntimeError_
+
+__all__ = ["HttpActions", "HttpClient", "json_contains"]
+
+REQUEST_TIMEOUT = 5.0
+"""Seconds one HTTP request of a check may take."""
+
+
+class HttpClient:
+    def __init__(self, session: requests.Session | None = None,
+                 timeout: float = REQUEST_TIMEOUT) -> None:
+        self.session = session or requests.Session()
+        self.timeout = timeout
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.request(method, url, **kwargs)
+
+
+def json_contains(body: Any, expected: Any) -> bool:
+    """True when `expected` is a subset of `body` (dicts by key, other values by equality)."""
+    if isinstance(expected, Mapping):
+        return isinstance(body, Mapping) and all(
+            key in body and json_contains(body[key], value) for key, value in expected.items())
+    return bool(body == expected)
+
+
+class HttpActions:
+    def __init__(self, prometheus_url: str, client: HttpClient | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.prometheus_url = prometheus_url.rstrip("/")
+        self.client = client or HttpClient()
+        self.sleep = sleep
+
+    def call(self, action: str, args: dict[str, Any], target: Target,
+             timeout: float) -> dict[str, Any]:
+        if action == "http.check":
+            return self.check(args, target, timeout)
+        if action == "prometheus.query":
+            return self.query(args)
+        raise ActionFailed(f"unknown http action {action!r}")
+
+    def _observe(self, method: str, url: str, body: Any) -> tuple[int | None, Any, str]:
+        try:
+            resp = self.client.request(method, url, json=body)
+        except requests.RequestException as exc:
+            return None, None, f"{method} {url}: {type(exc).__name__}"
+        try:
+            parsed: Any = resp.json()
+        except ValueError:
+            parsed = resp.text[:2000]
+        return resp.status_code, parsed, f"{method} {url}: {resp.status_code} {_short(parsed)}"
+
+    def check(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
+        """Retry until the status and JSON subset hold; `ok: false` keeps the last evidence."""
+        url = target.base_url.rstrip("/") + "/" + str(args["path"]).lstrip("/")
+        method, expect_status = str(args.get("method") or "GET"), int(args.get("expect_status")
+                                                                       or 200)
+        attempts = int(args.get("retries") or 0) + 1
+        deadline = time.monotonic() + timeout
+        status, body, summary = None, None, ""
+        for attempt in range(1, attempts + 1):
+            status, body, summary = self._observe(method, url, args.get("body"))
+            if status == expect_status and json_contains(body, args.get("expect") or {}):
+                return {"ok": True, "status_code": status, "body": body, "attempts": attempt,
+                        "output": summary}
+            if attempt < attempts and time.monotonic() < deadline:
+                self.sleep(float(args.get("interval") or 1.0))
+        return {"ok": False, "status_code": status, "body": body, "attempts": attempts,
+                "output": f"expectation not met after {attempts} attempt(s): {summary}"}
+
+    def query(self, args: dict[str, Any]) -> dict[str, Any]:
+        url = f"{self.prometheus_url}/api/v1/query"
+        try:
+            resp = self.client.request("GET", url, params={"query": args["query"]})
+            data = resp.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise RuntimeError_(f"prometheus.query: {url} unreachable: {exc}") from None
+        if data.get("status") != "success":
+            raise ActionFailed(f"prometheus.query {args['query']!r}: {data.get('error')}")
+        result = data["data"]["result"]
+        value = _first_value(result)
+        return {"result": result, "value": value,
+                "output": f"{args['query']} = {value if value is not None else '(no data)'}"}
+
+
+def _first_value(result: Any) -> float | None:
+    if isinstance(result, list) and result:
+        sample = result[0].get("value")
+        return float(sample[1]) if sample else None
+    return None
+
+
+def _short(body: Any) -> str:
+    text = body if isinstance(body, str) else json.dumps(body, sort_keys=True)
+    return text[:300]

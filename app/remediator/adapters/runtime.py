@@ -1,0 +1,31 @@
+"""The Runtime the playbook runner calls: docker.* → Docker, http.check/prometheus.query → HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from remediator.adapters.docker_runtime import DockerActions
+from remediator.adapters.http import HttpActions
+from remediator.core.config import RemediatorConfig
+from remediator.core.targets import Target
+from remediator.errors import ActionFailed
+
+__all__ = ["AdapterRuntime", "build_runtime"]
+
+
+class AdapterRuntime:
+    def __init__(self, docker: DockerActions, http: HttpActions) -> None:
+        self.docker = docker
+        self.http = http
+
+    def call(self, action: str, args: dict[str, Any], target: Target,
+             timeout: float) -> dict[str, Any]:
+        if action.startswith("docker."):
+            return self.docker.call(action, args, target, timeout)
+        if action in ("http.check", "prometheus.query"):
+            return self.http.call(action, args, target, timeout)
+        raise ActionFailed(f"no adapter implements action {action!r}")
+
+
+def build_runtime(config: RemediatorConfig) -> AdapterRuntime:
+    return AdapterRuntime(DockerActions(), HttpActions(config.prometheus_url))

@@ -1,0 +1,383 @@
+"""The SQLite store: every arrow of the data flow is a row, so nothing is lost.
+
+payload → inbox row → incident → execution → steps → outcome → notification outbox.
+WAL mode with synchronous=FULL: a commit that returned is on disk, so the webhook answers
+202 only after its payload is durable. Schema changes are numbered migrations.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from remediator.errors import StoreError
+
+__all__ = ["MAX_OUTPUT_CHARS", "Store", "utcnow"]
+
+MAX_OUTPUT_CHARS = 64 * 1024
+"""Cap of one step's stored outputs (JSON characters); longer output is truncated."""
+
+MIGRATIONS: Sequence[str] = (
+    # 1: the walking skeleton's tables.
+    """
+    CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at TEXT NOT NULL,
+        body BLOB NOT NULL,
+        processed_at TEXT
+    );
+    CREATE INDEX inbox_unprocessed ON inbox(id) WHERE processed_at IS NULL;
+    CREATE TABLE dead_letters (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_at TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        content_type TEXT,
+        body BLOB NOT NULL
+    );
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_key TEXT NOT NULL UNIQUE,
+        fingerprint TEXT NOT NULL,
+        alertname TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        annotations TEXT NOT NULL,
+        generator_url TEXT NOT NULL DEFAULT '',
+        target TEXT,
+        note TEXT,
+        notices INTEGER NOT NULL DEFAULT 1,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        resolved_at TEXT,
+        claimed_by TEXT,
+        claimed_at TEXT
+    );
+    CREATE INDEX incidents_fingerprint ON incidents(fingerprint, id);
+    CREATE TABLE executions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER REFERENCES incidents(id),
+        playbook TEXT NOT NULL,
+        target TEXT NOT NULL,
+        state TEXT NOT NULL,
+        outcome TEXT,
+        scenario TEXT,
+        dry_run INTEGER NOT NULL DEFAULT 0,
+        replay_of INTEGER,
+        alert TEXT NOT NULL,
+        error TEXT,
+        escalations TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        finished_at TEXT
+    );
+    CREATE INDEX executions_state ON executions(state, id);
+    CREATE INDEX executions_target ON executions(target, created_at);
+    CREATE TABLE steps (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        execution_id INTEGER NOT NULL REFERENCES executions(id),
+        position INTEGER NOT NULL,
+        step_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        phase TEXT,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        started_at TEXT,
+        duration_s REAL,
+        outputs TEXT NOT NULL DEFAULT '{}',
+        rendered_args TEXT NOT NULL DEFAULT '{}',
+        error TEXT,
+        note TEXT,
+        UNIQUE(execution_id, step_id)
+    );
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER,
+        team TEXT NOT NULL,
+        level TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        rule TEXT,
+        reason TEXT,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT,
+        created_at TEXT NOT NULL,
+        delivered_at TEXT,
+        UNIQUE(incident_id, team, level, kind)
+    );
+    CREATE TABLE last_known_good (
+        target TEXT PRIMARY KEY,
+        image TEXT NOT NULL,
+        config TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+    );
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+)
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def capped(value: Any) -> str:
+    text = dumps(value)
+    if len(text) <= MAX_OUTPUT_CHARS:
+        return text
+    return dumps({"truncated": True, "head": text[: MAX_OUTPUT_CHARS - 200]})
+
+
+@dataclass(frozen=True)
+class Ingested:
+    inbox_id: int
+
+
+class Store:
+    """One connection, one lock: SQLite has one writer anyway; readers see WAL snapshots."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False,
+                                       isolation_level=None, timeout=30)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction() as db:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            try:
+                return [dict(row) for row in self._db.execute(sql, params).fetchall()]
+            except sqlite3.Error as exc:
+                raise StoreError(f"store read failed: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def ping(self) -> bool:
+        try:
+            self.query("SELECT 1")
+            return True
+        except StoreError:
+            return False
+
+    # -- intake ---------------------------------------------------------------------------
+    def add_inbox(self, body: bytes) -> int:
+        """Commit a webhook body; returns only once it is durable."""
+        try:
+            with self.transaction() as db:
+                cur = db.execute("INSERT INTO inbox(received_at, body) VALUES (?, ?)",
+                                 (utcnow(), body))
+                return int(cur.lastrowid or 0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not store the webhook payload: {exc}") from exc
+
+    def add_dead_letter(self, body: bytes, reason: str, content_type: str | None) -> int:
+        try:
+            with self.transaction() as db:
+                cur = db.execute(
+                    "INSERT INTO dead_letters(received_at, reason, content_type, body) "
+                    "VALUES (?, ?, ?, ?)", (utcnow(), reason, content_type, body))
+                return int(cur.lastrowid or 0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not store the dead letter: {exc}") from exc
+
+    def unprocessed_inbox(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self.query("SELECT id, body FROM inbox WHERE processed_at IS NULL "
+                          "ORDER BY id LIMIT ?", (limit,))
+
+    def inbox_depth(self) -> int:
+        return int(self.query("SELECT COUNT(*) AS n FROM inbox WHERE processed_at IS NULL")[0]["n"])
+
+    # -- settings -------------------------------------------------------------------------
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        rows = self.query("SELECT value FROM settings WHERE key = ?", (key,))
+        return str(rows[0]["value"]) if rows else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO settings(key, value) VALUES (?, ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # -- incidents ------------------------------------------------------------------------
+    def incident_by_key(self, db: sqlite3.Connection, key: str) -> dict[str, Any] | None:
+        row = db.execute("SELECT * FROM incidents WHERE incident_key = ?", (key,)).fetchone()
+        return dict(row) if row else None
+
+    def insert_incident(self, db: sqlite3.Connection, alert: dict[str, Any], key: str,
+                        target: str | None, note: str | None) -> int:
+        now = utcnow()
+        labels = alert["labels"]
+        cur = db.execute(
+            "INSERT INTO incidents(incident_key, fingerprint, alertname, starts_at, status, "
+            "labels, annotations, generator_url, target, note, created_at, updated_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (key, alert["fingerprint"], labels.get("alertname", ""), alert["startsAt"],
+             alert["status"], dumps(labels), dumps(alert["annotations"]),
+             alert.get("generatorURL", ""), target, note, now, now))
+        return int(cur.lastrowid or 0)
+
+    def touch_incident(self, db: sqlite3.Connection, incident_id: int, status: str) -> None:
+        now = utcnow()
+        resolved_at = now if status == "resolved" else None
+        db.execute("UPDATE incidents SET notices = notices + 1, status = ?, updated_at = ?, "
+                   "resolved_at = COALESCE(?, resolved_at) WHERE id = ?",
+                   (status, now, resolved_at, incident_id))
+
+    def incident(self, incident_id: int) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM incidents WHERE id = ?", (incident_id,))
+        return incident_view(rows[0]) if rows else None
+
+    def incidents(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM incidents ORDER BY id DESC LIMIT ?", (limit,))
+        return [incident_view(row) for row in rows]
+
+    # -- executions -----------------------------------------------------------------------
+    def insert_execution(self, db: sqlite3.Connection, incident_id: int | None, playbook: str,
+                         target: str, alert: dict[str, Any], dry_run: bool,
+                         replay_of: int | None = None) -> int:
+        cur = db.execute(
+            "INSERT INTO executions(incident_id, playbook, target, state, dry_run, replay_of, "
+            "alert, created_at) VALUES (?,?,?,?,?,?,?,?)",
+            (incident_id, playbook, target, "pending", int(dry_run), replay_of, dumps(alert),
+             utcnow()))
+        return int(cur.lastrowid or 0)
+
+    def start_execution(self, execution_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE executions SET state = 'running', "
+                       "started_at = COALESCE(started_at, ?) WHERE id = ?",
+                       (utcnow(), execution_id))
+
+    def record_step(self, execution_id: int, position: int, step: dict[str, Any]) -> None:
+        """Upsert one step's result (a step is written when it starts and when it ends)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO steps(execution_id, position, step_id, action, phase, status, "
+                "attempts, started_at, duration_s, outputs, rendered_args, error, note) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(execution_id, step_id) DO UPDATE "
+                "SET status=excluded.status, attempts=excluded.attempts, "
+                "duration_s=excluded.duration_s, outputs=excluded.outputs, "
+                "rendered_args=excluded.rendered_args, error=excluded.error, note=excluded.note",
+                (execution_id, position, step["id"], step["action"], step.get("phase"),
+                 step["status"], step.get("attempts", 0), step.get("started_at"),
+                 step.get("duration_s"), capped(step.get("outputs", {})),
+                 capped(step.get("rendered_args", {})), step.get("error"), step.get("note")))
+
+    def finish_execution(self, execution_id: int, state: str, outcome: str,
+                         scenario: str | None, error: str | None,
+                         escalations: list[dict[str, Any]]) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE executions SET state = ?, outcome = ?, scenario = ?, error = ?, "
+                       "escalations = ?, finished_at = ? WHERE id = ?",
+                       (state, outcome, scenario, error, dumps(escalations), utcnow(),
+                        execution_id))
+
+    def executions_in_state(self, *states: str) -> list[dict[str, Any]]:
+        marks = ",".join("?" * len(states))
+        return self.query(f"SELECT * FROM executions WHERE state IN ({marks}) ORDER BY id",
+                          states)
+
+    def runs_since(self, target: str, since_iso: str) -> int:
+        rows = self.query("SELECT COUNT(*) AS n FROM executions WHERE target = ? AND "
+                          "dry_run = 0 AND replay_of IS NULL AND created_at >= ?",
+                          (target, since_iso))
+        return int(rows[0]["n"])
+
+    def steps(self, execution_id: int) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM steps WHERE execution_id = ? ORDER BY position",
+                          (execution_id,))
+        return [step_view(row) for row in rows]
+
+    def execution(self, execution_id: int) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM executions WHERE id = ?", (execution_id,))
+        if not rows:
+            return None
+        return execution_view(rows[0], self.steps(execution_id))
+
+    def executions(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM executions ORDER BY id DESC LIMIT ?", (limit,))
+        return [execution_view(row, self.steps(int(row["id"]))) for row in rows]
+
+    def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", (limit,))
+        return [{"id": r["id"], "received_at": r["received_at"], "reason": r["reason"],
+                 "content_type": r["content_type"],
+                 "body": bytes(r["body"]).decode("utf-8", "replace")[:4096]} for r in rows]
+
+
+def incident_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "fingerprint": row["fingerprint"], "startsAt": row["starts_at"],
+        "status": row["status"], "labels": json.loads(row["labels"]),
+        "annotations": json.loads(row["annotations"]), "target": row["target"],
+        "alertname": row["alertname"], "note": row["note"], "notices": row["notices"],
+        "generatorURL": row["generator_url"], "created_at": row["created_at"],
+        "updated_at": row["updated_at"], "resolved_at": row["resolved_at"],
+        "claimed_by": row["claimed_by"], "claimed_at": row["claimed_at"],
+    }
+
+
+def step_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["step_id"], "action": row["action"], "phase": row["phase"],
+        "status": row["status"], "attempts": row["attempts"], "started_at": row["started_at"],
+        "duration_s": row["duration_s"], "outputs": json.loads(row["outputs"]),
+        "rendered_args": json.loads(row["rendered_args"]), "error": row["error"],
+        "note": row["note"],
+    }
+
+
+def execution_view(row: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "id": row["id"], "incident_id": row["incident_id"], "playbook": row["playbook"],
+        "target": row["target"], "state": row["state"], "outcome": row["outcome"],
+        "scenario": row["scenario"], "dry_run": bool(row["dry_run"]),
+        "replay_of": row["replay_of"], "error": row["error"],
+        "escalations": json.loads(row["escalations"]), "created_at": row["created_at"],
+        "started_at": row["started_at"], "finished_at": row["finished_at"], "steps": steps,
+    }

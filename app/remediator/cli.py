@@ -1,0 +1,139 @@
+"""`remediator`: serve the webhook, validate and run playbooks, inspect what happened."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from remediator.core import defaults
+from remediator.errors import RemediatorError
+
+__all__ = ["main"]
+
+
+@click.group()
+def main() -> None:
+    """Remediator: runs the model-load-failure runbook by itself."""
+
+
+def fail(message: str) -> None:
+    click.echo(f"remediator: {message}", err=True)
+    sys.exit(2)
+
+
+def load_cfg(path: Path | None) -> Any:
+    from remediator.core.config import load_config
+
+    try:
+        return load_config(path)
+    except RemediatorError as exc:
+        fail(str(exc))
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Listen port (default 9096).")
+@click.option("--db", "db_path", type=click.Path(path_type=Path), default=None)
+@click.option("--playbooks", "playbooks_dir", type=click.Path(path_type=Path), default=None)
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              default=Path(defaults.DEFAULT_CONFIG_PATH), show_default=True)
+@click.option("--dry-run", is_flag=True, help="Diagnose and record; never mutate.")
+@click.option("--insecure-no-auth", is_flag=True, help="Accept requests without credentials.")
+@click.option("--threads", default=8, show_default=True, type=int)
+def serve(host: str | None, port: int | None, db_path: Path | None,
+          playbooks_dir: Path | None, config_path: Path, dry_run: bool,
+          insecure_no_auth: bool, threads: int) -> None:
+    """Receive Alertmanager webhooks and remediate (production server: gunicorn)."""
+    from remediator.server import run_server
+
+    config = load_cfg(config_path)
+    token = config.webhook_token
+    if token is None and not insecure_no_auth:
+        fail(f"no webhook credentials: set {config.webhook_token_env} (the token Alertmanager "
+             "sends as Bearer), or start with --insecure-no-auth for a local trial")
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_server(config, host=host or config.host, port=port or config.port,
+               db_path=db_path or Path(config.db_path),
+               playbooks_dir=playbooks_dir or Path(config.playbooks_dir),
+               token=None if insecure_no_auth else token, dry_run=dry_run, threads=threads)
+
+
+@main.group()
+def executions() -> None:
+    """List executions or show one, from the store."""
+
+
+def open_store(db_path: Path) -> Any:
+    from remediator.adapters.store import Store
+
+    if not db_path.exists():
+        fail(f"no store at {db_path} (pass --db, the file `remediator serve` uses)")
+    return Store(db_path)
+
+
+@executions.command("list")
+@click.option("--db", "db_path", type=click.Path(path_type=Path),
+              default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
+@click.option("--limit", default=20, show_default=True)
+def executions_list(db_path: Path, limit: int) -> None:
+    for ex in open_store(db_path).executions(limit):
+        click.echo(f"{ex['id']:>5}  {ex['created_at'][:19]}  {ex['playbook']:<24} "
+                   f"{ex['target']:<12} {ex['state']:<10} {ex['outcome'] or '-':<10} "
+                   f"{ex['scenario'] or ''}")
+
+
+@executions.command("show")
+@click.argument("execution_id", type=int)
+@click.option("--db", "db_path", type=click.Path(path_type=Path),
+              default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
+def executions_show(execution_id: int, db_path: Path) -> None:
+    found = open_store(db_path).execution(execution_id)
+    if found is None:
+        fail(f"no execution {execution_id} in {db_path}")
+    click.echo(json.dumps(found, indent=2, sort_keys=True))
+
+
+def _switch(db_path: Path, paused: bool) -> None:
+    store = open_store(db_path) if db_path.exists() else None
+    if store is None:
+        return
+    store.set_setting("paused", "1" if paused else "0")
+    click.echo("paused: observe only, nothing mutating runs" if paused else "resumed: acting")
+
+
+@main.command()
+@click.option("--db", "db_path", type=click.Path(path_type=Path),
+              default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
+def pause(db_path: Path) -> None:
+    """Kill switch: keep receiving and diagnosing, mutate nothing (survives restarts)."""
+    _switch(db_path, True)
+
+
+@main.command()
+@click.option("--db", "db_path", type=click.Path(path_type=Path),
+              default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
+def resume(db_path: Path) -> None:
+    """Turn the kill switch off."""
+    _switch(db_path, False)
+
+
+def _add_commands() -> None:
+    from remediator.cli_engine import run, validate
+
+    main.add_command(validate)
+    main.add_command(run)
+    try:
+        from remediator.cli_notify import notify_test
+    except ImportError:  # escalation lands in its own module; until then no notify-test
+        return
+    main.add_command(notify_test)
+
+
+_add_commands()

@@ -1,0 +1,114 @@
+"""From stored webhook payloads to incidents and pending executions, exactly once.
+
+One inbox row is processed in one transaction: its incidents, their executions and the
+row's `processed_at` commit together, so a crash replays the row without doubling anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from remediator.adapters.store import Store, utcnow
+from remediator.core.alerts import Alert, AlertStatus, parse_webhook
+from remediator.core.config import RemediatorConfig
+from remediator.core.playbook import Playbook, select_playbook
+from remediator.core.targets import match_target
+from remediator.errors import PayloadError
+from remediator.metrics import ServiceMetrics
+
+__all__ = ["Intake", "IntakeEvent"]
+
+log = logging.getLogger("remediator.intake")
+
+
+@dataclass(frozen=True)
+class IntakeEvent:
+    incident_id: int
+    kind: str  # new | duplicate | resolved | unmatched
+    execution_id: int | None = None
+
+
+class Intake:
+    def __init__(self, store: Store, config: RemediatorConfig, playbooks: Sequence[Playbook],
+                 metrics: ServiceMetrics) -> None:
+        self.store = store
+        self.config = config
+        self.playbooks = list(playbooks)
+        self.metrics = metrics
+
+    def drain(self, limit: int = 100) -> list[IntakeEvent]:
+        events: list[IntakeEvent] = []
+        for row in self.store.unprocessed_inbox(limit):
+            events += self.process_row(int(row["id"]), bytes(row["body"]))
+        self.metrics.inbox_depth.set(self.store.inbox_depth())
+        return events
+
+    def process_row(self, inbox_id: int, body: bytes) -> list[IntakeEvent]:
+        try:
+            alerts = parse_webhook(body).alerts
+        except PayloadError as exc:  # validated at intake; only a schema change gets here
+            log.error("inbox row %s no longer parses: %s", inbox_id, exc)
+            alerts = []
+        with self.store.transaction() as db:
+            events = [self._one(db, alert) for alert in alerts]
+            db.execute("UPDATE inbox SET processed_at = ? WHERE id = ?", (utcnow(), inbox_id))
+        return events
+
+    def _one(self, db: sqlite3.Connection, alert: Alert) -> IntakeEvent:
+        self.metrics.alerts_received.labels(status=alert.status.value).inc()
+        existing = self.store.incident_by_key(db, alert.incident_key)
+        if existing is not None:
+            return self._known(db, existing, alert)
+        return self._new(db, alert)
+
+    def _known(self, db: sqlite3.Connection, existing: dict[str, Any],
+               alert: Alert) -> IntakeEvent:
+        incident_id = int(existing["id"])
+        if alert.status is AlertStatus.RESOLVED:
+            self.store.touch_incident(db, incident_id, "resolved")
+            if existing["status"] != "resolved":
+                log.info("incident %s resolved", incident_id)
+                return IntakeEvent(incident_id, "resolved")
+        else:
+            self.store.touch_incident(db, incident_id, existing["status"])
+        self.metrics.duplicates.inc()
+        return IntakeEvent(incident_id, "duplicate")
+
+    def _new(self, db: sqlite3.Connection, alert: Alert) -> IntakeEvent:
+        data = alert.to_dict()
+        target = match_target(self.config.targets, alert.labels)
+        playbook = select_playbook(self.playbooks, alert)
+        note = self._why_not(alert, target is not None, playbook)
+        if note is None and target is not None and self._budget_spent(db, target.name):
+            note = (f"budget exhausted: {self.config.max_runs_per_hour} runs per hour on "
+                    f"{target.name}; escalating instead of acting")
+        incident_id = self.store.insert_incident(db, data, alert.incident_key,
+                                                 target.name if target else None, note)
+        if note is not None or target is None or playbook is None:
+            log.warning("incident %s recorded, not acted on: %s", incident_id, note)
+            return IntakeEvent(incident_id, "unmatched")
+        execution_id = self.store.insert_execution(db, incident_id, playbook.name, target.name,
+                                                   data, dry_run=False)
+        log.info("incident %s (%s) -> execution %s of %s on %s", incident_id,
+                 alert.labels.get("alertname"), execution_id, playbook.name, target.name)
+        return IntakeEvent(incident_id, "new", execution_id)
+
+    def _why_not(self, alert: Alert, has_target: bool, playbook: Playbook | None) -> str | None:
+        if alert.status is AlertStatus.RESOLVED:
+            return "first seen resolved: nothing to do"
+        if not has_target:
+            return "no declared target matches the alert's labels; not acted on"
+        if playbook is None:
+            return f"no playbook matches alertname {alert.labels.get('alertname')!r}"
+        return None
+
+    def _budget_spent(self, db: sqlite3.Connection, target: str) -> bool:
+        since = (datetime.now(UTC) - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+        row = db.execute("SELECT COUNT(*) FROM executions WHERE target = ? AND dry_run = 0 "
+                         "AND replay_of IS NULL AND created_at >= ?", (target, since)).fetchone()
+        return int(row[0]) >= self.config.max_runs_per_hour

@@ -1,0 +1,37 @@
+"""Remediator's own Prometheus metrics, on a registry handed in (one per test)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["ServiceMetrics"]
+
+
+class ServiceMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.webhook_requests = Counter(
+            "remediator_webhook_requests", "Webhook requests by HTTP status code.", ["code"],
+            registry=registry)
+        self.alerts_received = Counter(
+            "remediator_alerts_received", "Alerts received, by status.", ["status"],
+            registry=registry)
+        self.duplicates = Counter(
+            "remediator_duplicates", "Repeated notices of an incident already known.",
+            registry=registry)
+        self.dead_letters = Counter(
+            "remediator_dead_letters", "Webhook bodies refused as invalid and kept.",
+            registry=registry)
+        self.inbox_depth = Gauge("remediator_inbox_depth", "Stored payloads not yet processed.",
+                                 registry=registry)
+        self.executions = Counter(
+            "remediator_executions", "Finished executions by playbook and outcome.",
+            ["playbook", "outcome"], registry=registry)
+        self.execution_duration = Histogram(
+            "remediator_execution_duration_seconds", "Duration of executions.",
+            buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600), registry=registry)
+        self.step_duration = Histogram(
+            "remediator_step_duration_seconds", "Duration of steps by action.", ["action"],
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=registry)
+        self.paused = Gauge("remediator_paused", "1 while the kill switch is on (observe only).",
+                            registry=registry)

@@ -1,0 +1,119 @@
+"""The stack on one machine (DESIGN.md's host shape), for `make up` and the end-to-end tests.
+
+app-prod runs in Docker; Prometheus, Alertmanager and Remediator run as host processes from
+the shipped configs in monitoring/ with only addresses, ports and (for tests) intervals
+changed. Nothing here is needed by `remediator serve` itself.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "APP_HEALTHCHECK",
+    "AppSpec",
+    "Timings",
+    "app_container_kwargs",
+    "render_alertmanager_config",
+    "render_alerts",
+    "render_prometheus_config",
+]
+
+APP_HEALTHCHECK = {
+    # The runbook's "Automated Recovery" healthcheck (interval 60s, timeout 30s, retries 3,
+    # start period 120s), in nanoseconds as the Engine API wants them.
+    "test": ["CMD", "python", "-c",
+             "from mobile_multimodal import MobileMultiModalLLM; "
+             "MobileMultiModalLLM.health_check()"],
+    "interval": 60 * 10**9, "timeout": 30 * 10**9, "retries": 3, "start_period": 120 * 10**9,
+}
+"""Same as docker-compose.yml's app-prod healthcheck."""
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Intervals a test may shorten; the shipped values are the defaults."""
+
+    scrape_interval: str | None = None
+    evaluation_interval: str | None = None
+    alert_for: str | None = None
+    group_wait: str | None = None
+    group_interval: str | None = None
+    repeat_interval: str | None = None
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """How app-prod runs: same restart policy, healthcheck and memory limit as compose."""
+
+    name: str = "app-prod"
+    image: str = "mobile-multimodal:latest"
+    port: int = 8080
+    memory: str = "3g"
+    models_volume: str = "app-prod-models"
+    backup_volume: str = "app-prod-backup"
+
+
+def app_container_kwargs(spec: AppSpec, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """docker SDK `containers.run` arguments for app-prod (ports on 127.0.0.1 only)."""
+    return {
+        "image": spec.image, "name": spec.name, "detach": True,
+        "ports": {"8080/tcp": ("127.0.0.1", spec.port)},
+        "restart_policy": {"Name": "unless-stopped"},
+        "mem_limit": spec.memory, "memswap_limit": spec.memory,
+        "healthcheck": APP_HEALTHCHECK,
+        "volumes": {spec.models_volume: {"bind": "/app/models", "mode": "rw"},
+                    spec.backup_volume: {"bind": "/backup/models", "mode": "rw"}},
+        "labels": dict(labels or {}),
+    }
+
+
+def _replace_targets(targets: list[str], addresses: Mapping[str, str]) -> list[str]:
+    return [addresses.get(target, target) for target in targets]
+
+
+def render_prometheus_config(text: str, addresses: Mapping[str, str],
+                             timings: Timings = Timings()) -> str:
+    """The shipped prometheus.yml with `host:port` targets replaced (labels kept)."""
+    config = yaml.safe_load(text)
+    for scrape in config.get("scrape_configs", []):
+        for static in scrape.get("static_configs", []):
+            static["targets"] = _replace_targets(static["targets"], addresses)
+    for manager in config.get("alerting", {}).get("alertmanagers", []):
+        for static in manager.get("static_configs", []):
+            static["targets"] = _replace_targets(static["targets"], addresses)
+    glob = config.setdefault("global", {})
+    if timings.scrape_interval:
+        glob["scrape_interval"] = timings.scrape_interval
+    if timings.evaluation_interval:
+        glob["evaluation_interval"] = timings.evaluation_interval
+    return str(yaml.safe_dump(config, sort_keys=False))
+
+
+def render_alerts(text: str, timings: Timings = Timings()) -> str:
+    """The shipped alerts.yml, with every rule's `for:` shortened when a test asks."""
+    if not timings.alert_for:
+        return text
+    return re.sub(r"(?m)^(\s+for:\s*)\S+", rf"\g<1>{timings.alert_for}", text)
+
+
+def render_alertmanager_config(text: str, webhook_url: str, token_file: str,
+                               timings: Timings = Timings()) -> str:
+    """The shipped alertmanager.yml pointed at this Remediator, with its token file."""
+    config = yaml.safe_load(text)
+    for receiver in config.get("receivers", []):
+        for hook in receiver.get("webhook_configs", []):
+            hook["url"] = webhook_url
+            auth = hook.setdefault("http_config", {}).setdefault("authorization", {})
+            auth["credentials_file"] = token_file
+    route = config["route"]
+    for key in ("group_wait", "group_interval", "repeat_interval"):
+        value = getattr(timings, key)
+        if value:
+            route[key] = value
+    return str(yaml.safe_dump(config, sort_keys=False))

@@ -1,0 +1,165 @@
+"""The Flask app: Alertmanager's webhook, the read and control API, health and metrics.
+
+`create_app(service)` builds a fresh app around a Service (store, worker, metrics); no app
+object exists at import time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from remediator.core.alerts import parse_webhook
+from remediator.errors import PayloadError, StoreError
+from remediator.service import Service
+
+__all__ = ["MAX_BODY_BYTES", "create_app"]
+
+log = logging.getLogger("remediator.web")
+
+MAX_BODY_BYTES = 1 * 2**20
+"""Largest webhook body accepted (413 above)."""
+
+
+def error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify({"error": message}), status
+
+
+def presented_token(header: str) -> str | None:
+    """The secret in `Authorization: Bearer T` or `Basic base64(user:T)`, as Alertmanager sends."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2]
+    return None
+
+
+def authorized(service: Service) -> bool:
+    if service.token is None:
+        return True  # started with --insecure-no-auth
+    token = presented_token(request.headers.get("Authorization", ""))
+    return token is not None and hmac.compare_digest(token.encode(), service.token.encode())
+
+
+def limit_arg(default: int = 50, cap: int = 1000) -> int:
+    try:
+        return max(1, min(cap, int(request.args.get("limit", default))))
+    except ValueError:
+        return default
+
+
+def create_app(service: Service) -> Flask:
+    app = Flask("remediator")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+
+    @app.before_request
+    def check_auth() -> tuple[Response, int] | None:
+        if request.path.startswith("/api/") and not authorized(service):
+            if request.path == "/api/v1/alerts":
+                service.metrics.webhook_requests.labels(code="401").inc()
+            return error(401, "missing or wrong credentials (Authorization: Bearer <token>)")
+        return None
+
+    @app.post("/api/v1/alerts")
+    def alerts() -> tuple[Response, int]:
+        status, body = receive(service)
+        service.metrics.webhook_requests.labels(code=str(status)).inc()
+        return jsonify(body), status
+
+    @app.errorhandler(413)
+    def too_large(_: Exception) -> tuple[Response, int]:
+        service.metrics.webhook_requests.labels(code="413").inc()
+        return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
+
+    register_api(app, service)
+    register_probes(app, service)
+    return app
+
+
+def receive(service: Service) -> tuple[int, dict[str, Any]]:
+    """Validate, then commit, then answer: 202 means the payload is on disk."""
+    if request.mimetype != "application/json":
+        return 415, {"error": f"expected Content-Type application/json, got "
+                              f"{request.mimetype or 'none'}"}
+    body = request.get_data(cache=False)
+    try:
+        payload = parse_webhook(body)
+    except PayloadError as exc:
+        try:
+            service.store.add_dead_letter(body, str(exc), request.content_type)
+        except StoreError:
+            log.exception("could not keep a dead letter")
+            return 503, {"error": "store unavailable; retry"}
+        service.metrics.dead_letters.inc()
+        return 400, {"error": str(exc), "kept": "dead-letter"}
+    try:
+        inbox_id = service.store.add_inbox(body)
+    except StoreError as exc:
+        log.error("webhook not stored: %s", exc)
+        return 503, {"error": "store unavailable; retry"}  # Alertmanager retries 5xx
+    service.worker.wake()
+    return 202, {"status": "accepted", "inbox_id": inbox_id, "alerts": len(payload.alerts)}
+
+
+def register_api(app: Flask, service: Service) -> None:
+    store = service.store
+
+    @app.get("/api/v1/incidents")
+    def incidents() -> Response:
+        return jsonify({"items": store.incidents(limit_arg())})
+
+    @app.get("/api/v1/incidents/<int:incident_id>")
+    def incident(incident_id: int) -> tuple[Response, int]:
+        found = store.incident(incident_id)
+        return (jsonify(found), 200) if found else error(404, f"no incident {incident_id}")
+
+    @app.get("/api/v1/executions")
+    def executions() -> Response:
+        return jsonify({"items": store.executions(limit_arg())})
+
+    @app.get("/api/v1/executions/<int:execution_id>")
+    def execution(execution_id: int) -> tuple[Response, int]:
+        found = store.execution(execution_id)
+        return (jsonify(found), 200) if found else error(404, f"no execution {execution_id}")
+
+    @app.get("/api/v1/dead-letters")
+    def dead_letters() -> Response:
+        return jsonify({"items": store.dead_letters(limit_arg())})
+
+    @app.post("/api/v1/pause")
+    def pause() -> Response:
+        service.set_paused(True)
+        return jsonify({"paused": True})
+
+    @app.post("/api/v1/resume")
+    def resume() -> Response:
+        service.set_paused(False)
+        return jsonify({"paused": False})
+
+
+def register_probes(app: Flask, service: Service) -> None:
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        checks = service.readiness()
+        ok = all(value is True for key, value in checks.items() if key != "paused")
+        return jsonify({"ready": ok, **checks}), 200 if ok else 503
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        service.refresh_gauges()
+        return Response(generate_latest(service.metrics.registry), mimetype=CONTENT_TYPE_LATEST)

@@ -1,0 +1,161 @@
+"""The worker inside `remediator serve`: drains the inbox and runs executions.
+
+Bounded concurrency; one execution per target at a time. An execution left `running` by a
+crash is resumed from its stored steps: finished steps are not repeated, and the runner
+decides what to do about a mutating step that was mid-flight.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from remediator.adapters.store import Store
+from remediator.core.alerts import parse_alert
+from remediator.core.config import Mode, RemediatorConfig
+from remediator.core.playbook import Playbook
+from remediator.core.results import ExecutionResult, ExecutionState, StepResult
+from remediator.core.runner import Runtime, run_playbook
+from remediator.intake import Intake
+from remediator.metrics import ServiceMetrics
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("remediator.worker")
+
+POLL_INTERVAL = 0.5
+"""Seconds the worker sleeps when nothing woke it."""
+
+
+class Worker:
+    def __init__(self, store: Store, config: RemediatorConfig, playbooks: Sequence[Playbook],
+                 runtime: Runtime, metrics: ServiceMetrics, *, dry_run: bool = False) -> None:
+        self.store = store
+        self.config = config
+        self.playbooks = {pb.name: pb for pb in playbooks}
+        self.runtime = runtime
+        self.metrics = metrics
+        self.dry_run = dry_run
+        self.intake = Intake(store, config, playbooks, metrics)
+        self._pool = ThreadPoolExecutor(max_workers=config.concurrency,
+                                        thread_name_prefix="execution")
+        self._busy: dict[str, Future[None]] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self._interrupted_to_pending()
+        self._thread = threading.Thread(target=self._loop, name="worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the loop must survive anything one tick throws
+                log.exception("worker tick failed; retrying")
+            self._wake.wait(POLL_INTERVAL)
+            self._wake.clear()
+
+    def tick(self) -> None:
+        self.intake.drain()
+        self._dispatch()
+
+    # -- executions -----------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self.store.get_setting("paused", "0") == "1"
+
+    def _interrupted_to_pending(self) -> None:
+        """Executions a crash left `running` are picked up again, with their stored steps."""
+        for row in self.store.executions_in_state(ExecutionState.RUNNING.value):
+            log.warning("execution %s was interrupted; resuming", row["id"])
+
+    def _dispatch(self) -> None:
+        self._busy = {t: f for t, f in self._busy.items() if not f.done()}
+        rows = self.store.executions_in_state(ExecutionState.RUNNING.value,
+                                              ExecutionState.PENDING.value)
+        for row in rows:
+            target = str(row["target"])
+            if target in self._busy:
+                continue  # one execution per target at a time
+            self._busy[target] = self._pool.submit(self._run_logged, row)
+
+    def _run_logged(self, row: dict[str, Any]) -> None:
+        try:
+            self.run_execution(row)
+        except Exception as exc:
+            log.exception("execution %s crashed", row["id"])
+            self.store.finish_execution(int(row["id"]), ExecutionState.FINISHED.value,
+                                        "failed", None, f"internal error: {exc}", [])
+
+    def run_execution(self, row: dict[str, Any]) -> ExecutionResult | None:
+        execution_id = int(row["id"])
+        playbook = self.playbooks.get(str(row["playbook"]))
+        target = self.config.target(str(row["target"]))
+        if playbook is None or target is None:
+            self.store.finish_execution(execution_id, ExecutionState.CANCELLED.value, "aborted",
+                                        None, "playbook or target no longer configured", [])
+            return None
+        alert = parse_alert(json.loads(row["alert"]))
+        resume = [StepResult.from_dict(step) for step in self.store.steps(execution_id)]
+        self.store.start_execution(execution_id)
+        dry_run = bool(row["dry_run"]) or self.dry_run or self.paused or (
+            self.config.mode is Mode.OBSERVE)
+        result = run_playbook(
+            playbook, alert, target, self.runtime, dry_run=dry_run,
+            on_step=self._recorder(execution_id, playbook),
+            resume_from=resume or None,
+            should_stop_fixing=self._resolved_check(row.get("incident_id")),
+        )
+        self._finish(execution_id, result)
+        return result
+
+    def _recorder(self, execution_id: int, playbook: Playbook) -> Callable[[StepResult], None]:
+        positions = {step.id: index for index, step in enumerate(playbook.steps)}
+
+        def record(step: StepResult) -> None:
+            self.store.record_step(execution_id, positions.get(step.id, 999), step.to_dict())
+            if step.status.finished:
+                self.metrics.step_duration.labels(action=step.action).observe(step.duration_s)
+            log.info("execution %s step %s (%s): %s", execution_id, step.id, step.action,
+                     step.status.value)
+
+        return record
+
+    def _resolved_check(self, incident_id: Any) -> Callable[[], bool]:
+        def resolved() -> bool:
+            if incident_id is None:
+                return False
+            incident = self.store.incident(int(incident_id))
+            return bool(incident and incident["status"] == "resolved")
+
+        return resolved
+
+    def _finish(self, execution_id: int, result: ExecutionResult) -> None:
+        escalations = [e.to_dict() for e in result.escalations]
+        self.store.finish_execution(execution_id, ExecutionState.FINISHED.value,
+                                    result.outcome.value, result.scenario, result.reason,
+                                    escalations)
+        self.metrics.executions.labels(playbook=result.playbook,
+                                       outcome=result.outcome.value).inc()
+        self.metrics.execution_duration.observe(result.duration_s)
+        log.info("execution %s finished: %s (%s) in %.1fs", execution_id, result.outcome.value,
+                 result.reason or "-", result.duration_s)
+

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""`make up`, `make down`, `make clean` and `make demo`: the stack on this machine.
+
+app-prod runs in Docker (127.0.0.1:8080); Prometheus (127.0.0.1:9090), Alertmanager
+(127.0.0.1:9093) and Remediator (127.0.0.1:9096) run as host processes from the shipped
+configs, with only addresses changed. State (store, Prometheus and Alertmanager data, logs,
+the webhook token) lives in the state folder, which `down` keeps and `clean` removes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+
+from remediator.stack import (
+    AppSpec,
+    app_container_kwargs,
+    render_alertmanager_config,
+    render_alerts,
+    render_prometheus_config,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+PORTS = {"app-prod": 8080, "prometheus": 9090, "alertmanager": 9093, "remediator": 9096}
+ADDRESSES = {
+    "app-prod:8080": "127.0.0.1:8080", "alertmanager:9093": "127.0.0.1:9093",
+    "remediator:9096": "127.0.0.1:9096", "prometheus:9090": "127.0.0.1:9090",
+}
+
+
+class StackError(Exception):
+    """A step of the stack failed; the message names it and what to do."""
+
+
+def say(message: str) -> None:
+    print(f"[stack] {message}", flush=True)
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.RequestException):
+            if check():
+                return
+        time.sleep(0.5)
+    tail = ""
+    if log is not None and log.exists():
+        tail = "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+    raise StackError(f"{what} not ready after {timeout:.0f}s{tail}")
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    return lambda: requests.get(url, timeout=2).status_code == 200
+
+
+# -- host processes -----------------------------------------------------------------------
+def pid_alive(pidfile: Path) -> int | None:
+    if not pidfile.exists():
+        return None
+    pid = int(pidfile.read_text().strip() or 0)
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return None
+    return pid
+
+
+def spawn(state: Path, name: str, argv: list[str], env: dict[str, str] | None = None) -> Path:
+    pidfile, log = state / f"{name}.pid", state / "logs" / f"{name}.log"
+    if pid_alive(pidfile):
+        say(f"{name}: already running (pid {pidfile.read_text().strip()})")
+        return log
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env={**os.environ, **(env or {})}, start_new_session=True)
+    pidfile.write_text(str(proc.pid))
+    return log
+
+
+def stop_process(state: Path, name: str) -> None:
+    pidfile = state / f"{name}.pid"
+    pid = pid_alive(pidfile)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(40):
+            if pid_alive(pidfile) is None:
+                break
+            time.sleep(0.25)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        say(f"{name}: stopped")
+    pidfile.unlink(missing_ok=True)
+
+
+def token(state: Path) -> str:
+    path = state / "webhook-token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def start_remediator(state: Path) -> None:
+    argv = [str(VENV_BIN / "remediator"), "serve", "--host", "127.0.0.1", "--port", "9096",
+            "--db", str(state / "remediator.db"), "--config", "config/remediator.yml",
+            "--playbooks", "playbooks"]
+    log = spawn(state, "remediator", argv, {"REMEDIATOR_WEBHOOK_TOKEN": token(state)})
+    wait_for("remediator", http_ok("http://127.0.0.1:9096/readyz"), 60, log)
+
+
+def start_alertmanager(state: Path) -> None:
+    folder = state / "alertmanager"
+    folder.mkdir(exist_ok=True)
+    token(state)
+    (folder / "alertmanager.yml").write_text(render_alertmanager_config(
+        (ROOT / "monitoring/alertmanager.yml").read_text(),
+        "http://127.0.0.1:9096/api/v1/alerts", str(state / "webhook-token")))
+    argv = [shutil.which("prometheus-alertmanager") or "prometheus-alertmanager",
+            f"--config.file={folder / 'alertmanager.yml'}", f"--storage.path={folder / 'data'}",
+            "--web.listen-address=127.0.0.1:9093", "--cluster.listen-address="]
+    log = spawn(state, "alertmanager", argv)
+    wait_for("alertmanager", http_ok("http://127.0.0.1:9093/-/ready"), 60, log)
+
+
+def start_prometheus(state: Path) -> None:
+    folder = state / "prometheus"
+    folder.mkdir(exist_ok=True)
+    (folder / "alerts.yml").write_text(render_alerts((ROOT / "monitoring/alerts.yml").read_text()))
+    (folder / "prometheus.yml").write_text(render_prometheus_config(
+        (ROOT / "monitoring/prometheus.yml").read_text(), ADDRESSES))
+    argv = [shutil.which("prometheus") or "prometheus",
+            f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'data'}",
+            "--web.listen-address=127.0.0.1:9090", "--web.enable-lifecycle"]
+    log = spawn(state, "prometheus", argv)
+    wait_for("prometheus", http_ok("http://127.0.0.1:9090/-/ready"), 60, log)
+
+
+# -- app-prod ------------------------------------------------------------------------------
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+        return client
+    except docker.errors.DockerException as exc:
+        raise StackError(f"Docker engine unreachable ({exc}); run `make docker` as root") from exc
+
+
+def start_app(client: docker.DockerClient, spec: AppSpec) -> None:
+    try:
+        box = client.containers.get(spec.name)
+        if box.status != "running":
+            box.start()
+        say(f"{spec.name}: container present ({box.short_id})")
+    except docker.errors.NotFound:
+        box = client.containers.run(**app_container_kwargs(spec, {"org.remediator.stack": "up"}))
+        say(f"{spec.name}: container started ({box.short_id})")
+    wait_for(f"{spec.name} /health", health_is("healthy"), 180)
+
+
+def health_is(status: str) -> Callable[[], bool]:
+    def check() -> bool:
+        return bool(requests.get("http://127.0.0.1:8080/health", timeout=2).json()
+                    .get("status") == status)
+    return check
+
+
+# -- commands -------------------------------------------------------------------------------
+def up(state: Path) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    start_app(docker_client(), AppSpec())
+    start_remediator(state)
+    start_alertmanager(state)
+    start_prometheus(state)
+    print()
+    print("Running:")
+    print("  app-prod      http://127.0.0.1:8080/health   (Docker container app-prod)")
+    print("  prometheus    http://127.0.0.1:9090          (alerts: /alerts)")
+    print("  alertmanager  http://127.0.0.1:9093")
+    print("  remediator    http://127.0.0.1:9096/api/v1/executions  (token: "
+          f"{state / 'webhook-token'})")
+    print(f"State: {state}/   Logs: {state / 'logs'}/   Stop: make down   Try: make demo")
+
+
+def down(state: Path) -> None:
+    for name in ("prometheus", "alertmanager", "remediator"):
+        stop_process(state, name)
+    with contextlib.suppress(StackError):
+        client = docker_client()
+        with contextlib.suppress(docker.errors.NotFound):
+            client.containers.get("app-prod").remove(force=True)
+            say("app-prod: removed (its model volumes are kept)")
+
+
+def clean(state: Path) -> None:
+    down(state)
+    with contextlib.suppress(StackError):
+        client = docker_client()
+        for name in (AppSpec().models_volume, AppSpec().backup_volume):
+            with contextlib.suppress(docker.errors.NotFound):
+                client.volumes.get(name).remove(force=True)
+    say("app-prod volumes removed")
+
+
+def api(state: Path, path: str) -> Any:
+    headers = {"Authorization": f"Bearer {token(state)}"}
+    return requests.get(f"http://127.0.0.1:9096{path}", headers=headers, timeout=5).json()
+
+
+def demo(state: Path, scenario: str) -> None:
+    from remediator.demo import run_demo
+
+    if pid_alive(state / "remediator.pid") is None:
+        raise StackError("the stack is not up: run `make up` first")
+    run_demo(docker_client(), scenario, lambda path: api(state, path),
+             prometheus_url="http://127.0.0.1:9090", app_url="http://127.0.0.1:8080")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["up", "down", "clean", "demo"])
+    parser.add_argument("--state", type=Path, default=ROOT / ".state")
+    parser.add_argument("--scenario", default="missing-file")
+    args = parser.parse_args(argv)
+    state = args.state.resolve()
+    try:
+        if args.command == "demo":
+            demo(state, args.scenario)
+        else:
+            {"up": up, "down": down, "clean": clean}[args.command](state)
+    except StackError as exc:
+        print(f"make {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""Remediator's webhook, store, intake and worker, with a fake runtime (no Docker)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from flask.testing import FlaskClient
+
+from remediator.core.config import RemediatorConfig
+from remediator.core.targets import Target
+from remediator.service import Service, build_service
+from remediator.web import create_app
+
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "alertmanager"
+TOKEN = "change-me"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+PLAYBOOK = """
+name: skeleton
+match: {alertname: ModelLoadFailure}
+steps:
+  - id: logs
+    action: docker.logs
+    phase: diagnose
+    with: {since: 10m, grep: "model|load|error"}
+  - id: restore
+    action: docker.copy
+    phase: fix
+    with: {src: /backup/models/best_model.pth, dest: /app/models/best_model.pth}
+  - id: restart
+    action: docker.restart
+    phase: fix
+  - id: healthy
+    action: http.check
+    phase: validate
+    with: {path: /health, expect: {status: healthy, model_loaded: true}, retries: 1, interval: 0s}
+"""
+
+
+def fixture(name: str) -> bytes:
+    path = FIXTURES / name
+    if not path.exists():  # CI lays shared/ beside the clone, as here
+        pytest.fail(f"fixture {path} missing: shared/ must sit beside the repository")
+    return path.read_bytes()
+
+
+class FakeRuntime:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any], str]] = []
+
+    def call(self, action: str, args: dict[str, Any], target: Target,
+             timeout: float) -> dict[str, Any]:
+        self.calls.append((action, args, target.container))
+        if action == "http.check":
+            return {"ok": True, "status_code": 200, "output": "200",
+                    "body": {"status": "healthy", "model_loaded": True}}
+        if action == "docker.logs":
+            return {"output": "ERROR Model load failed: FileNotFoundError", "lines": 1}
+        return {"output": f"{action} done"}
+
+
+@pytest.fixture
+def runtime() -> FakeRuntime:
+    return FakeRuntime()
+
+
+@pytest.fixture
+def service(tmp_path: Path, runtime: FakeRuntime) -> Service:
+    books = tmp_path / "playbooks"
+    books.mkdir()
+    (books / "skeleton.yml").write_text(PLAYBOOK)
+    target = Target(name="app-prod", selector={"service": "app-prod"}, container="app-under-test",
+                    base_url="http://127.0.0.1:1")
+    config = RemediatorConfig(targets=[target], max_runs_per_hour=5)
+    svc = build_service(config, db_path=tmp_path / "r.db", playbooks_dir=books, token=TOKEN,
+                        runtime=runtime)
+    yield svc
+    svc.store.close()
+
+
+@pytest.fixture
+def client(service: Service) -> FlaskClient:
+    return create_app(service).test_client()
+
+
+def post(client: FlaskClient, body: bytes, headers: dict[str, str] | None = None,
+         content_type: str = "application/json") -> Any:
+    return client.post("/api/v1/alerts", data=body, content_type=content_type,
+                       headers=AUTH if headers is None else headers)
+
+
+def test_202_only_after_the_payload_is_on_disk(client: FlaskClient, service: Service) -> None:
+    resp = post(client, fixture("firing-model-load-failure.json"))
+    assert resp.status_code == 202
+    other = sqlite3.connect(service.store.path)  # a second connection sees the commit
+    (body,) = other.execute("SELECT body FROM inbox").fetchone()
+    assert json.loads(body)["groupKey"].startswith("{}:{alertname")
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"},
+                                     {"Authorization": "Token change-me"}])
+def test_missing_or_wrong_credentials_are_401(client: FlaskClient, headers: dict[str, str],
+                                              service: Service) -> None:
+    assert post(client, fixture("firing-model-load-failure.json"), headers).status_code == 401
+    assert client.get("/api/v1/incidents", headers=headers).status_code == 401
+    assert service.store.query("SELECT COUNT(*) AS n FROM inbox")[0]["n"] == 0
+
+
+def test_basic_auth_as_alertmanager_sends_it_is_accepted(client: FlaskClient) -> None:
+    basic = base64.b64encode(f"alertmanager:{TOKEN}".encode()).decode()
+    resp = post(client, fixture("firing-model-load-failure.json"),
+                {"Authorization": f"Basic {basic}"})
+    assert resp.status_code == 202
+
+
+def test_wrong_content_type_is_415_and_too_large_is_413(client: FlaskClient) -> None:
+    assert post(client, b"{}", content_type="text/plain").status_code == 415
+    assert post(client, b"x" * (2 * 2**20)).status_code == 413
+
+
+def test_malformed_payload_is_400_and_kept_as_a_dead_letter(client: FlaskClient) -> None:
+    resp = post(client, b'{"version": "4", "alerts": "nope"}')
+    assert resp.status_code == 400
+    assert "alerts" in resp.get_json()["error"]
+    letters = client.get("/api/v1/dead-letters", headers=AUTH).get_json()["items"]
+    assert len(letters) == 1 and '"alerts": "nope"' in letters[0]["body"]
+    assert client.get("/api/v1/incidents", headers=AUTH).get_json()["items"] == []
+
+
+def test_alert_becomes_incident_and_execution_with_its_steps(
+        client: FlaskClient, service: Service, runtime: FakeRuntime) -> None:
+    post(client, fixture("firing-model-load-failure.json"))
+    service.worker.intake.drain()
+    (row,) = service.store.executions_in_state("pending")
+    service.worker.run_execution(row)
+    incidents = client.get("/api/v1/incidents", headers=AUTH).get_json()["items"]
+    assert [(i["fingerprint"], i["status"], i["target"]) for i in incidents] == [
+        ("0023b7e32bfe951f", "firing", "app-prod")]
+    (ex,) = client.get("/api/v1/executions", headers=AUTH).get_json()["items"]
+    assert (ex["incident_id"], ex["playbook"], ex["state"], ex["outcome"]) == (
+        incidents[0]["id"], "skeleton", "finished", "success")
+    assert [(s["id"], s["status"]) for s in ex["steps"]] == [
+        ("logs", "ok"), ("restore", "ok"), ("restart", "ok"), ("healthy", "ok")]
+    assert [c[0] for c in runtime.calls] == ["docker.logs", "docker.copy", "docker.restart",
+                                             "http.check"]
+    assert {c[2] for c in runtime.calls} == {"app-under-test"}
+    detail = client.get(f"/api/v1/executions/{ex['id']}", headers=AUTH).get_json()
+    assert detail["steps"][1]["rendered_args"]["src"] == "/backup/models/best_model.pth"
+
+
+def test_repeated_notice_starts_nothing_and_is_counted(client: FlaskClient,
+                                                       service: Service) -> None:
+    for _ in range(3):
+        post(client, fixture("firing-model-load-failure.json"))
+    service.worker.intake.drain()
+    assert len(service.store.executions()) == 1
+    assert service.metrics.registry.get_sample_value("remediator_duplicates_total") == 2.0
+    assert service.store.incidents()[0]["notices"] == 3
+
+
+def test_resolved_notice_resolves_the_incident(client: FlaskClient, service: Service) -> None:
+    post(client, fixture("firing-model-load-failure.json"))
+    post(client, fixture("resolved-model-load-failure.json"))
+    service.worker.intake.drain()
+    (incident,) = service.store.incidents()
+    assert incident["status"] == "resolved" and incident["resolved_at"]
+
+
+def test_grouped_payload_splits_into_one_incident_per_alert(client: FlaskClient,
+                                                            service: Service) -> None:
+    post(client, fixture("firing-model-memory-usage-grouped.json"))
+    service.worker.intake.drain()
+    incidents = service.store.incidents()
+    assert sorted(i["labels"]["instance"] for i in incidents) == ["app-prod-2:8080",
+                                                                  "app-prod:8080"]
+    # No playbook matches ModelMemoryUsage here: recorded and reported, never acted on.
+    assert all("no playbook" in i["note"] for i in incidents)
+    assert service.store.executions() == []
+
+
+def test_alert_matching_no_declared_target_is_recorded_not_acted_on(
+        client: FlaskClient, service: Service, runtime: FakeRuntime) -> None:
+    body = json.loads(fixture("firing-model-load-failure.json"))
+    body["alerts"][0]["labels"]["service"] = "somebody-else"
+    post(client, json.dumps(body).encode())
+    service.worker.intake.drain()
+    (incident,) = service.store.incidents()
+    assert incident["target"] is None and "no declared target" in incident["note"]
+    assert service.store.executions() == [] and runtime.calls == []
+
+
+def test_paused_runs_diagnosis_only(client: FlaskClient, service: Service,
+                                    runtime: FakeRuntime) -> None:
+    assert client.post("/api/v1/pause", headers=AUTH).get_json() == {"paused": True}
+    post(client, fixture("firing-model-load-failure.json"))
+    service.worker.intake.drain()
+    (row,) = service.store.executions_in_state("pending")
+    service.worker.run_execution(row)
+    assert [c[0] for c in runtime.calls] == ["docker.logs", "http.check"]
+    (ex,) = service.store.executions()
+    assert ex["outcome"] == "dry_run"
+    assert {s["status"] for s in ex["steps"] if s["phase"] == "fix"} == {"skipped_dry_run"}
+
+
+def test_probes_and_metrics(client: FlaskClient) -> None:
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["store"] is True
+    post(client, b"{}", content_type="text/plain")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'remediator_webhook_requests_total{code="415"} 1.0' in text
+
+
+def test_serve_refuses_to_start_open_without_credentials(tmp_path: Path) -> None:
+    from remediator.cli import main as cli
+
+    config = tmp_path / "remediator.yml"
+    config.write_text("targets: []\n")
+    result = CliRunner().invoke(cli, ["serve", "--config", str(config)],
+                                env={"REMEDIATOR_WEBHOOK_TOKEN": ""})
+    assert result.exit_code == 2
+    assert "--insecure-no-auth" in result.output
