@@ -1,0 +1,19 @@
+"""The pure core of Remediator: no Flask, no Docker, no network.
+
+Import from the submodules; each has one job:
+
+    alerts      the Alertmanager v4 webhook payload, incident identity
+    targets     declared targets, matching alerts to them, resource bounds
+    config      config/remediator.yml, layered with defaults and REMEDIATOR_* variables
+    defaults    every code default, as named constants
+    units       durations ("10m") and sizes ("4g")
+    actions     the action catalogue (names, mutating, arguments, outputs)
+    templates   the sandboxed template and expression evaluator
+    playbook    the playbook model, loaders and playbook selection
+    validate    `remediator validate`: problems with file, line and field
+    runner      the step runner and the Runtime protocol adapters implement
+    results     step and execution results, lifecycle enums
+    classify    diagnose.classify (runbook error patterns -> scenario)
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,94 @@
+"""Code defaults: the first layer of configuration (then the YAML file, then REMEDIATOR_ env).
+
+Every default Remediator relies on lives here as a named constant with a one-line docstring,
+so a reader can find what happens when a key is left out.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_ALERTMANAGER_URL",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_DB_PATH",
+    "DEFAULT_ESCALATION_LEVEL",
+    "DEFAULT_ESCALATION_PATH",
+    "DEFAULT_ESCALATION_TEAM",
+    "DEFAULT_HOST",
+    "DEFAULT_HTTP_CHECK_INTERVAL_S",
+    "DEFAULT_MAX_RUNS_PER_HOUR",
+    "DEFAULT_MODE",
+    "DEFAULT_PLAYBOOKS_DIR",
+    "DEFAULT_PLAYBOOK_TIMEOUT_S",
+    "DEFAULT_PORT",
+    "DEFAULT_PROMETHEUS_URL",
+    "DEFAULT_RETRY_DELAY_S",
+    "DEFAULT_STABILITY_WINDOW_S",
+    "DEFAULT_STEP_TIMEOUT_S",
+    "DEFAULT_WEBHOOK_TOKEN_ENV",
+    "ENV_PREFIX",
+    "MAX_STEP_RETRIES",
+]
+
+ENV_PREFIX = "REMEDIATOR_"
+"""Prefix of the environment variables that override config keys (REMEDIATOR_<KEY>)."""
+
+DEFAULT_CONFIG_PATH = "config/remediator.yml"
+"""Config file read when none is given, relative to the working directory."""
+
+DEFAULT_PLAYBOOKS_DIR = "playbooks"
+"""Directory of playbook YAML files, relative to the working directory."""
+
+DEFAULT_DB_PATH = "remediator.db"
+"""SQLite store file, relative to the working directory."""
+
+DEFAULT_HOST = "127.0.0.1"
+"""Address `remediator serve` listens on: loopback unless told otherwise."""
+
+DEFAULT_PORT = 9096
+"""Port `remediator serve` listens on."""
+
+DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
+"""Alertmanager base URL (silences, alert status)."""
+
+DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
+"""Prometheus base URL for `prometheus.query` steps."""
+
+DEFAULT_WEBHOOK_TOKEN_ENV = "REMEDIATOR_WEBHOOK_TOKEN"
+"""Name of the environment variable holding the webhook bearer token (never in the file)."""
+
+DEFAULT_MODE = "act"
+"""`act` runs fixes; `observe` diagnoses and records only (the kill switch)."""
+
+DEFAULT_MAX_RUNS_PER_HOUR = 5
+"""Executions allowed per target per hour before Remediator escalates instead of looping."""
+
+DEFAULT_CONCURRENCY = 2
+"""Worker threads draining the inbox (still one execution per target at a time)."""
+
+DEFAULT_STABILITY_WINDOW_S = 120.0
+"""Seconds a fixed target must stay healthy before its image/config count as last-known-good."""
+
+DEFAULT_ESCALATION_PATH = "config/escalation.yml"
+"""Escalation policy file (teams, channels, the runbook's criteria)."""
+
+DEFAULT_STEP_TIMEOUT_S = 60.0
+"""Seconds a step may run when it sets no `timeout`."""
+
+DEFAULT_RETRY_DELAY_S = 5.0
+"""Seconds between a step's attempts when it sets `retries` but no `delay`."""
+
+MAX_STEP_RETRIES = 100
+"""Upper bound on a step's `retries`, so a typo cannot make a step retry for days."""
+
+DEFAULT_PLAYBOOK_TIMEOUT_S = 600.0
+"""Seconds a whole playbook may run: the runbook escalates once the service is down 10 min."""
+
+DEFAULT_ESCALATION_TEAM = "ml-team-lead"
+"""Team asked when a playbook escalates without naming one: the runbook's owner."""
+
+DEFAULT_ESCALATION_LEVEL = "notify"
+"""Level of an escalation request that names none (config/escalation.yml: notify | page)."""
+
+DEFAULT_HTTP_CHECK_INTERVAL_S = 1.0
+"""Seconds between the attempts of an `http.check` that sets `retries`."""

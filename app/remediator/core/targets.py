@@ -1,0 +1,116 @@
+"""Targets: the containers Remediator may touch, and which alerts they answer to.
+
+A target is declared in config/remediator.yml; alerts find it by label selector, the most
+specific selector (most labels) winning, so `{instance: "app-prod-2:8080", service: app-prod}`
+beats `{service: app-prod}` for that one replica. Bounds say how far a playbook may move the
+container's resources: the core refuses a `docker.update` beyond them before any adapter runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from remediator.core.units import format_size
+
+__all__ = ["TARGET_CONTEXT_KEYS", "Target", "check_bounds", "match_target", "selector_matches"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A container Remediator may act on. Sizes in bytes, CPUs as a fraction of cores."""
+
+    name: str
+    selector: dict[str, str]
+    container: str
+    base_url: str
+    backup_path: str | None = None
+    max_memory: int | None = None
+    cpu_min: float | None = None
+    cpu_max: float | None = None
+    description: str = ""
+
+    def context(self) -> dict[str, Any]:
+        """The `target` variable templates see."""
+        return {
+            "name": self.name,
+            "container": self.container,
+            "base_url": self.base_url,
+            "backup_path": self.backup_path,
+            "max_memory": self.max_memory,
+            "cpu_min": self.cpu_min,
+            "cpu_max": self.cpu_max,
+            "selector": dict(self.selector),
+        }
+
+
+TARGET_CONTEXT_KEYS = frozenset(
+    {"name", "container", "base_url", "backup_path", "max_memory", "cpu_min", "cpu_max",
+     "selector"}
+)
+"""Fields a template may read from `target` (checked by `remediator validate`)."""
+
+
+def selector_matches(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    """True when every selector label is present in `labels` with the same value."""
+    return all(labels.get(name) == value for name, value in selector.items())
+
+
+def match_target(targets: Sequence[Target], labels: Mapping[str, str]) -> Target | None:
+    """The target whose selector matches with the most labels; ties go to the first declared.
+
+    None means no declared target matches: the caller records the alert and does nothing.
+    """
+    best: Target | None = None
+    for target in targets:
+        if not target.selector or not selector_matches(target.selector, labels):
+            continue
+        if best is None or len(target.selector) > len(best.selector):
+            best = target
+    return best
+
+
+def check_bounds(
+    target: Target,
+    memory: int | None = None,
+    memory_swap: int | None = None,
+    cpus: float | None = None,
+) -> list[tuple[str, str]]:
+    """(argument, message) for every requested resource outside the target's bounds.
+
+    A target that declares no bound for a resource cannot have it changed at all: an
+    unbounded knob is how a loop of fixes eats a host.
+    """
+    problems: list[tuple[str, str]] = []
+    if memory is not None:
+        problems += _check_memory(target, "memory", memory)
+    if memory_swap is not None and memory_swap != -1:
+        problems += _check_swap(target, memory, memory_swap)
+    if cpus is not None:
+        problems += _check_cpus(target, cpus)
+    return problems
+
+
+def _check_memory(target: Target, arg: str, value: int) -> list[tuple[str, str]]:
+    if target.max_memory is None:
+        return [(arg, f"target {target.name!r} declares no max_memory, so it cannot be changed")]
+    if value > target.max_memory:
+        return [(arg, f"{format_size(value)} exceeds the max_memory "
+                      f"{format_size(target.max_memory)} of target {target.name!r}")]
+    return []
+
+
+def _check_swap(target: Target, memory: int | None, swap: int) -> list[tuple[str, str]]:
+    if memory is not None and swap < memory:
+        return [("memory_swap", "must be at least memory (it counts memory plus swap), or -1")]
+    return _check_memory(target, "memory_swap", swap)
+
+
+def _check_cpus(target: Target, cpus: float) -> list[tuple[str, str]]:
+    if target.cpu_min is None or target.cpu_max is None:
+        return [("cpus", f"target {target.name!r} declares no CPU range, so it cannot be changed")]
+    if not target.cpu_min <= cpus <= target.cpu_max:
+        return [("cpus", f"{cpus:g} is outside the range {target.cpu_min:g}..{target.cpu_max:g} "
+                         f"of target {target.name!r}")]
+    return []
