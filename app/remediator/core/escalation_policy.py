@@ -283,6 +283,7 @@ CHANNEL_SCHEMAS: Final[Mapping[str, Mapping[str, FieldSpec]]] = {
         "recipients": FieldSpec(required=True),  # comma-separated
         "tls": FieldSpec(default="auto"),  # auto | starttls | ssl | none
         "timeout": FieldSpec(default="10"),
+        "ca_file": FieldSpec(),  # CA bundle for a server certificate from a private CA
     },
 }
 """Channel types and their settings; anything else in a channel is a config error."""

@@ -167,10 +167,11 @@ class ChannelResult:
     def line(self) -> str:
         """``slack: delivered``, ``pagerduty: not configured (X unset)``, ``email: failed: ...``."""
         status, reason = self.outcome.status, self.outcome.reason
-        text = {"not_configured": "not configured", "failed": "failed"}.get(status, status)
         if status == "failed":
             return f"{self.channel}: failed: {_without_prefix(reason, self.channel)}"
-        return f"{self.channel}: {text} ({reason})" if reason else f"{self.channel}: {text}"
+        if status == "delivered" or not reason:
+            return f"{self.channel}: {status}"
+        return f"{self.channel}: {status.replace('_', ' ')} ({reason})"
 
 
 def dispatch(

@@ -156,6 +156,7 @@ def smtp_settings(values: Mapping[str, str]) -> SmtpSettings:
         password=values.get("password") or None,
         tls=cast(TlsMode, tls),
         timeout=_number(values, "timeout", 10.0),
+        ca_file=values.get("ca_file") or None,
     )
 
 
