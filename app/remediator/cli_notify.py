@@ -15,19 +15,19 @@ from pathlib import Path
 import click
 
 from remediator.adapters.notifiers import build_channels, dispatch, render_message
+from remediator.core.defaults import DEFAULT_ESCALATION_PATH
 from remediator.core.escalation_policy import dedup_key, load_escalation_policy
 from remediator.errors import ConfigError, TemplateError
 
 __all__ = ["notify_test"]
 
-_DEFAULT_CONFIG = "config/escalation.yml"
 _EXIT_FAILED = 1
 _EXIT_UNKNOWN_TEAM = 2
 
 
 @click.command("notify-test")
 @click.argument("team")
-@click.option("--config", "config_path", default=_DEFAULT_CONFIG, show_default=True,
+@click.option("--config", "config_path", default=DEFAULT_ESCALATION_PATH, show_default=True,
               type=click.Path(dir_okay=False, path_type=Path),
               help="Escalation policy that defines the team and its channels.")
 @click.option("--template-dir", type=click.Path(file_okay=False, path_type=Path),

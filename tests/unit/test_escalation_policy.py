@@ -272,6 +272,16 @@ def test_explicit_escalation_from_a_playbook(policy: EscalationPolicy) -> None:
                                     dedup_key("inc-1", "infrastructure", "page"))
     with pytest.raises(ConfigError, match="no team 'oncall'"):
         policy.explicit("inc-1", "oncall")
+    with pytest.raises(ConfigError, match="level 'critical'"):
+        policy.explicit("inc-1", "emergency", "critical")
+
+
+def test_playbook_request_and_rule_for_the_same_team_notify_once(
+    policy: EscalationPolicy,
+) -> None:
+    from_rule = only(policy, "emergency", facts(fallback_available=False))
+    from_playbook = policy.explicit("inc-1", "emergency", "page", reason="no fallback")
+    assert from_rule.dedup_key == from_playbook.dedup_key
 
 
 def test_naive_datetimes_are_taken_as_utc(policy: EscalationPolicy) -> None:

@@ -34,6 +34,7 @@ from typing import Any, Final, Literal, cast
 
 import yaml
 
+from remediator.core.units import parse_duration
 from remediator.errors import ConfigError
 
 __all__ = [
@@ -71,7 +72,6 @@ DEFAULT_PAGERDUTY_EVENTS_URL: Final = "https://events.pagerduty.com/v2/enqueue"
 
 _DEDUP_KEY_MAX: Final = 255  # PagerDuty rejects longer dedup keys
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_DURATION = re.compile(r"^\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
 
 
 # --------------------------------------------------------------------------- facts
@@ -390,16 +390,25 @@ class EscalationPolicy:
         return _aware(facts.now) + min(waits) if waits else None
 
     def explicit(
-        self, incident_id: str, team: str, level: Level = "notify", reason: str = "",
+        self, incident_id: str, team: str, level: str = "notify", reason: str = "",
         rule: str = "playbook", severity: str | None = None,
     ) -> Escalation:
-        """An escalation a playbook asked for (``notify`` step, ``on_failure: escalate``)."""
+        """An escalation a playbook asked for (``notify`` step, ``on_failure: escalate``).
+
+        Same dedup key as a rule for the same team and level, so a playbook's request and
+        a matching rule notify once between them.
+        """
         if team not in self.teams:
             raise ConfigError(
                 f"{self.source}: teams: no team {team!r} (teams: {', '.join(self.teams)})"
             )
-        return Escalation(team, level, rule, reason, severity or _DEFAULT_SEVERITY[level],
-                          dedup_key(incident_id, team, level))
+        if level not in LEVELS:
+            raise ConfigError(f"{self.source}: escalation level {level!r} is not one of "
+                              f"{', '.join(LEVELS)}")
+        checked = cast(Level, level)
+        chosen = severity if severity in SEVERITIES else _DEFAULT_SEVERITY[checked]
+        return Escalation(team, checked, rule, reason, chosen,
+                          dedup_key(incident_id, team, checked))
 
     def env_vars(self) -> frozenset[str]:
         """Every environment variable the channels read (for docs and ``notify-test``)."""
@@ -531,13 +540,10 @@ class _Loader:
         return ConfigError(f"{self.source}: {key}: {problem}")
 
     def duration(self, value: object, key: str) -> timedelta:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return timedelta(seconds=float(value))
-        match = _DURATION.match(str(value)) if isinstance(value, str) else None
-        if not match or not any(match.groups()):
-            raise self.fail(key, f"{value!r} is not a duration (e.g. 90s, 10m, 1h)")
-        hours, minutes, seconds = (int(g or 0) for g in match.groups())
-        return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+        try:
+            return timedelta(seconds=parse_duration(value))
+        except ValueError as exc:
+            raise self.fail(key, str(exc)) from None
 
     # channels ------------------------------------------------------------------
 
