@@ -290,3 +290,13 @@ def test_retry_after_as_an_http_date(transport: HttpTransport) -> None:
     with pytest.raises(NotifyRetryable) as caught:
         WebhookNotifier("webhook", HOOK_URL, transport).send(MESSAGE)
     assert caught.value.retry_after == 0.0  # a date in the past: retry on our own schedule
+
+
+@responses.activate
+def test_an_endpoint_echoing_the_secret_does_not_leak_it(transport: HttpTransport) -> None:
+    responses.post(PD_URL, status=400, json={"status": "invalid event",
+                                             "errors": [f"unknown routing key {ROUTING_KEY}"]})
+    with pytest.raises(NotifyPermanent) as caught:
+        PagerDutyNotifier("pagerduty", ROUTING_KEY, transport).send(MESSAGE)
+    assert ROUTING_KEY not in str(caught.value)
+    assert "unknown routing key ***" in str(caught.value)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -91,8 +92,8 @@ class IncidentFacts:
     scenario: str | None = None  # runbook scenario from diagnose.classify
     file_restored: bool = False  # the playbook copied the model file back from backup
     still_failing: bool = False  # the model still does not load (after the last fix)
-    failing_models: frozenset[str] = frozenset()
-    affected_services: frozenset[str] = frozenset()
+    failing_models: AbstractSet[str] = frozenset()  # names of models that fail to load
+    affected_services: AbstractSet[str] = frozenset()  # services with a firing alert
     fallback_active: bool = False  # the fallback model is serving (degraded)
     fallback_since: datetime | None = None
     fallback_available: bool | None = None  # None: not checked

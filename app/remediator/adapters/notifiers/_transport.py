@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,13 +86,16 @@ class HttpTransport:
         return HttpResponse(answer.status_code, dict(answer.headers), answer.text)
 
 
-def check_status(channel: str, response: HttpResponse) -> None:
-    """Raise unless 2xx: 429, 408 and 5xx are worth retrying, anything else is not."""
+def check_status(channel: str, response: HttpResponse, secrets: Iterable[str] = ()) -> None:
+    """Raise unless 2xx: 429, 408 and 5xx are worth retrying, anything else is not.
+
+    ``secrets`` (the URL, the key) are masked should the endpoint echo them in its answer.
+    """
     status = response.status
     if 200 <= status < 300:
         return
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    why = _snippet(response.text)
+    why = _snippet(response.text, secrets)
     if status in (408, 429) or status >= 500:
         raise NotifyRetryable(f"{channel}: HTTP {status}{why}", retry_after=retry_after)
     raise NotifyPermanent(f"{channel}: HTTP {status}{why}")
@@ -114,13 +117,13 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def _snippet(text: str) -> str:
-    text = " ".join(text.split())
+def _snippet(text: str, secrets: Iterable[str]) -> str:
+    text = redact(" ".join(text.split()), known_secrets=secrets)
     if not text:
         return ""
     if len(text) > _BODY_SNIPPET:
         text = text[:_BODY_SNIPPET] + "…"
-    return f": {redact(text)}"
+    return f": {text}"
 
 
 # ------------------------------------------------------------ urllib3 log hiding

@@ -50,7 +50,7 @@ class PagerDutyNotifier:
 
     def _post(self, event: dict[str, Any]) -> DeliveryReport:
         response = self._transport.post_json(self.name, self._events_url, event)
-        check_status(self.name, response)
+        check_status(self.name, response, secrets=(self._routing_key,))
         answer = response.json()
         dedup = answer.get("dedup_key", "") if isinstance(answer, dict) else ""
         return DeliveryReport(self.name, response.status, f"dedup_key={dedup}" if dedup else "")

@@ -30,7 +30,7 @@ class SlackNotifier:
 
     def send(self, message: Message) -> DeliveryReport:
         response = self._transport.post_json(self.name, self._url, slack_payload(message))
-        check_status(self.name, response)
+        check_status(self.name, response, secrets=(self._url,))
         return DeliveryReport(self.name, response.status, response.text.strip()[:100])
 
 

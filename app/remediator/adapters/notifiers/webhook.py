@@ -24,7 +24,7 @@ class WebhookNotifier:
 
     def send(self, message: Message) -> DeliveryReport:
         response = self._transport.post_json(self.name, self._url, webhook_payload(message))
-        check_status(self.name, response)
+        check_status(self.name, response, secrets=(self._url,))
         return DeliveryReport(self.name, response.status)
 
 
