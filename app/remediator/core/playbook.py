@@ -29,6 +29,7 @@ __all__ = [
     "Playbook",
     "Step",
     "load_playbook",
+    "load_playbook_text",
     "load_playbooks",
     "select_playbook",
 ]
@@ -125,9 +126,25 @@ class Playbook:
 
 def load_playbook(path: str | Path, targets: Sequence[Target] | None = None) -> Playbook:
     """Load and check one playbook file; PlaybookSchemaError lists file:line: field: problem."""
-    from remediator.core._playbook_schema import check_playbook_file
+    from remediator.core._playbook_schema import check_playbook_file  # it imports this module
 
     playbook, problems = check_playbook_file(Path(path), targets)
+    if problems or playbook is None:
+        raise PlaybookSchemaError(f"invalid playbook:\n{format_problems(problems)}")
+    return playbook
+
+
+def load_playbook_text(
+    text: str, file: str = "<playbook>", targets: Sequence[Target] | None = None,
+) -> Playbook:
+    """Like load_playbook, from YAML text (tests, the API's replay of stored playbooks)."""
+    from remediator.core._playbook_schema import check_playbook_data
+    from remediator.core._yaml import load_yaml_text
+
+    data, problems = load_yaml_text(text, file)
+    playbook = None
+    if not problems:
+        playbook, problems = check_playbook_data(data, file, targets)
     if problems or playbook is None:
         raise PlaybookSchemaError(f"invalid playbook:\n{format_problems(problems)}")
     return playbook
