@@ -35,17 +35,23 @@ _EXIT_USAGE = 2
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
               help="Config whose targets playbooks may name "
                    f"[default: {defaults.DEFAULT_CONFIG_PATH} when it exists].")
-def validate(paths: tuple[Path, ...], config_path: Path | None) -> None:
+@click.option("--escalation", "escalation_path", type=click.Path(path_type=Path), default=None,
+              help="Escalation policy whose teams playbooks may name "
+                   f"[default: {defaults.DEFAULT_ESCALATION_PATH} when it exists].")
+def validate(paths: tuple[Path, ...], config_path: Path | None,
+             escalation_path: Path | None) -> None:
     """Check playbooks and config: every problem as file:line: field: message.
 
-    PATHS are files or directories (default: playbooks/ and config/remediator.yml).
-    Exits 1 if there is any problem.
+    PATHS are files or directories (default: playbooks/ and config/remediator.yml). The
+    config and escalation policy are always checked too, since target and team names in
+    playbooks mean what they declare. Exits 1 if there is any problem.
     """
-    checked = list(paths) or [Path(defaults.DEFAULT_PLAYBOOKS_DIR),
-                              Path(defaults.DEFAULT_CONFIG_PATH)]
-    config = config_path or Path(defaults.DEFAULT_CONFIG_PATH)
-    if (config_path is not None or config.exists()) and config not in checked:
-        checked.append(config)  # its targets are what playbooks' target names mean
+    checked = list(paths) or [Path(defaults.DEFAULT_PLAYBOOKS_DIR)]
+    for given, default in ((config_path, defaults.DEFAULT_CONFIG_PATH),
+                           (escalation_path, defaults.DEFAULT_ESCALATION_PATH)):
+        path = given or Path(default)
+        if (given is not None or path.exists()) and path not in checked:
+            checked.append(path)
     problems = validate_paths(checked)
     for problem in problems:
         click.echo(str(problem))

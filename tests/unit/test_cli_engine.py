@@ -84,6 +84,17 @@ def test_validate_prints_file_line_field_message_and_exits_1(project: Path) -> N
     assert len(lines) == 9
 
 
+def test_validate_checks_team_names_against_the_escalation_policy(project: Path) -> None:
+    shutil.copy(ROOT / "config" / "escalation.yml", project / "config" / "escalation.yml")
+    assert invoke(validate, []).output == (
+        "ok: playbooks, config/remediator.yml, config/escalation.yml\n")
+    playbook = project / "playbooks" / "model_load_failure.yml"
+    playbook.write_text(playbook.read_text().replace("team: emergency", "team: emergncy"))
+    result = invoke(validate, [])
+    assert result.exit_code == 1
+    assert "escalate.team: no team 'emergncy' in the escalation policy" in result.output
+
+
 def test_validate_uses_the_config_for_target_names(project: Path) -> None:
     result = invoke(validate, [str(EXAMPLES / "unknown_target.yml")])
     assert result.exit_code == 1

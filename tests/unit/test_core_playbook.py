@@ -99,6 +99,19 @@ def test_a_target_name_must_be_declared_in_the_config() -> None:
                       "(did you mean 'app-prod'?)")]
 
 
+def test_team_names_are_checked_against_the_escalation_policy(tmp_path: Path) -> None:
+    text = (ROOT / "playbooks" / "model_load_failure.yml").read_text()
+    path = tmp_path / "typo.yml"
+    path.write_text(text.replace("team: emergency", "team: emergncy"))
+    policy = ROOT / "config" / "escalation.yml"
+    found = [str(p) for p in validate_paths([path, CONFIG, policy])]
+    assert len(found) == 1
+    assert found[0].endswith("escalate.team: no team 'emergncy' in the escalation policy "
+                             "(teams: emergency, infrastructure, ml-team-lead) "
+                             "(did you mean 'emergency'?)")
+    assert validate_paths([path, CONFIG]) == []  # without a policy, names are not checked
+
+
 def test_missing_paths_are_problems_not_crashes(tmp_path: Path) -> None:
     [problem] = validate_paths([tmp_path / "nope.yml"])
     assert problem.message == "no such file or directory"
@@ -203,6 +216,12 @@ def step_problems(step: str, extra: str = "") -> list[str]:
     ("  - id: r\n    phase: fix\n    action: docker.exec\n"
      "    with: {cmd: [echo, \"{{ alrt.labels.x }}\"]}\n",
      "10: steps[1].with.cmd: unknown variable 'alrt'"),
+    ("  - id: r\n    phase: fix\n    action: notify\n"
+     "    with: {team: ml-team-lead, level: urgent, reason: x}\n",
+     "10: steps[1].with.level: expected one of page, notify"),
+    ("  - id: r\n    phase: fix\n    action: docker.restart\n    on_failure: escalate\n"
+     "    escalate: {team: ml-team-lead, level: loud}\n",
+     "11: steps[1].escalate.level: expected one of page, notify"),
 ])
 def test_step_rules(step: str, expected: str) -> None:
     found = step_problems(step)

@@ -268,6 +268,21 @@ def test_on_failure_escalate_records_a_request_and_stops() -> None:
     assert request.reason == "restore failed on app-prod: no backup"
 
 
+def test_an_escalation_with_an_unknown_rendered_level_still_goes_out() -> None:
+    extra = "    escalate: {team: ml-team-lead, level: \"{{ params.level }}\"}"
+    pb = playbook(f"""
+  - id: restore
+    phase: fix
+    action: docker.copy
+    with: {{src: /b/m.pth, dest: /a/m.pth}}
+    on_failure: escalate
+{extra}
+""", "params: {level: loud}\n")
+    result = run(pb, FakeRuntime(docker__copy=ActionFailed("no backup")))
+    [request] = result.escalations
+    assert request.level == "notify" and request.reason.endswith("(level 'loud' unknown)")
+
+
 def test_on_failure_escalate_defaults_to_the_playbook_team() -> None:
     result = run(failing_step("escalate"), FakeRuntime(docker__copy=ActionFailed("no backup")))
     [request] = result.escalations

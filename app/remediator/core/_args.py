@@ -15,6 +15,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
+from remediator.core.escalation_policy import LEVELS
 from remediator.core.templates import inspect_expression, is_template
 from remediator.core.units import parse_duration, parse_size
 from remediator.errors import TemplateError
@@ -44,6 +45,7 @@ class ArgKind(StrEnum):
     PATH = "path"              # an absolute path inside the target container
     RESOURCES = "resources"    # {memory, memory_swap, cpus}, checked against target bounds
     METHOD = "method"          # an HTTP method: GET, HEAD or POST
+    LEVEL = "level"            # an escalation level of config/escalation.yml: notify or page
 
 
 def coerce(kind: ArgKind, value: Any, *, static: bool = False) -> Any:
@@ -238,6 +240,12 @@ def _method(value: Any, static: bool) -> str:
     return str(value)
 
 
+def _level(value: Any, static: bool) -> str:
+    if value not in LEVELS:
+        raise ValueError(f"expected one of {', '.join(LEVELS)}, got {_show(value)}")
+    return str(value)
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "nothing"
@@ -251,5 +259,5 @@ _COERCERS: dict[ArgKind, Callable[[Any, bool], Any]] = {
     ArgKind.STRING_MAP: _string_map, ArgKind.JSON: _json, ArgKind.MAPPING: _mapping,
     ArgKind.EXPRESSION: _expression, ArgKind.REGEX: _regex, ArgKind.RULES: _rules,
     ArgKind.URL_PATH: _url_path, ArgKind.PATH: _path, ArgKind.RESOURCES: _resources,
-    ArgKind.METHOD: _method,
+    ArgKind.METHOD: _method, ArgKind.LEVEL: _level,
 }

@@ -32,7 +32,7 @@ Each step (required: id, action, phase):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,10 +44,12 @@ from remediator.core.actions import (
     ACTIONS,
     STEP_META_KEYS,
     ActionSpec,
+    ArgKind,
     bounds_problems,
     normalize_args,
 )
 from remediator.core.alerts import ALERT_CONTEXT_KEYS
+from remediator.core.escalation_policy import LEVELS
 from remediator.core.playbook import (
     PHASE_ORDER,
     EscalationSpec,
@@ -96,29 +98,31 @@ class _State:
     checker: Checker
     params: set[str]
     targets: list[Target] | None
+    teams: frozenset[str] | None = None
     seen: dict[str, ActionSpec] = field(default_factory=dict)
     all_ids: set[str] = field(default_factory=set)
     max_phase: Phase = Phase.DIAGNOSE
 
 
 def check_playbook_file(
-    path: Path, targets: Sequence[Target] | None = None,
+    path: Path, targets: Sequence[Target] | None = None, teams: Collection[str] | None = None,
 ) -> tuple[Playbook | None, list[Problem]]:
     """Load one file: the playbook (None if anything is wrong) and its problems."""
     data, problems = load_yaml_file(path)
     if problems:
         return None, problems
-    return check_playbook_data(data, str(path), targets)
+    return check_playbook_data(data, str(path), targets, teams)
 
 
 def check_playbook_set(
     paths: Iterable[Path], targets: Sequence[Target] | None = None,
+    teams: Collection[str] | None = None,
 ) -> tuple[list[Playbook], list[Problem]]:
     """Several files, plus the checks across them (duplicate names, identical match)."""
     playbooks: list[Playbook] = []
     problems: list[Problem] = []
     for path in paths:
-        playbook, found = check_playbook_file(path, targets)
+        playbook, found = check_playbook_file(path, targets, teams)
         problems += found
         if playbook is not None:
             problems += _clashes(playbook, playbooks)
@@ -140,8 +144,13 @@ def _clashes(playbook: Playbook, others: list[Playbook]) -> list[Problem]:
 
 def check_playbook_data(
     data: object, file: str, targets: Sequence[Target] | None = None,
+    teams: Collection[str] | None = None,
 ) -> tuple[Playbook | None, list[Problem]]:
-    """Check parsed YAML against the schema; the Playbook only when there is no problem."""
+    """Check parsed YAML against the schema; the Playbook only when there is no problem.
+
+    `targets` (from the config) and `teams` (from the escalation policy) are what literal
+    target and team names are checked against; None skips that check.
+    """
     checker = Checker(file)
     root = checker.mapping(data, "", 1)
     if root is None:
@@ -150,12 +159,13 @@ def check_playbook_data(
     name = checker.convert(root, "name", "", _playbook_name)
     match = checker.str_map(root, "match", "") if "match" in root else None
     params = _params(checker, root)
-    state = _State(checker, set(params), list(targets) if targets is not None else None)
+    state = _State(checker, set(params), list(targets) if targets is not None else None,
+                   frozenset(teams) if teams is not None else None)
     target = _target(checker, root, state)
     steps = _steps(state, root, _candidate_targets(state, target, match or {}))
     playbook = Playbook(
         name=name or "", match=match or {}, steps=tuple(steps), target=target,
-        limits=_limits(checker, root), escalation=_escalation(checker, root, "escalation")
+        limits=_limits(checker, root), escalation=_escalation(state, root, "escalation")
         or EscalationSpec(), params=params, description=str(root.get("description", "")),
         file=file,
     )
@@ -216,11 +226,12 @@ def _limits(checker: Checker, root: dict[str, Any]) -> Limits:
 
 
 def _escalation(
-    checker: Checker, container: dict[str, Any], key: str, parent: str = "",
+    state: _State, container: dict[str, Any], key: str, parent: str = "",
     scope: _Scope | None = None,
 ) -> EscalationSpec | None:
     if key not in container:
         return None
+    checker = state.checker
     field_name = join_field(parent, key)
     raw = checker.mapping(container[key], field_name, child_line(container, key))
     if raw is None:
@@ -232,6 +243,7 @@ def _escalation(
             scope = scope or _Scope({}, set(), set(), frozenset({"alert", "target", "params"}))
             _check_template(checker, value, child_line(raw, name), join_field(field_name, name),
                             scope)
+    _check_team_and_level(state, raw, field_name)
     return EscalationSpec(team=values["team"] or defaults.DEFAULT_ESCALATION_TEAM,
                           level=values["level"] or defaults.DEFAULT_ESCALATION_LEVEL,
                           reason=values["reason"])
@@ -267,8 +279,8 @@ def _step(
     phase = _phase(state, raw, field_name, spec)
     scope = _Scope(dict(state.seen), state.all_ids - set(state.seen), state.params)
     when = _when(checker, raw, field_name, scope)
-    args = _args(checker, raw, field_name, spec, scope, targets)
-    options = _options(checker, raw, field_name, spec, step_id, scope)
+    args = _args(state, raw, field_name, spec, scope, targets)
+    options = _options(state, raw, field_name, spec, step_id, scope)
     if step_id is not None and spec is not None:
         state.seen[step_id] = spec
     if step_id is None or spec is None or phase is None:
@@ -338,10 +350,10 @@ def _when(checker: Checker, raw: dict[str, Any], parent: str, scope: _Scope) -> 
 
 
 def _args(
-    checker: Checker, raw: dict[str, Any], parent: str, spec: ActionSpec | None, scope: _Scope,
+    state: _State, raw: dict[str, Any], parent: str, spec: ActionSpec | None, scope: _Scope,
     targets: list[Target],
 ) -> dict[str, Any]:
-    field_name = join_field(parent, "with")
+    checker, field_name = state.checker, join_field(parent, "with")
     given = checker.mapping(raw.get("with", {}), field_name, child_line(raw, "with"))
     if given is None or spec is None:
         return {}
@@ -354,6 +366,8 @@ def _args(
             checker.add(child_line(given, arg.split(".")[0]), join_field(field_name, arg), message)
     _check_arg_templates(checker, spec, given, field_name, scope)
     _check_http_budget(checker, raw, spec, args, parent)
+    if spec.name == "notify":
+        _check_team_and_level(state, given, field_name)
     return _plain(given)
 
 
@@ -364,7 +378,7 @@ def _check_arg_templates(
         arg = spec.arg(str(name))
         line, field_name = child_line(given, name), join_field(parent, name)
         if arg is not None and not arg.rendered:
-            if isinstance(value, str) and arg.kind.value == "expression":
+            if isinstance(value, str) and arg.kind is ArgKind.EXPRESSION:
                 _check_expression(checker, value, line, field_name, scope, syntax=False)
             continue
         for source in _strings(value):
@@ -389,9 +403,10 @@ def _check_http_budget(
 
 
 def _options(
-    checker: Checker, raw: dict[str, Any], parent: str, spec: ActionSpec | None,
+    state: _State, raw: dict[str, Any], parent: str, spec: ActionSpec | None,
     step_id: str | None, scope: _Scope,
 ) -> dict[str, Any]:
+    checker = state.checker
     options: dict[str, Any] = {}
     for key, (name, parse) in _OPTION_PARSERS.items():
         value = checker.convert(raw, key, parent, parse)
@@ -399,11 +414,24 @@ def _options(
             options[name] = value
     own = _Scope({**scope.steps, **({step_id: spec} if step_id and spec else {})}, scope.later,
                  scope.params)
-    escalate = _escalation(checker, raw, "escalate", parent, own)
+    escalate = _escalation(state, raw, "escalate", parent, own)
     if escalate is not None:
         options["escalate"] = escalate
     _check_option_fit(checker, raw, parent, spec, options)
     return options
+
+
+def _check_team_and_level(state: _State, raw: dict[str, Any], parent: str) -> None:
+    """Literal team and level names must exist in the escalation policy (templates: later)."""
+    team, level = raw.get("team"), raw.get("level")
+    if state.teams is not None and isinstance(team, str) and not is_template(team) \
+            and team not in state.teams:
+        known = sorted(state.teams)
+        state.checker.at(raw, "team", parent, f"no team {team!r} in the escalation policy "
+                         f"(teams: {', '.join(known)}){suggest(team, known)}")
+    if isinstance(level, str) and not is_template(level) and level not in LEVELS:
+        state.checker.at(raw, "level", parent, f"expected one of {', '.join(LEVELS)}, got "
+                         f"{level!r}")
 
 
 def _check_option_fit(

@@ -200,7 +200,7 @@ _CATALOGUE = (
     ActionSpec(
         "notify", False,
         (ArgSpec("team", ArgKind.STRING, required=True),
-         ArgSpec("level", ArgKind.STRING, default=defaults.DEFAULT_ESCALATION_LEVEL),
+         ArgSpec("level", ArgKind.LEVEL, default=defaults.DEFAULT_ESCALATION_LEVEL),
          ArgSpec("reason", ArgKind.STRING, required=True)),
         (_OUT, "team", "level", "reason"),
         "Record an escalation request on the execution (delivered by the service).",

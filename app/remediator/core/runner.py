@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from remediator.core import defaults
 from remediator.core._core_actions import run_core_action
 from remediator.core.actions import bounds_problems, judge_outputs, normalize_args
 from remediator.core.alerts import Alert, alert_context
+from remediator.core.escalation_policy import LEVELS
 from remediator.core.playbook import EscalationSpec, OnFailure, Phase, Playbook, Step
 from remediator.core.results import (
     EscalationRequest,
@@ -340,6 +342,9 @@ class _Execution:
                 fields[name] = str(render(value, self.context))
             except TemplateError:
                 fields[name] = value if name != "reason" else f"{default} ({value})"
+        if fields["level"] not in LEVELS:  # a human must still be asked: at the default level
+            fields["reason"] += f" (level {fields['level']!r} unknown)"
+            fields["level"] = defaults.DEFAULT_ESCALATION_LEVEL
         return EscalationRequest(fields["team"], fields["level"], fields["reason"], step_id)
 
     def _notify_request(self, step: Step, outputs: Mapping[str, Any]) -> EscalationRequest:

@@ -1,7 +1,8 @@
 """`remediator validate`: every problem in playbooks and config, as file:line: field: message.
 
 Directories expand to their *.yml / *.yaml files. A file named remediator.yml (or .yaml)
-is checked as the Remediator config and lends its targets to the playbook checks; any
+is checked as the Remediator config and lends its targets to the playbook checks; one
+named escalation.yml is checked as the escalation policy and lends its team names; any
 other file is checked as a playbook.
 """
 
@@ -12,12 +13,15 @@ from pathlib import Path
 
 from remediator.core._playbook_schema import check_playbook_set
 from remediator.core.config import check_config_file
+from remediator.core.escalation_policy import load_escalation_policy
 from remediator.core.problems import Problem
 from remediator.core.targets import Target
+from remediator.errors import ConfigError
 
-__all__ = ["is_config_file", "validate_paths"]
+__all__ = ["is_config_file", "is_escalation_file", "validate_paths"]
 
 _CONFIG_NAMES = ("remediator.yml", "remediator.yaml")
+_ESCALATION_NAMES = ("escalation.yml", "escalation.yaml")
 
 
 def is_config_file(path: Path) -> bool:
@@ -25,13 +29,20 @@ def is_config_file(path: Path) -> bool:
     return path.name in _CONFIG_NAMES
 
 
+def is_escalation_file(path: Path) -> bool:
+    """True for the escalation policy file (by name)."""
+    return path.name in _ESCALATION_NAMES
+
+
 def validate_paths(
     paths: Sequence[str | Path], targets: Sequence[Target] | None = None,
+    teams: Sequence[str] | None = None,
 ) -> list[Problem]:
     """All problems in these files and directories; an empty list means valid.
 
     Target names and bounds in playbooks are checked against `targets`, or else against
-    the targets of a config file among `paths` (when that config is itself valid).
+    the targets of a config file among `paths` (when that config is itself valid); team
+    names against `teams`, or else those of an escalation policy among `paths`.
     """
     files, problems = _expand([Path(p) for p in paths])
     for config in [f for f in files if is_config_file(f)]:
@@ -39,10 +50,23 @@ def validate_paths(
         problems += found
         if targets is None and not found:
             targets = values.get("targets", [])
-    playbook_files = [f for f in files if not is_config_file(f)]
-    problems += check_playbook_set(playbook_files, targets)[1]
+    for policy in [f for f in files if is_escalation_file(f)]:
+        names, found = _policy_teams(policy)
+        problems += found
+        teams = names if teams is None else teams
+    playbook_files = [f for f in files if not (is_config_file(f) or is_escalation_file(f))]
+    problems += check_playbook_set(playbook_files, targets, teams)[1]
     order = {str(f): i for i, f in enumerate(files)}
     return sorted(problems, key=lambda p: (order.get(p.file, -1), p.line))
+
+
+def _policy_teams(path: Path) -> tuple[list[str] | None, list[Problem]]:
+    """Team names of an escalation policy; its own loader reports what is wrong with it."""
+    try:
+        return list(load_escalation_policy(path).teams), []
+    except ConfigError as exc:
+        message = str(exc).removeprefix(f"{path}: ").removeprefix(f"{path}:")
+        return None, [Problem(str(path), 0, "", message.strip())]
 
 
 def _expand(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
