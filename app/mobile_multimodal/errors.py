@@ -1,0 +1,241 @@
+"""Every error the model package raises on purpose, in one tree.
+
+    ModelError                      base; ``reason`` labels model_load_failures_total{reason}
+    ├── ModelFileMissing            file_missing       (also FileNotFoundError)
+    ├── ModelFileCorrupted          corrupted          (also ValueError)
+    │   └── ModelFileUnsafe         corrupted          pickle payload refused, never executed
+    ├── ModelFormatTooOld           old_format         names scripts/convert_model.py
+    ├── ModelFormatTooNew           new_format         written by a newer release
+    ├── ModelPermissionDenied       permission_denied  (also PermissionError)
+    ├── ModelConfigError            config_invalid     bad config file, unknown model name
+    ├── ModelDeviceError            cuda_unavailable   CUDA requested but not available
+    ├── ModelOutOfMemory            out_of_memory      (also MemoryError)
+    ├── ModelDependencyError        import_error       (also ImportError)
+    ├── ModelLoadTimeout            load_timeout       a load ran past its time limit
+    ├── ModelDiskFull               disk_full          (also OSError, errno 28) writing a file
+    ├── ModelStoreError             store_error        a download could not be completed
+    │   ├── ModelChecksumMismatch   checksum_mismatch
+    │   └── ModelStoreUnavailable   store_unavailable  store or manifest unreachable
+    └── InvalidImage                bad_image          an inference input is not PNG/JPEG
+
+Messages start with the exception name the runbook greps for ("FileNotFoundError",
+"ValueError: The model file is corrupted", "ImportError", "[Errno 28] No space left on
+device"), then say what was wrong, where, and what to do. Third-party errors (torch,
+pickle, zipfile, urllib, yaml, PIL) are translated into these at the boundary.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import ClassVar
+
+__all__ = [
+    "InvalidImage",
+    "ModelChecksumMismatch",
+    "ModelConfigError",
+    "ModelDependencyError",
+    "ModelDeviceError",
+    "ModelDiskFull",
+    "ModelError",
+    "ModelFileCorrupted",
+    "ModelFileMissing",
+    "ModelFileUnsafe",
+    "ModelFormatTooNew",
+    "ModelFormatTooOld",
+    "ModelLoadTimeout",
+    "ModelOutOfMemory",
+    "ModelPermissionDenied",
+    "ModelStoreError",
+    "ModelStoreUnavailable",
+]
+
+CONVERT_HINT = (
+    "convert it: python scripts/convert_model.py --input {path} "
+    "--output {path}.converted --target-version current"
+)
+"""What to run when a checkpoint uses an older format version."""
+
+
+class ModelError(Exception):
+    """Base of every error this package raises on purpose.
+
+    ``reason`` is a short, stable machine label (a Prometheus label value); ``path`` names
+    the file involved, when there is one.
+    """
+
+    reason: ClassVar[str] = "model_error"
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ModelFileMissing(ModelError, FileNotFoundError):
+    """The model file does not exist: restore it from backup or download it."""
+
+    reason = "file_missing"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"FileNotFoundError: model file not found: {path} "
+            "(restore it from /backup/models or run scripts/download_models.py)",
+            path,
+        )
+
+
+class ModelFileCorrupted(ModelError, ValueError):
+    """The file exists but is not a valid checkpoint of this model."""
+
+    reason = "corrupted"
+
+    def __init__(self, path: str, cause: str) -> None:
+        super().__init__(
+            f"ValueError: The model file is corrupted: {path}: {cause} "
+            "(restore it from /backup/models or run scripts/download_models.py --force)",
+            path,
+        )
+        self.cause = cause
+
+
+class ModelFileUnsafe(ModelFileCorrupted):
+    """The file carries a pickle that would run code; it was refused, not executed."""
+
+
+class ModelFormatTooOld(ModelError):
+    """The checkpoint format predates what this release reads; the converter migrates it."""
+
+    reason = "old_format"
+
+    def __init__(self, path: str, found: int, current: int) -> None:
+        super().__init__(
+            f"ModelFormatTooOld: {path} uses checkpoint format version {found}, this release "
+            f"reads version {current}; " + CONVERT_HINT.format(path=path),
+            path,
+        )
+        self.found = found
+        self.current = current
+
+
+class ModelFormatTooNew(ModelError):
+    """The checkpoint was written by a newer release than this one."""
+
+    reason = "new_format"
+
+    def __init__(self, path: str, found: int, current: int) -> None:
+        super().__init__(
+            f"ModelFormatTooNew: {path} uses checkpoint format version {found}, this release "
+            f"reads up to version {current}; upgrade the server or use an older model file",
+            path,
+        )
+
+
+class ModelPermissionDenied(ModelError, PermissionError):
+    """The process may not read (or write) the model file."""
+
+    reason = "permission_denied"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"PermissionError: permission denied on model file {path} "
+            "(fix it: chmod 644 the file, chown it and its directory to the app user)",
+            path,
+        )
+
+
+class ModelConfigError(ModelError):
+    """A model config or manifest is invalid, or a model name is unknown."""
+
+    reason = "config_invalid"
+
+
+class ModelDeviceError(ModelError):
+    """A device was requested that this machine cannot provide."""
+
+    reason = "cuda_unavailable"
+
+    def __init__(self, device: str) -> None:
+        super().__init__(
+            f"RuntimeError: CUDA requested (device={device!r}) but CUDA is not available "
+            "on this machine; set device: cpu in config/model.yml or CUDA_VISIBLE_DEVICES=''"
+        )
+
+
+class ModelOutOfMemory(ModelError, MemoryError):
+    """Loading the model ran out of memory."""
+
+    reason = "out_of_memory"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"MemoryError: out of memory while loading {path} "
+            "(raise the container memory limit or load a quantized variant)",
+            path,
+        )
+
+
+class ModelDependencyError(ModelError, ImportError):
+    """A package the model needs cannot be imported."""
+
+    reason = "import_error"
+
+    def __init__(self, module: str, cause: str) -> None:
+        super().__init__(
+            f"ImportError: No module named {module!r} ({cause}); "
+            "install the requirements: pip install -r requirements.txt"
+        )
+
+
+class ModelLoadTimeout(ModelError):
+    """A model load ran past its time limit and was abandoned (the message says how long)."""
+
+    reason = "load_timeout"
+
+
+class ModelStoreError(ModelError):
+    """A model could not be downloaded from the store."""
+
+    reason = "store_error"
+
+
+class ModelChecksumMismatch(ModelStoreError):
+    """The downloaded bytes do not match the manifest's sha256; nothing was replaced."""
+
+    reason = "checksum_mismatch"
+
+    def __init__(self, source: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"checksum mismatch for {source}: manifest says sha256 {expected}, got {actual}; "
+            "the installed file was left untouched",
+            source,
+        )
+
+
+class ModelDiskFull(ModelError, OSError):
+    """The destination disk filled up while writing a model file; the partial file was
+    removed and nothing was replaced."""
+
+    reason = "disk_full"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"OSError: [Errno {errno.ENOSPC}] No space left on device while writing {path}; "
+            "the partial file was removed (free space, then retry: df -h)",
+            path,
+        )
+        self.errno = errno.ENOSPC
+
+
+class ModelStoreUnavailable(ModelStoreError):
+    """The store, its manifest or a file in it cannot be read."""
+
+    reason = "store_unavailable"
+
+
+class InvalidImage(ModelError, ValueError):
+    """An inference input is not a decodable PNG or JPEG image."""
+
+    reason = "bad_image"
