@@ -260,3 +260,19 @@ def test_select_playbook_by_match_labels_most_specific_first() -> None:
     assert select_playbook([general, specific], found) is specific  # type: ignore[arg-type]
     assert select_playbook([general, specific], {"alertname": "A"}) is general
     assert select_playbook([general, specific], {"alertname": "B"}) is None
+
+
+def test_the_playbook_guide_documents_every_action() -> None:
+    from remediator.core.actions import ACTIONS
+
+    guide = (ROOT / "playbooks" / "README.md").read_text()
+    missing = [name for name in ACTIONS if f"`{name}`" not in guide]
+    assert missing == []
+
+
+def test_the_playbook_guide_example_is_valid(tmp_path: Path) -> None:
+    guide = (ROOT / "playbooks" / "README.md").read_text()
+    example = guide.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.yml"
+    path.write_text(example)
+    assert validate_paths([path, CONFIG, ROOT / "config" / "escalation.yml"]) == []

@@ -14,6 +14,10 @@ Import from the submodules; each has one job:
     runner      the step runner and the Runtime protocol adapters implement
     results     step and execution results, lifecycle enums
     classify    diagnose.classify (runbook error patterns -> scenario)
+    problems    Problem (file, line, field, message), printed like a compiler message
+
+Escalation policy, redaction and retry backoff (escalation_policy, redact, backoff) live
+here too; see their own docstrings. Modules starting with `_` are internal.
 """
 
 __all__: list[str] = []
