@@ -233,6 +233,7 @@ def test_step_rules(step: str, expected: str) -> None:
     ("limits: {timeout: forever}\n", "3: limits.timeout: expected a duration"),
     ("limits: {max_runs_per_hour: 0}\n", "3: limits.max_runs_per_hour: expected a positive"),
     ("escalation: {level: page}\n", "3: escalation.team: is required"),
+    ("escalation: {team: ml-team-lead, reason: x}\n", "3: escalation.reason: unknown key"),
     ("stepz: []\n", "3: stepz: unknown key (did you mean 'steps'?)"),
 ])
 def test_playbook_rules(extra: str, expected: str) -> None:

@@ -85,7 +85,7 @@ _STEP_KEYS = ("id", "action", "phase", "with", "when", "retries", "delay", "time
 class _Scope:
     """What templates at one place may refer to."""
 
-    steps: dict[str, ActionSpec]
+    steps: dict[str, ActionSpec | None]  # None: the step's action is unknown (reported)
     later: set[str]
     params: set[str]
     roots: frozenset[str] = CONTEXT_ROOTS
@@ -99,7 +99,7 @@ class _State:
     params: set[str]
     targets: list[Target] | None
     teams: frozenset[str] | None = None
-    seen: dict[str, ActionSpec] = field(default_factory=dict)
+    seen: dict[str, ActionSpec | None] = field(default_factory=dict)
     all_ids: set[str] = field(default_factory=set)
     max_phase: Phase = Phase.DIAGNOSE
 
@@ -183,7 +183,7 @@ def _params(checker: Checker, root: dict[str, Any]) -> dict[str, Any]:
     if "params" not in root:
         return {}
     params = checker.mapping(root["params"], "params", child_line(root, "params"))
-    return {str(key): value for key, value in (params or {}).items()}
+    return {str(key): _plain(value) for key, value in (params or {}).items()}
 
 
 def _target(checker: Checker, root: dict[str, Any], state: _State) -> str | None:
@@ -236,7 +236,9 @@ def _escalation(
     raw = checker.mapping(container[key], field_name, child_line(container, key))
     if raw is None:
         return None
-    checker.keys(raw, field_name, ("team", "level", "reason"), ("team",))
+    # The playbook-wide default has no reason: each escalation brings its own.
+    allowed = ("team", "level") if key == "escalation" else ("team", "level", "reason")
+    checker.keys(raw, field_name, allowed, ("team",))
     values = {name: checker.string(raw, name, field_name) for name in ("team", "level", "reason")}
     for name, value in values.items():
         if value is not None and is_template(value):
@@ -281,8 +283,8 @@ def _step(
     when = _when(checker, raw, field_name, scope)
     args = _args(state, raw, field_name, spec, scope, targets)
     options = _options(state, raw, field_name, spec, step_id, scope)
-    if step_id is not None and spec is not None:
-        state.seen[step_id] = spec
+    if step_id is not None:
+        state.seen.setdefault(step_id, spec)
     if step_id is None or spec is None or phase is None:
         return None
     return Step(id=step_id, action=spec.name, phase=phase, args=args, when=when,
@@ -511,7 +513,7 @@ def _check_step_ref(rest: tuple[str, ...], scope: _Scope) -> str | None:
             return f"steps.{step_id} is not an earlier step: a step only sees steps before it"
         return f"no earlier step {step_id!r}{suggest(step_id, scope.steps)}"
     spec = scope.steps[step_id]
-    if len(rest) > 1 and rest[1] not in (*STEP_META_KEYS, *spec.outputs):
+    if spec is not None and len(rest) > 1 and rest[1] not in (*STEP_META_KEYS, *spec.outputs):
         fields = ", ".join((*STEP_META_KEYS, *spec.outputs))
         return f"steps.{step_id} ({spec.name}) has no output {rest[1]!r}; it has: {fields}"
     return None
