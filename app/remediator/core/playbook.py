@@ -6,7 +6,7 @@ loaded into the frozen dataclasses below, and run by `runner.run_playbook`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -124,11 +124,18 @@ class Playbook:
         return all(labels.get(name) == value for name, value in self.match.items())
 
 
-def load_playbook(path: str | Path, targets: Sequence[Target] | None = None) -> Playbook:
-    """Load and check one playbook file; PlaybookSchemaError lists file:line: field: problem."""
+def load_playbook(
+    path: str | Path, targets: Sequence[Target] | None = None,
+    teams: Collection[str] | None = None,
+) -> Playbook:
+    """Load and check one playbook file; PlaybookSchemaError lists file:line: field: problem.
+
+    Literal target names are checked against `targets`, team names against `teams` (the
+    escalation policy's), when given.
+    """
     from remediator.core._playbook_schema import check_playbook_file  # it imports this module
 
-    playbook, problems = check_playbook_file(Path(path), targets)
+    playbook, problems = check_playbook_file(Path(path), targets, teams)
     if problems or playbook is None:
         raise PlaybookSchemaError(f"invalid playbook:\n{format_problems(problems)}")
     return playbook
@@ -152,6 +159,7 @@ def load_playbook_text(
 
 def load_playbooks(
     directory: str | Path, targets: Sequence[Target] | None = None,
+    teams: Collection[str] | None = None,
 ) -> list[Playbook]:
     """Every *.yml / *.yaml playbook in a directory (sorted), checked together.
 
@@ -160,7 +168,7 @@ def load_playbooks(
     """
     from remediator.core._playbook_schema import check_playbook_set
 
-    playbooks, problems = check_playbook_set(playbook_files(Path(directory)), targets)
+    playbooks, problems = check_playbook_set(playbook_files(Path(directory)), targets, teams)
     if problems:
         raise PlaybookSchemaError(f"invalid playbooks:\n{format_problems(problems)}")
     return playbooks
