@@ -12,6 +12,8 @@ declare -A need=(
   [promtool]=prometheus
   [amtool]=prometheus-alertmanager
   [wrk]=wrk
+  [jq]=jq
+  [curl]=curl
 )
 missing=()
 for bin in "${!need[@]}"; do

@@ -41,8 +41,8 @@ class CaptionModel(Protocol):
     def caption(self, image: Any) -> str: ...
 
 
-Loader = Callable[[str, str], CaptionModel]
-"""(name or path, device) → a model; raises ModelError subclasses."""
+Loader = Callable[[str, str, Path], CaptionModel]
+"""(name or path, device, model directory) → a model; raises ModelError subclasses."""
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,15 @@ class Status:
         return self.state is ModelState.READY
 
 
-def default_loader(name_or_path: str, device: str) -> CaptionModel:
+def default_loader(name_or_path: str, device: str, model_dir: Path) -> CaptionModel:
     try:
         from mobile_multimodal.model import MobileMultiModalLLM
     except ImportError as exc:
         from mobile_multimodal.errors import ModelDependencyError
 
         raise ModelDependencyError(exc.name or "unknown", str(exc)) from None
-    model: CaptionModel = MobileMultiModalLLM.from_pretrained(name_or_path, device=device)
+    model: CaptionModel = MobileMultiModalLLM.from_pretrained(name_or_path, model_dir=model_dir,
+                                                              device=device)
     return model
 
 
@@ -154,7 +155,7 @@ class ModelManager:
         def work() -> None:
             try:
                 device = resolve_device(self.config.device, self._env)
-                result["model"] = self._loader(name, device)
+                result["model"] = self._loader(name, device, self.config.model_dir)
             except ModelError as exc:
                 result["error"] = exc
             except MemoryError:

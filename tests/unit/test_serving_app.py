@@ -23,8 +23,8 @@ from mobile_multimodal.manager import ModelManager, ModelState, resolve_device
 from mobile_multimodal.metrics import FAILURE_REASONS, ServingMetrics
 from mobile_multimodal.server import build_manager, create_app
 
-RUNBOOK_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJ"
-               "RU5ErkJggg==")
+RUNBOOK_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6"
+               "kgAAAABJRU5ErkJggg==")
 
 
 class FakeModel:
@@ -38,7 +38,7 @@ class FakeModel:
 
 
 def loader_for(failures: dict[str, ModelError]) -> Any:
-    def load(name: str, device: str) -> FakeModel:
+    def load(name: str, device: str, model_dir: Path) -> FakeModel:
         for key, error in failures.items():
             if key in name:
                 raise error
@@ -115,7 +115,7 @@ def test_failed_reload_keeps_the_model_already_serving() -> None:
 def test_hung_load_is_abandoned_at_its_timeout_and_shows_in_progress() -> None:
     release = threading.Event()
 
-    def hang(name: str, device: str) -> FakeModel:
+    def hang(name: str, device: str, model_dir: Path) -> FakeModel:
         release.wait(5)
         return FakeModel("fp32")
 

@@ -1,0 +1,151 @@
+"""The whole loop for end-to-end tests: app container, Remediator, Alertmanager, Prometheus.
+
+Uses the shipped monitoring configs with only intervals, `for:`, addresses and ports
+changed (remediator.stack renders them), and a test-named container as the target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from docker.models.containers import Container
+
+from remediator.stack import (
+    AppSpec,
+    Timings,
+    app_container_kwargs,
+    render_alertmanager_config,
+    render_alerts,
+    render_prometheus_config,
+)
+from tests.harness.docker_engine import ROOT, Resources, host_port
+from tests.harness.processes import (
+    Proc,
+    alertmanager,
+    free_port,
+    prometheus,
+    spawn,
+    stop,
+    wait_ready,
+)
+
+FAST = Timings(scrape_interval="1s", evaluation_interval="1s", alert_for="5s",
+               group_wait="1s", group_interval="2s", repeat_interval="1h")
+"""Short intervals so the loop closes in seconds, not minutes."""
+
+TOKEN = "e2e-token"
+
+
+@dataclass
+class Loop:
+    app: Container
+    app_url: str
+    remediator: Proc
+    prometheus: Proc
+    alertmanager: Proc
+
+    def api(self, path: str, method: str = "GET") -> Any:
+        resp = requests.request(method, f"{self.remediator.url}{path}", timeout=5,
+                                headers={"Authorization": f"Bearer {TOKEN}"})
+        resp.raise_for_status()
+        return resp.json()
+
+    def health(self) -> dict[str, Any]:
+        with contextlib.suppress(requests.RequestException, ValueError):
+            return dict(requests.get(f"{self.app_url}/health", timeout=2).json())
+        return {}
+
+    def alerts(self, name: str) -> list[dict[str, Any]]:
+        data = requests.get(f"{self.prometheus.url}/api/v1/alerts", timeout=5).json()
+        return [a for a in data["data"]["alerts"] if a["labels"].get("alertname") == name]
+
+
+def wait(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def start_app(resources: Resources, image: str) -> Container:
+    spec = AppSpec(name=f"e2e-app-{resources.labels()['org.remediator.test']}", image=image,
+                   port=free_port(), models_volume=resources.volume().name,
+                   backup_volume=resources.volume().name)
+    kwargs = app_container_kwargs(spec, resources.labels())
+    box = resources.client.containers.run(**kwargs)
+    resources.containers.append(box)
+    return box
+
+
+def remediator_config(tmp: Path, container: str, app_url: str, prom_url: str) -> Path:
+    path = tmp / "remediator.yml"
+    path.write_text(f"""
+mode: act
+prometheus_url: {prom_url}
+max_runs_per_hour: 5
+targets:
+  - name: app-prod
+    selector: {{service: app-prod}}
+    container: {container}
+    base_url: {app_url}
+    backup_path: /backup/models
+    bounds: {{max_memory: 4g, min_cpus: 0.5, max_cpus: 2}}
+""")
+    return path
+
+
+@contextlib.contextmanager
+def remediator(tmp: Path, config: Path, port: int) -> Iterator[Proc]:
+    workdir = tmp / "remediator"
+    workdir.mkdir()
+    argv = [str(Path(sys.executable).parent / "remediator"), "serve", "--host", "127.0.0.1",
+            "--port", str(port), "--db", str(workdir / "remediator.db"), "--config", str(config),
+            "--playbooks", str(ROOT / "playbooks")]
+    os.environ["REMEDIATOR_WEBHOOK_TOKEN"] = TOKEN
+    proc = spawn("remediator", argv, port, workdir)
+    try:
+        wait_ready(proc, "/readyz", timeout=60)
+        yield proc
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def loop(tmp: Path, resources: Resources, image: str, timings: Timings = FAST) -> Iterator[Loop]:
+    app = start_app(resources, image)
+    app_url = f"http://127.0.0.1:{host_port(app)}"
+    wait(lambda: requests_ok(f"{app_url}/health"), 120, "the app to be healthy")
+    rem_port, am_port, prom_port = free_port(), free_port(), free_port()
+    config = remediator_config(tmp, app.name, app_url, f"http://127.0.0.1:{prom_port}")
+    token_file = tmp / "token"
+    token_file.write_text(TOKEN)
+    am_config = render_alertmanager_config(
+        (ROOT / "monitoring/alertmanager.yml").read_text(),
+        f"http://127.0.0.1:{rem_port}/api/v1/alerts", str(token_file), timings)
+    addresses = {"app-prod:8080": app_url.removeprefix("http://"),
+                 "alertmanager:9093": f"127.0.0.1:{am_port}",
+                 "remediator:9096": f"127.0.0.1:{rem_port}"}
+    prom_config = render_prometheus_config((ROOT / "monitoring/prometheus.yml").read_text(),
+                                           addresses, timings)
+    rules = {"alerts.yml": render_alerts((ROOT / "monitoring/alerts.yml").read_text(), timings)}
+    with remediator(tmp, config, rem_port) as rem, \
+            alertmanager(tmp, am_config, port=am_port) as am, \
+            prometheus(tmp, prom_config, rules, port=prom_port) as prom:
+        yield Loop(app, app_url, rem, prom, am)
+
+
+def requests_ok(url: str) -> bool:
+    with contextlib.suppress(requests.RequestException, ValueError):
+        return bool(requests.get(url, timeout=2).json().get("status") == "healthy")
+    return False
