@@ -129,7 +129,7 @@ class DockerActions:
             "cpus": cpus, "image": box.attrs["Config"].get("Image"),
             "image_id": box.attrs.get("Image"),
             "env": list(box.attrs["Config"].get("Env") or []),
-            "started_at": state.get("StartedAt"), "error": state.get("Error") or "",
+            "started_at": state.get("StartedAt"), "state_error": state.get("Error") or "",
         }
         out["output"] = (f"{target.container}: {out['container_status']}, exit code "
                          f"{out['exit_code']}, OOMKilled={out['oom_killed']}, "

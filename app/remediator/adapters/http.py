@@ -77,11 +77,10 @@ class HttpActions:
         for attempt in range(1, attempts + 1):
             status, body, summary = self._observe(method, url, args.get("body"))
             if status == expect_status and json_contains(body, args.get("expect") or {}):
-                return {"ok": True, "status_code": status, "body": body, "attempts": attempt,
-                        "output": summary}
+                return {"ok": True, "status_code": status, "body": body, "output": summary}
             if attempt < attempts and time.monotonic() < deadline:
                 self.sleep(float(args.get("interval") or 1.0))
-        return {"ok": False, "status_code": status, "body": body, "attempts": attempts,
+        return {"ok": False, "status_code": status, "body": body,
                 "output": f"expectation not met after {attempts} attempt(s): {summary}"}
 
     def query(self, args: dict[str, Any]) -> dict[str, Any]:
