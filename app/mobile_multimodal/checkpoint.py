@@ -10,7 +10,8 @@ scenario-5 snippet prints its ``version``, ``pytorch_version`` and ``architectur
     variant          "fp32" | "int8" | "int2"
     config           dict of ints: the network's hyper-parameters (``NetConfig``)
     vocabulary       list of str, token ids in order
-    state_dict       dict of tensors (quantized weights as ``.qweight``/``.qscale`` pairs)
+    state_dict       dict of tensors; quantized variants keep their large weights in two
+                     flat tensors, ``quantized.qweight`` and ``quantized.qscale``
     quantization     {"bits": 32|8|2, "shapes": {weight name: shape}}
     checksum         sha256 of the state_dict tensors, to catch bit rot the zip misses
     metadata         dict of str/int/float: seed, steps, training time
@@ -227,9 +228,10 @@ def validate_checkpoint(raw: Mapping[str, Any], path: str) -> None:
     _require(raw, "config", dict, path)
 
 
-def _network(raw: Mapping[str, Any], path: str) -> CaptionNet:
+def _network(raw: Mapping[str, Any], path: str) -> tuple[CaptionNet, Vocabulary]:
     """Build the network and load (unpacking if quantized) the weights into it."""
     try:
+        vocabulary = Vocabulary(raw["vocabulary"])
         config = NetConfig.from_dict(raw["config"])
         if config.vocab_size != len(raw["vocabulary"]):
             raise ValueError("config vocab_size does not match the vocabulary")
@@ -237,15 +239,15 @@ def _network(raw: Mapping[str, Any], path: str) -> CaptionNet:
         state = raw["state_dict"]
         if raw["variant"] != "fp32":
             state = dequantize_state(state, int(quant["bits"]), quant["shapes"])
-        network = CaptionNet(config)
-        network.load_state_dict(state, strict=True)
+        network = CaptionNet(config, device="meta")  # no random init: the file has it all
+        network.load_state_dict(state, strict=True, assign=True)
     except MemoryError:
         raise ModelOutOfMemory(path) from None
-    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelFileCorrupted(path, f"weights do not fit the architecture: {first}"
                                  [:240]) from None
-    return network.eval()
+    return network.eval(), vocabulary
 
 
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
@@ -254,10 +256,11 @@ def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     raw = read_checkpoint(path)
     validate_checkpoint(raw, name)
     metadata = raw.get("metadata")
+    network, vocabulary = _network(raw, name)
     return LoadedModel(
         path=name,
-        network=_network(raw, name),
-        vocabulary=Vocabulary(raw["vocabulary"]),
+        network=network,
+        vocabulary=vocabulary,
         version=raw["version"],
         variant=raw["variant"],
         architecture=raw["architecture"],

@@ -126,6 +126,10 @@ def parse_manifest(text: str, source: str) -> dict[str, Any]:
             if not isinstance(item, dict) or not isinstance(item.get(key), kind):
                 raise ModelConfigError(f"manifest {source}: models[{i}].{key} must be a "
                                        f"{kind.__name__}")
+        aliases = item.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise ModelConfigError(f"manifest {source}: models[{i}].aliases must be a list "
+                                   "of str")
         if "/" in item["file"] or item["file"].startswith("."):
             raise ModelConfigError(f"manifest {source}: models[{i}].file must be a plain "
                                    f"file name, got {item['file']!r}")

@@ -65,10 +65,11 @@ def _positive_int(key: str, value: object) -> int:
 class GRUCell(nn.Module):
     """A standard GRU cell (same equations as ``nn.GRUCell``) built from two Linear layers."""
 
-    def __init__(self, inputs: int, hidden: int) -> None:
+    def __init__(self, inputs: int, hidden: int,
+                 device: str | torch.device | None = None) -> None:
         super().__init__()
-        self.ih = nn.Linear(inputs, 3 * hidden)
-        self.hh = nn.Linear(hidden, 3 * hidden)
+        self.ih = nn.Linear(inputs, 3 * hidden, device=device)
+        self.hh = nn.Linear(hidden, 3 * hidden, device=device)
 
     def forward(self, x: Tensor, h: Tensor) -> Tensor:
         ir, iz, in_ = self.ih(x).chunk(3, dim=-1)
@@ -86,18 +87,21 @@ class CaptionNet(nn.Module):
     so the decoder need not carry the whole picture in its hidden state across 8 tokens.
     """
 
-    def __init__(self, config: NetConfig) -> None:
+    def __init__(self, config: NetConfig, device: str | torch.device | None = None) -> None:
+        """``device="meta"`` builds it without allocating or initialising weights, for a
+        load that replaces them all anyway (``load_state_dict(..., assign=True)``)."""
         super().__init__()
         self.config = config
         c1, c2, c3 = config.channels
         self.encoder = nn.Sequential(
-            _block(3, c1), _block(c1, c2), _block(c2, c3), nn.Flatten()
+            _block(3, c1, device), _block(c1, c2, device), _block(c2, c3, device), nn.Flatten()
         )
         cells = (config.image_size // 8) ** 2
-        self.project = nn.Linear(c3 * cells, config.hidden)
-        self.embed = nn.Embedding(config.vocab_size, config.embed)
-        self.gru = GRUCell(config.embed + config.hidden, config.hidden)
-        self.out = nn.Linear(config.hidden, config.vocab_size)
+        self.project = nn.Linear(c3 * cells, config.hidden, device=device)
+        self.embed = nn.Embedding(config.vocab_size, config.embed,
+                                  _weight=_embedding_init(config, device))
+        self.gru = GRUCell(config.embed + config.hidden, config.hidden, device)
+        self.out = nn.Linear(config.hidden, config.vocab_size, device=device)
 
     def encode(self, images: Tensor) -> Tensor:
         """The image context vector (B x hidden)."""
@@ -133,7 +137,16 @@ class CaptionNet(nn.Module):
         return out
 
 
-def _block(inputs: int, outputs: int) -> nn.Sequential:
+def _block(inputs: int, outputs: int, device: str | torch.device | None) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(inputs, outputs, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)
+        nn.Conv2d(inputs, outputs, 3, padding=1, device=device), nn.ReLU(), nn.MaxPool2d(2)
     )
+
+
+def _embedding_init(config: NetConfig, device: str | torch.device | None) -> Tensor:
+    """nn.Embedding's own N(0, 1) init, done here because on the meta device ``normal_``
+    goes through torch._refs and imports torch._dynamo (about 1.5 s on first use)."""
+    shape = (config.vocab_size, config.embed)
+    if torch.device(device or "cpu").type == "meta":
+        return torch.empty(shape, device="meta")
+    return torch.randn(shape, device=device)

@@ -11,9 +11,12 @@ of the channel's RMS, that minimises the squared error; quantization-aware fine-
 (``FakeQuant``) uses the very same function, so the packed model computes exactly what was
 fine-tuned.
 
-A quantized weight ``W`` is stored as ``W.qweight`` (int8, or uint8 packed codes) and
-``W.qscale`` (float32 per channel); its shape is kept in the checkpoint's
-``quantization['shapes']``. Loading unpacks to fp32 (``dequantize_state``).
+All quantized weights travel in two flat tensors, ``quantized.qweight`` (int8 values, or
+uint8 bytes of packed int2 rows, one weight after the other) and ``quantized.qscale``
+(float32, one per output channel), in the order of ``quantization['shapes']``, which
+records each weight's name and shape. Two records instead of two per weight keep loading
+fast: a zip record costs about as much to read as 100 kB of data. Loading unpacks to fp32
+(``dequantize_state``), with a 256-entry lookup table for int2 bytes.
 """
 
 from __future__ import annotations
@@ -38,8 +41,12 @@ __all__ = [
 MIN_QUANT_ELEMENTS = 4096
 """Weights with fewer values than this stay fp32."""
 
-QWEIGHT, QSCALE = ".qweight", ".qscale"
+QWEIGHT, QSCALE = "quantized.qweight", "quantized.qscale"
 _SHIFTS = torch.tensor([0, 2, 4, 6], dtype=torch.uint8)
+_LEVELS = torch.tensor([-1.5, -0.5, 0.5, 1.5])
+_BYTE_CODES = (torch.arange(256, dtype=torch.uint8).unsqueeze(1) >> _SHIFTS) & 3
+_BYTE_LEVELS = _LEVELS[_BYTE_CODES.long()]
+"""Byte value -> the four int2 levels it packs (256 x 4), for one-step unpacking."""
 _SCALE_GRID = torch.linspace(0.5, 1.6, 23)
 
 
@@ -113,32 +120,63 @@ def quantize_state(state: Mapping[str, Tensor], bits: int) -> tuple[dict[str, Te
     if bits not in (2, 8):
         raise ValueError(f"unsupported bit width {bits}; use 8 or 2")
     targets = set(quantized_names(state))
-    stored: dict[str, Tensor] = {}
+    stored = {k: v.detach().clone() for k, v in state.items() if k not in targets}
     shapes: dict[str, list[int]] = {}
+    values, scales = [], []
     for name, tensor in state.items():
-        if name not in targets:
-            stored[name] = tensor.detach().clone()
-            continue
-        if bits == 8:
-            q, scale = _int8(tensor)
-        else:
-            codes, scale = int2_codes(tensor)
-            q = pack_int2(codes)
-        stored[name + QWEIGHT], stored[name + QSCALE] = q, scale
-        shapes[name] = list(tensor.shape)
+        if name in targets:
+            q, scale = _int8(tensor) if bits == 8 else _packed_int2(tensor)
+            values.append(q.reshape(-1))
+            scales.append(scale)
+            shapes[name] = list(tensor.shape)
+    if shapes:
+        stored[QWEIGHT], stored[QSCALE] = torch.cat(values), torch.cat(scales)
     return stored, shapes
+
+
+def _packed_int2(weight: Tensor) -> tuple[Tensor, Tensor]:
+    codes, scale = int2_codes(weight)
+    return pack_int2(codes), scale
+
+
+def _stored_size(shape: list[int], bits: int) -> int:
+    """Bytes one weight takes in the flat ``qweight`` tensor."""
+    per_row = 1
+    for dim in shape[1:]:
+        per_row *= dim
+    return shape[0] * (per_row if bits == 8 else (per_row + 3) // 4)
+
+
+def _dequantize_one(q: Tensor, scale: Tensor, shape: list[int], bits: int) -> Tensor:
+    rows = q.reshape(shape[0], -1)
+    if bits == 8:
+        values = rows.float()
+    else:  # each byte -> its four levels via the table (index_select: the fast gather)
+        values = torch.index_select(_BYTE_LEVELS, 0, rows.reshape(-1).int())
+        values = values.reshape(shape[0], -1)
+        values = values[:, : _stored_size([1, *shape[1:]], 8)]
+    return (values * scale.float().unsqueeze(1)).reshape(shape)
 
 
 def dequantize_state(stored: Mapping[str, Tensor], bits: int,
                      shapes: Mapping[str, list[int]]) -> dict[str, Tensor]:
-    """The fp32 state dict a quantized checkpoint stands for (what the network loads)."""
-    state = {k: v for k, v in stored.items() if not k.endswith((QWEIGHT, QSCALE))}
+    """The fp32 state dict a quantized checkpoint stands for (what the network loads).
+
+    Raises ValueError when the flat tensors do not hold exactly what ``shapes`` says.
+    """
+    state = {k: v for k, v in stored.items() if k not in (QWEIGHT, QSCALE)}
+    if not shapes:
+        return state
+    values, scales = stored[QWEIGHT].reshape(-1), stored[QSCALE].reshape(-1)
+    at, scale_at = 0, 0
     for name, shape in shapes.items():
-        q, scale = stored[name + QWEIGHT], stored[name + QSCALE]
-        if bits == 8:
-            state[name] = (_rows(q).float() * scale.float().unsqueeze(1)).reshape(shape)
-        else:
-            state[name] = int2_dequantize(unpack_int2(q, shape), scale)
+        size = _stored_size(shape, bits)
+        state[name] = _dequantize_one(values[at:at + size], scales[scale_at:scale_at + shape[0]],
+                                      shape, bits)
+        at, scale_at = at + size, scale_at + shape[0]
+    if (at, scale_at) != (values.numel(), scales.numel()):
+        raise ValueError(f"quantized data holds {values.numel()} values and "
+                         f"{scales.numel()} scales, the shapes need {at} and {scale_at}")
     return state
 
 

@@ -194,6 +194,7 @@ from mobile_multimodal import MobileMultiModalLLM
 try:
     model = MobileMultiModalLLM.from_pretrained('mobile-mm-llm-int2')
     print('Model loaded successfully')
+    assert 'torch._dynamo' not in sys.modules, 'a load must stay light (no dynamo import)'
 except Exception as e:
     print('Error:', str(e))
 import torch

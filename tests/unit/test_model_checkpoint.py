@@ -195,6 +195,7 @@ def test_older_format_is_refused_naming_the_converter(good_file: Path) -> None:
     {"architecture": "ResNet50"},
     {"variant": "int4"},
     {"vocabulary": []},
+    {"vocabulary": ["a", "b"]},
     {"checksum": "0" * 64},
     {"config": {"hidden": 64}},
     {"state_dict": {"w": "not a tensor"}},
