@@ -25,6 +25,9 @@ __all__ = ["Intake", "IntakeEvent"]
 
 log = logging.getLogger("remediator.intake")
 
+CHUNK = 32
+"""Payloads processed per transaction: short, so webhook commits are not kept waiting."""
+
 
 @dataclass(frozen=True)
 class IntakeEvent:
@@ -41,23 +44,56 @@ class Intake:
         self.playbooks = list(playbooks)
         self.metrics = metrics
 
-    def drain(self, limit: int = 100) -> list[IntakeEvent]:
+    def drain(self, limit: int = 256) -> list[IntakeEvent]:
+        """Process stored payloads in short transactions (the webhook's writer shares the
+        write lock); a payload that breaks its chunk alone is moved to the dead letters
+        (kept, with the reason) so it cannot block the rest."""
+        rows = [(int(r["id"]), bytes(r["body"])) for r in self.store.unprocessed_inbox(limit)]
         events: list[IntakeEvent] = []
-        for row in self.store.unprocessed_inbox(limit):
-            events += self.process_row(int(row["id"]), bytes(row["body"]))
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start:start + CHUNK]
+            try:
+                events += self._process(chunk)
+            except Exception:
+                log.exception("intake chunk failed; retrying its %d payloads one by one",
+                              len(chunk))
+                events += [e for row in chunk for e in self._process_alone(*row)]
         self.metrics.inbox_depth.set(self.store.inbox_depth())
         return events
 
     def process_row(self, inbox_id: int, body: bytes) -> list[IntakeEvent]:
+        return self._process([(inbox_id, body)])
+
+    def _process(self, rows: list[tuple[int, bytes]]) -> list[IntakeEvent]:
+        parsed = [(inbox_id, self._alerts(inbox_id, body)) for inbox_id, body in rows]
+        events: list[IntakeEvent] = []
+        now = utcnow()
+        with self.store.transaction() as db:
+            for inbox_id, alerts in parsed:
+                events += [self._one(db, alert) for alert in alerts]
+                db.execute("UPDATE inbox SET processed_at = ? WHERE id = ?", (now, inbox_id))
+        return events
+
+    def _process_alone(self, inbox_id: int, body: bytes) -> list[IntakeEvent]:
         try:
-            alerts = parse_webhook(body).alerts
+            return self._process([(inbox_id, body)])
+        except Exception as exc:
+            log.exception("inbox row %s cannot be processed; kept as a dead letter", inbox_id)
+            with self.store.transaction() as db:
+                db.execute("INSERT INTO dead_letters(received_at, reason, content_type, body) "
+                           "VALUES (?, ?, ?, ?)", (utcnow(), f"intake failed: {exc}",
+                                                   "application/json", body))
+                db.execute("UPDATE inbox SET processed_at = ? WHERE id = ?",
+                           (utcnow(), inbox_id))
+            return []
+
+    @staticmethod
+    def _alerts(inbox_id: int, body: bytes) -> list[Alert]:
+        try:
+            return parse_webhook(body).alerts
         except PayloadError as exc:  # validated at intake; only a schema change gets here
             log.error("inbox row %s no longer parses: %s", inbox_id, exc)
-            alerts = []
-        with self.store.transaction() as db:
-            events = [self._one(db, alert) for alert in alerts]
-            db.execute("UPDATE inbox SET processed_at = ? WHERE id = ?", (utcnow(), inbox_id))
-        return events
+            return []
 
     def _one(self, db: sqlite3.Connection, alert: Alert) -> IntakeEvent:
         self.metrics.alerts_received.labels(status=alert.status.value).inc()
@@ -90,7 +126,7 @@ class Intake:
         incident_id = self.store.insert_incident(db, data, alert.incident_key,
                                                  target.name if target else None, note)
         if note is not None or target is None or playbook is None:
-            log.warning("incident %s recorded, not acted on: %s", incident_id, note)
+            log.info("incident %s recorded, not acted on: %s", incident_id, note)
             return IntakeEvent(incident_id, "unmatched")
         execution_id = self.store.insert_execution(db, incident_id, playbook.name, target.name,
                                                    data, dry_run=False)

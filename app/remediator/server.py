@@ -2,38 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from remediator.core.config import RemediatorConfig
 
-__all__ = ["run_server"]
+__all__ = ["gunicorn_settings", "run_gunicorn", "run_server"]
+
+
+def gunicorn_settings(host: str, port: int, threads: int) -> dict[str, Any]:
+    """One worker process with threads: the store, worker and metrics live in one process."""
+    return {"bind": f"{host}:{port}", "workers": 1, "threads": threads,
+            "worker_class": "gthread", "timeout": 120, "graceful_timeout": 10,
+            "keepalive": 5, "accesslog": None, "loglevel": "warning", "backlog": 2048}
+
+
+def run_gunicorn(load: Callable[[], Any], settings: dict[str, Any],
+                 on_exit: Callable[[], None] | None = None) -> None:
+    """Serve the WSGI app that `load()` builds (called in the worker process)."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+            if on_exit is not None:
+                self.cfg.set("worker_exit", lambda _server, _worker: on_exit())
+
+        def load(self) -> Any:
+            return load()
+
+    Server().run()
 
 
 def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: Path,
                playbooks_dir: Path, token: str | None, dry_run: bool, threads: int) -> None:
-    from gunicorn.app.base import BaseApplication
-
-    from remediator.service import build_service
+    from remediator.service import Service, build_service
     from remediator.web import create_app
 
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            settings: dict[str, Any] = {
-                "bind": f"{host}:{port}", "workers": 1, "threads": threads,
-                "worker_class": "gthread", "timeout": 120, "graceful_timeout": 10,
-                "accesslog": None, "loglevel": "warning", "backlog": 2048,
-                "worker_exit": lambda _server, _worker: service_ref and service_ref[0].close(),
-            }
-            for key, value in settings.items():
-                self.cfg.set(key, value)
+    services: list[Service] = []
 
-        def load(self) -> Any:
-            service = build_service(config, db_path=db_path, playbooks_dir=playbooks_dir,
-                                    token=token, dry_run=dry_run)
-            service.worker.start()
-            service_ref.append(service)
-            return create_app(service)
+    def load() -> Any:
+        service = build_service(config, db_path=db_path, playbooks_dir=playbooks_dir,
+                                token=token, dry_run=dry_run)
+        service.worker.start()
+        services.append(service)
+        return create_app(service)
 
-    service_ref: list[Any] = []
-    Server().run()
+    def close() -> None:
+        for service in services:
+            service.close()
+
+    run_gunicorn(load, gunicorn_settings(host, port, threads), close)

@@ -8,6 +8,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from remediator.adapters.ingest import GroupCommitWriter
 from remediator.adapters.store import Store
 from remediator.core.config import RemediatorConfig
 from remediator.core.playbook import Playbook, load_playbooks
@@ -26,6 +27,7 @@ class Service:
     worker: Worker
     metrics: ServiceMetrics
     token: str | None
+    writer: GroupCommitWriter
     docker_ping: Any = None
 
     def set_paused(self, paused: bool) -> None:
@@ -42,6 +44,7 @@ class Service:
 
     def close(self) -> None:
         self.worker.stop()
+        self.writer.close()
         self.store.close()
 
 
@@ -59,4 +62,5 @@ def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_di
         real = build_runtime(config)
         runtime, docker_ping = real, real.docker.ping
     worker = Worker(store, config, playbooks, runtime, metrics, dry_run=dry_run)
-    return Service(config, store, playbooks, worker, metrics, token, docker_ping)
+    return Service(config, store, playbooks, worker, metrics, token,
+                   GroupCommitWriter(store), docker_ping)

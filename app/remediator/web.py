@@ -104,7 +104,7 @@ def receive(service: Service) -> tuple[int, dict[str, Any]]:
         service.metrics.dead_letters.inc()
         return 400, {"error": str(exc), "kept": "dead-letter"}
     try:
-        inbox_id = service.store.add_inbox(body)
+        inbox_id = service.writer.submit(body)
     except StoreError as exc:
         log.error("webhook not stored: %s", exc)
         return 503, {"error": "store unavailable; retry"}  # Alertmanager retries 5xx

@@ -30,6 +30,9 @@ log = logging.getLogger("remediator.worker")
 POLL_INTERVAL = 0.5
 """Seconds the worker sleeps when nothing woke it."""
 
+COALESCE = 0.05
+"""Seconds the worker lets a burst of webhooks gather before draining them together."""
+
 
 class Worker:
     def __init__(self, store: Store, config: RemediatorConfig, playbooks: Sequence[Playbook],
@@ -70,7 +73,8 @@ class Worker:
                 self.tick()
             except Exception:  # the loop must survive anything one tick throws
                 log.exception("worker tick failed; retrying")
-            self._wake.wait(POLL_INTERVAL)
+            if self._wake.wait(POLL_INTERVAL) and not self._stop.is_set():
+                self._stop.wait(COALESCE)
             self._wake.clear()
 
     def tick(self) -> None:
