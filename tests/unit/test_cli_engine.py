@@ -134,7 +134,7 @@ def test_run_json_prints_a_stored_shape(alert_file: Path) -> None:
                           str(alert_file), "--config", str(CONFIG), "--json"], FakeRuntime())
     data = json.loads(result.stdout)
     assert data["outcome"] == "success" and data["target"] == "app-prod"
-    assert data["incident_key"] == "0023b7e32bfe951f@2026-11-29T11:27:02.749133Z"
+    assert data["incident_key"] == "0023b7e32bfe951f@2026-11-29T11:27:02.749Z"
 
 
 def test_run_in_observe_mode_is_a_dry_run(alert_file: Path, tmp_path: Path) -> None:

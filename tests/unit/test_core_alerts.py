@@ -54,7 +54,7 @@ def test_captured_firing_alert_parses_with_its_identity() -> None:
     assert alert.labels["service"] == "app-prod"
     assert alert.starts_at == datetime(2026, 11, 29, 11, 27, 2, 749133, tzinfo=UTC)
     assert alert.ends_at is None  # Alertmanager's 0001-01-01 means "still firing"
-    assert alert.incident_key == "0023b7e32bfe951f@2026-11-29T11:27:02.749133Z"
+    assert alert.incident_key == "0023b7e32bfe951f@2026-11-29T11:27:02.749Z"
 
 
 @pytest.mark.skipif(not (FIXTURES / "firing-model-load-failure.json").exists(),

@@ -59,8 +59,15 @@ class Alert:
 
     @property
     def incident_key(self) -> str:
-        """Identity of the incident: one firing episode of one alert (fingerprint + start)."""
-        return f"{self.fingerprint}@{_format_time(self.starts_at)}"
+        """Identity of the incident: one firing episode of one alert (fingerprint + start).
+
+        The start is taken to the millisecond: Alertmanager's v2 API (which reconciliation
+        reads) truncates startsAt to milliseconds while webhooks carry nanoseconds, and both
+        must name the same incident.
+        """
+        start = self.starts_at.astimezone(UTC)
+        return f"{self.fingerprint}@{start.strftime('%Y-%m-%dT%H:%M:%S')}." \
+               f"{start.microsecond // 1000:03d}Z"
 
     def to_dict(self) -> dict[str, Any]:
         """The alert in Alertmanager's own JSON shape (camelCase), for storage and replay."""
