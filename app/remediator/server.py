@@ -46,7 +46,7 @@ def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: Path,
     def load() -> Any:
         service = build_service(config, db_path=db_path, playbooks_dir=playbooks_dir,
                                 token=token, dry_run=dry_run)
-        service.worker.start()
+        service.start()
         services.append(service)
         return create_app(service)
 

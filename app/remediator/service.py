@@ -14,6 +14,7 @@ from remediator.core.config import RemediatorConfig
 from remediator.core.playbook import Playbook, load_playbooks
 from remediator.core.runner import Runtime
 from remediator.metrics import ServiceMetrics
+from remediator.reconcile import Reconciler
 from remediator.worker import Worker
 
 __all__ = ["Service", "build_service"]
@@ -28,7 +29,13 @@ class Service:
     metrics: ServiceMetrics
     token: str | None
     writer: GroupCommitWriter
+    reconciler: Reconciler
     docker_ping: Any = None
+
+    def start(self) -> None:
+        """Start the background parts: the worker, then reconciliation with Alertmanager."""
+        self.worker.start()
+        self.reconciler.start()
 
     def set_paused(self, paused: bool) -> None:
         self.store.set_setting("paused", "1" if paused else "0")
@@ -43,6 +50,7 @@ class Service:
         return {"store": self.store.ping(), "docker": docker_ok, "paused": self.worker.paused}
 
     def close(self) -> None:
+        self.reconciler.stop()
         self.worker.stop()
         self.writer.close()
         self.store.close()
@@ -62,5 +70,7 @@ def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_di
         real = build_runtime(config)
         runtime, docker_ping = real, real.docker.ping
     worker = Worker(store, config, playbooks, runtime, metrics, dry_run=dry_run)
-    return Service(config, store, playbooks, worker, metrics, token,
-                   GroupCommitWriter(store), docker_ping)
+    writer = GroupCommitWriter(store)
+    reconciler = Reconciler(store, config.alertmanager_url, writer.submit, worker.wake)
+    return Service(config, store, playbooks, worker, metrics, token, writer, reconciler,
+                   docker_ping)
