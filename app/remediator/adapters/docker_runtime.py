@@ -8,6 +8,7 @@ shell. Only the target's own container is touched.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
 import re
@@ -15,7 +16,7 @@ import signal
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import docker
@@ -25,7 +26,10 @@ from docker.models.containers import Container
 from remediator.core.targets import Target
 from remediator.errors import ActionFailed, ActionTimeout, RuntimeError_, TargetNotFound
 
-__all__ = ["DockerActions", "memory_usage"]
+__all__ = ["DockerActions", "LkgProvider", "memory_usage", "merge_env"]
+
+LkgProvider = Callable[[str], "dict[str, Any] | None"]
+"""Target name -> its last-known-good record {"image": ..., "env": [...], "config": {...}}."""
 
 DEFAULT_STOP_TIMEOUT = 10
 """Seconds docker.restart waits for a clean stop before SIGKILL."""
@@ -85,9 +89,11 @@ def parse_since(value: Any) -> int | None:
 class DockerActions:
     """The docker.* actions. `client_factory` is a seam for tests and for reconnection."""
 
-    def __init__(self, client_factory: Callable[[], docker.DockerClient] | None = None) -> None:
+    def __init__(self, client_factory: Callable[[], docker.DockerClient] | None = None,
+                 lkg_provider: LkgProvider | None = None) -> None:
         self._factory = client_factory or (lambda: docker.from_env(timeout=60))
         self._client: docker.DockerClient | None = None
+        self.lkg_provider = lkg_provider
 
     @property
     def client(self) -> docker.DockerClient:
@@ -253,6 +259,96 @@ class DockerActions:
         return {"output": f"copied {src} -> {dest.rstrip('/')}/{name}",
                 "bytes": stat.get("size")}
 
+    def do_recreate(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
+        """Replace the container by one with the same settings plus overrides.
+
+        The old container is parked under another name and only removed once the new one
+        has started; if creating or starting the new one fails, the new one is removed and
+        the old one gets its name back and is started again.
+        """
+        old = self.container(target)
+        if old.attrs["HostConfig"].get("AutoRemove"):
+            raise ActionFailed(f"docker.recreate: {target.container} was started with --rm; "
+                               "stopping it would delete it and its volumes")
+        lkg = self._last_known_good(target) if args.get("last_known_good") else None
+        body = recreate_body(old.attrs, args, lkg, self._image_config)
+        body["Image"] = self._same_image(old.attrs, body["Image"], overridden=bool(
+            args.get("image") or lkg))
+        parked = f"{target.container}-old-{int(time.time())}"
+        old.rename(parked)
+        new_id = self._replace(old, body, target.container, parked)
+        removed = self._remove_parked(old)
+        new = self.client.containers.get(new_id)
+        image = new.attrs["Config"].get("Image")
+        note = "" if removed else f"; the old container is left as {parked}"
+        return {"output": f"recreated {target.container} from {image}: {new.status}{note}",
+                "container_id": new.id, "image": image}
+
+    def _last_known_good(self, target: Target) -> dict[str, Any]:
+        record = self.lkg_provider(target.name) if self.lkg_provider else None
+        if not record or not record.get("image"):
+            raise ActionFailed(f"no last-known-good recorded for {target.name}")
+        return record
+
+    def _image_config(self, image: str) -> dict[str, Any] | None:
+        """The image's own Config (its defaults), or None when the image is gone."""
+        try:
+            config: dict[str, Any] = self.client.images.get(image).attrs.get("Config") or {}
+        except docker.errors.ImageNotFound:
+            return None
+        return config
+
+    def _same_image(self, attrs: dict[str, Any], image: str, overridden: bool) -> str:
+        """Without an override: the very image the container runs, even if its tag moved."""
+        if overridden:
+            return image
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            if self.client.images.get(image).id == attrs.get("Image"):
+                return image
+        return str(attrs.get("Image") or image)
+
+    def _replace(self, old: Container, body: dict[str, Any], name: str, parked: str) -> str:
+        """Create and start the new container; on failure put the old one back and raise."""
+        api = self.client.api
+        new_id: str | None = None
+        try:
+            new_id = str(api.create_container_from_config(body, name=name)["Id"])
+            for network, endpoint in extra_networks(old.attrs):
+                api.connect_container_to_network(new_id, network, **endpoint)
+            if old.status in ("running", "restarting"):
+                old.stop(timeout=stop_timeout(old.attrs))
+            api.start(new_id)
+        except docker.errors.DockerException as exc:
+            reason = getattr(exc, "explanation", None) or str(exc)
+            self._roll_back(old, new_id, name, parked, reason)
+            raise ActionFailed(f"docker.recreate on {name}: {reason}; the old container "
+                               "was put back") from None
+        return new_id
+
+    def _roll_back(self, old: Container, new_id: str | None, name: str, parked: str,
+                   reason: str) -> None:
+        try:
+            if new_id is not None:
+                with contextlib.suppress(docker.errors.NotFound):
+                    self.client.api.remove_container(new_id, force=True, v=True)
+            old.rename(name)
+            old.reload()
+            if old.status != "running":
+                old.start()
+        except docker.errors.DockerException as exc:
+            raise ActionFailed(
+                f"docker.recreate on {name}: {reason}; putting the old container back failed "
+                f"too ({getattr(exc, 'explanation', None) or exc}): it may be left as "
+                f"{parked}") from None
+
+    def _remove_parked(self, old: Container) -> bool:
+        """Remove the old container but not its volumes: the new one mounts them."""
+        try:
+            old.remove(force=True, v=False)
+        except docker.errors.DockerException:
+            return False
+        return True
+
 
 def rename_in_tar(data: bytes, old: str, new: str) -> bytes:
     out = io.BytesIO()
@@ -264,3 +360,144 @@ def rename_in_tar(data: bytes, old: str, new: str) -> bytes:
                 member.name = new + member.name[len(old):]
             sink.addfile(member, extracted)
     return out.getvalue()
+
+
+# -- docker.recreate: the new container's create body -------------------------------------
+_IMAGE_DEFAULTS = ("Cmd", "Entrypoint", "WorkingDir", "User", "Healthcheck", "StopSignal")
+"""Config fields a container inherits from its image; a new image brings its own."""
+
+
+def merge_env(env: list[str], overrides: Mapping[str, str]) -> list[str]:
+    """KEY=VALUE entries with overrides applied in place, new keys appended; "" sets KEY=."""
+    out, seen = [], set()
+    for entry in env:
+        key = entry.split("=", 1)[0]
+        if key in overrides:
+            out.append(f"{key}={overrides[key]}")
+            seen.add(key)
+        else:
+            out.append(entry)
+    return out + [f"{key}={value}" for key, value in overrides.items() if key not in seen]
+
+
+def recreate_body(attrs: dict[str, Any], args: Mapping[str, Any], lkg: Mapping[str, Any] | None,
+                  image_config: Callable[[str], dict[str, Any] | None]) -> dict[str, Any]:
+    """The Engine API create body for the replacement of the container `attrs` describes."""
+    config: dict[str, Any] = copy.deepcopy(attrs["Config"])
+    host: dict[str, Any] = copy.deepcopy(attrs["HostConfig"])
+    image = str(args.get("image") or (lkg or {}).get("image") or config["Image"])
+    if image != config["Image"]:
+        defaults = image_config(str(attrs.get("Image") or config["Image"]))
+        if defaults is not None:
+            drop_image_defaults(config, defaults, keep_env=lkg is not None)
+    env = list(lkg["env"]) if lkg and lkg.get("env") is not None else config.get("Env") or []
+    config["Env"] = merge_env(env, args.get("env") or {})
+    for resources in ((lkg or {}).get("config"), args.get("config")):
+        apply_resources(host, resources or {})
+    host["Binds"] = reattached_binds(attrs)
+    host["PortBindings"] = pinned_ports(attrs)
+    if config.get("Hostname") == attrs["Id"][:12]:
+        del config["Hostname"]  # Docker's default (the old ID): let the new one get its own
+    primary = primary_network(attrs)
+    return {**config, "Image": image, "HostConfig": host,
+            "NetworkingConfig": {"EndpointsConfig": primary} if primary else {}}
+
+
+def drop_image_defaults(config: dict[str, Any], image: Mapping[str, Any], keep_env: bool) -> None:
+    """Forget what the old image gave the container, so that the new image's defaults apply."""
+    for key in _IMAGE_DEFAULTS:
+        if key in config and config[key] == image.get(key):
+            del config[key]
+    labels = image.get("Labels") or {}
+    config["Labels"] = {key: value for key, value in (config.get("Labels") or {}).items()
+                        if labels.get(key) != value}
+    if not keep_env:
+        inherited = set(image.get("Env") or [])
+        config["Env"] = [entry for entry in config.get("Env") or [] if entry not in inherited]
+
+
+def apply_resources(host: dict[str, Any], resources: Mapping[str, Any]) -> None:
+    """memory / memory_swap (bytes, -1 unlimited) / cpus onto a HostConfig."""
+    if resources.get("memory") is not None:
+        host["Memory"] = int(resources["memory"])
+        host["MemorySwap"] = int(resources.get("memory_swap") or resources["memory"])
+    elif resources.get("memory_swap") is not None:
+        host["MemorySwap"] = int(resources["memory_swap"])
+    if resources.get("cpus") is not None:
+        host["NanoCpus"] = int(float(resources["cpus"]) * 1e9)
+        host["CpuQuota"] = host["CpuPeriod"] = 0  # Docker refuses both ways at once
+
+
+def reattached_binds(attrs: dict[str, Any]) -> list[str]:
+    """The container's binds plus every volume mounted elsewhere (anonymous ones too),
+    by name, so the new container sees the same files (e.g. /app/models)."""
+    host = attrs["HostConfig"]
+    binds = list(host.get("Binds") or [])
+    covered = {bind.split(":")[1] for bind in binds if bind.count(":") >= 1}
+    covered |= {mount.get("Target") for mount in host.get("Mounts") or []}
+    for mount in attrs.get("Mounts") or []:
+        if mount.get("Type") == "volume" and mount.get("Destination") not in covered:
+            mode = "rw" if mount.get("RW", True) else "ro"
+            binds.append(f"{mount['Name']}:{mount['Destination']}:{mode}")
+    return binds
+
+
+def pinned_ports(attrs: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """PortBindings as before, each host port fixed to the one Docker had picked (so the
+    target's base_url still answers); host IPs (127.0.0.1) kept."""
+    actual = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    pinned: dict[str, list[dict[str, str]]] = {}
+    for port, bindings in (attrs["HostConfig"].get("PortBindings") or {}).items():
+        pinned[port] = [_pin(binding, actual.get(port) or []) for binding in bindings or []]
+    return pinned
+
+
+def _pin(binding: dict[str, str], actual: list[dict[str, str]]) -> dict[str, str]:
+    host_ip = binding.get("HostIp") or ""
+    if binding.get("HostPort") or not actual:
+        return {"HostIp": host_ip, "HostPort": binding.get("HostPort") or ""}
+    same_ip = [item for item in actual if item.get("HostIp") == host_ip] or actual
+    return {"HostIp": host_ip, "HostPort": same_ip[0].get("HostPort") or ""}
+
+
+def _endpoint(attrs: dict[str, Any], network: str) -> dict[str, Any]:
+    settings = attrs["NetworkSettings"]["Networks"][network]
+    aliases = [alias for alias in settings.get("Aliases") or [] if alias != attrs["Id"][:12]]
+    endpoint: dict[str, Any] = {}
+    if aliases:
+        endpoint["Aliases"] = aliases
+    for key in ("IPAMConfig", "Links"):
+        if settings.get(key):
+            endpoint[key] = settings[key]
+    return endpoint
+
+
+def primary_network(attrs: dict[str, Any]) -> dict[str, Any]:
+    """EndpointsConfig for the network the container was created on (aliases kept)."""
+    mode = attrs["HostConfig"].get("NetworkMode") or ""
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    if mode not in networks or mode in ("bridge", "host", "none"):
+        return {}
+    return {mode: _endpoint(attrs, mode)}
+
+
+def extra_networks(attrs: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(network, connect kwargs) for the networks the container joined after creation."""
+    mode = attrs["HostConfig"].get("NetworkMode") or ""
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    out = []
+    for network in networks:
+        if network == mode or (mode == "default" and network == "bridge"):
+            continue
+        endpoint = _endpoint(attrs, network)
+        ipam = endpoint.get("IPAMConfig") or {}
+        out.append((network, {"aliases": endpoint.get("Aliases"),
+                              "links": endpoint.get("Links"),
+                              "ipv4_address": ipam.get("IPv4Address"),
+                              "ipv6_address": ipam.get("IPv6Address")}))
+    return out
+
+
+def stop_timeout(attrs: dict[str, Any]) -> int:
+    value = attrs["Config"].get("StopTimeout")
+    return int(value) if value is not None else DEFAULT_STOP_TIMEOUT
