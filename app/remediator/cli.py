@@ -100,6 +100,46 @@ def executions_show(execution_id: int, db_path: Path) -> None:
     click.echo(json.dumps(found, indent=2, sort_keys=True))
 
 
+@main.command()
+@click.argument("incident_id", type=int)
+@click.option("--db", "db_path", type=click.Path(path_type=Path),
+              default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
+def report(incident_id: int, db_path: Path) -> None:
+    """Print a Markdown report of an incident: timeline, diagnosis, actions, outcome."""
+    from remediator.report import render_report
+
+    store = open_store(db_path)
+    incident = store.incident(incident_id)
+    if incident is None:
+        fail(f"no incident {incident_id} in {db_path}")
+    click.echo(render_report(incident, store.executions_for(incident_id)), nl=False)
+
+
+@main.command()
+@click.argument("execution_id", type=int)
+@click.option("--dry-run", is_flag=True, help="Diagnose and record what fixes would do.")
+@click.option("--url", default=f"http://127.0.0.1:{defaults.DEFAULT_PORT}", show_default=True,
+              help="The running `remediator serve`.")
+def replay(execution_id: int, dry_run: bool, url: str) -> None:
+    """Run an execution's playbook again, on the running server (token from the env)."""
+    import requests
+
+    token = os.environ.get(defaults.DEFAULT_WEBHOOK_TOKEN_ENV, "")
+    try:
+        resp = requests.post(f"{url.rstrip('/')}/api/v1/executions/{execution_id}/replay",
+                             params={"dry_run": str(dry_run).lower()}, timeout=10,
+                             headers={"Authorization": f"Bearer {token}"})
+    except requests.RequestException as exc:
+        fail(f"cannot reach {url}: {exc}")
+        return
+    if resp.status_code != 202:
+        fail(f"replay refused ({resp.status_code}): {resp.text.strip()}")
+    body = resp.json()
+    click.echo(f"queued execution {body['execution_id']} (replay of {execution_id}"
+               f"{', dry run' if dry_run else ''}); see: remediator executions show "
+               f"{body['execution_id']}")
+
+
 def _switch(db_path: Path, paused: bool) -> None:
     store = open_store(db_path) if db_path.exists() else None
     if store is None:

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from remediator.core.alerts import parse_webhook
 from remediator.errors import PayloadError, StoreError
+from remediator.report import render_report
 from remediator.service import Service
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
@@ -132,6 +133,24 @@ def register_api(app: Flask, service: Service) -> None:
     def execution(execution_id: int) -> tuple[Response, int]:
         found = store.execution(execution_id)
         return (jsonify(found), 200) if found else error(404, f"no execution {execution_id}")
+
+    @app.post("/api/v1/executions/<int:execution_id>/replay")
+    def replay(execution_id: int) -> tuple[Response, int]:
+        dry_run = request.args.get("dry_run", "false").lower() in ("1", "true", "yes")
+        new_id = store.add_replay(execution_id, dry_run)
+        if new_id is None:
+            return error(404, f"no execution {execution_id}")
+        service.worker.wake()
+        return jsonify({"execution_id": new_id, "replay_of": execution_id,
+                        "dry_run": dry_run}), 202
+
+    @app.get("/api/v1/incidents/<int:incident_id>/report")
+    def report(incident_id: int) -> tuple[Response, int]:
+        found = store.incident(incident_id)
+        if found is None:
+            return error(404, f"no incident {incident_id}")
+        text = render_report(found, store.executions_for(incident_id))
+        return Response(text, mimetype="text/markdown"), 200
 
     @app.get("/api/v1/dead-letters")
     def dead_letters() -> Response:

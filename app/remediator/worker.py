@@ -50,6 +50,8 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Called once an execution's outcome is stored; the service wires escalation here.
+        self.on_finished: Callable[[int, ExecutionResult], None] = lambda _id, _result: None
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -92,14 +94,24 @@ class Worker:
             log.warning("execution %s was interrupted; resuming", row["id"])
 
     def _dispatch(self) -> None:
-        self._busy = {t: f for t, f in self._busy.items() if not f.done()}
+        """Start what may start: one execution per target, and one replica of a service
+        at a time (blast radius), oldest first."""
+        self._busy = {key: f for key, f in self._busy.items() if not f.done()}
         rows = self.store.executions_in_state(ExecutionState.RUNNING.value,
                                               ExecutionState.PENDING.value)
         for row in rows:
-            target = str(row["target"])
-            if target in self._busy:
-                continue  # one execution per target at a time
-            self._busy[target] = self._pool.submit(self._run_logged, row)
+            keys = self._exclusive_keys(row)
+            if any(key in self._busy for key in keys):
+                continue
+            future = self._pool.submit(self._run_logged, row)
+            for key in keys:
+                self._busy[key] = future
+
+    @staticmethod
+    def _exclusive_keys(row: dict[str, Any]) -> tuple[str, ...]:
+        service = json.loads(row["alert"]).get("labels", {}).get("service")
+        target = f"target:{row['target']}"
+        return (target, f"service:{service}") if service else (target,)
 
     def _run_logged(self, row: dict[str, Any]) -> None:
         try:
@@ -148,7 +160,9 @@ class Worker:
             if incident_id is None:
                 return False
             incident = self.store.incident(int(incident_id))
-            return bool(incident and incident["status"] == "resolved")
+            # A claimed incident is a human's: stop fixing it, as when it resolves.
+            return bool(incident and (incident["status"] == "resolved"
+                                      or incident["claimed_by"]))
 
         return resolved
 
@@ -162,4 +176,5 @@ class Worker:
         self.metrics.execution_duration.observe(result.duration_s)
         log.info("execution %s finished: %s (%s) in %.1fs", execution_id, result.outcome.value,
                  result.reason or "-", result.duration_s)
+        self.on_finished(execution_id, result)
 

@@ -226,3 +226,114 @@ def test_serve_refuses_to_start_open_without_credentials(tmp_path: Path) -> None
                                 env={"REMEDIATOR_WEBHOOK_TOKEN": ""})
     assert result.exit_code == 2
     assert "--insecure-no-auth" in result.output
+
+
+def run_pending(service: Service) -> None:
+    for row in service.store.executions_in_state("pending"):
+        service.worker.run_execution(row)
+
+
+def test_replay_dry_run_repeats_the_playbook_without_mutating(
+        client: FlaskClient, service: Service, runtime: FakeRuntime) -> None:
+    post(client, fixture("firing-model-load-failure.json"))
+    service.worker.intake.drain()
+    run_pending(service)
+    first = service.store.executions()[0]["id"]
+    runtime.calls.clear()
+    resp = client.post(f"/api/v1/executions/{first}/replay?dry_run=true", headers=AUTH)
+    assert resp.status_code == 202 and resp.get_json()["replay_of"] == first
+    run_pending(service)
+    replay = service.store.execution(resp.get_json()["execution_id"])
+    assert replay is not None
+    assert (replay["replay_of"], replay["dry_run"], replay["outcome"]) == (first, True, "dry_run")
+    assert [c[0] for c in runtime.calls] == ["docker.logs", "http.check"]
+    assert client.post("/api/v1/executions/999/replay", headers=AUTH).status_code == 404
+
+
+def test_report_tells_the_story_and_what_to_make_permanent(
+        client: FlaskClient, service: Service) -> None:
+    post(client, fixture("firing-model-load-failure.json"))
+    service.worker.intake.drain()
+    run_pending(service)
+    incident = service.store.incidents()[0]["id"]
+    text = client.get(f"/api/v1/incidents/{incident}/report", headers=AUTH).get_data(
+        as_text=True)
+    assert text.startswith(f"# Incident {incident}: ModelLoadFailure on app-prod")
+    assert "| restore | fix | docker.copy | ok |" in text
+    assert "Outcome: **success**" in text
+    assert "`/app/models/best_model.pth` was restored from `/backup/models/best_model.pth`" in text
+
+
+def test_resolved_notice_during_an_execution_skips_the_rest_of_the_fix(
+        client: FlaskClient, service: Service, runtime: FakeRuntime) -> None:
+    post(client, fixture("firing-model-load-failure.json"))
+    service.worker.intake.drain()
+    original = runtime.call
+
+    def resolve_midway(action: str, args: dict[str, Any], target: Target,
+                       timeout: float) -> dict[str, Any]:
+        if action == "docker.copy":  # the alert resolves while the first fix step runs
+            post(client, fixture("resolved-model-load-failure.json"))
+            service.worker.intake.drain()
+        return original(action, args, target, timeout)
+
+    runtime.call = resolve_midway  # type: ignore[method-assign]
+    run_pending(service)
+    (ex,) = service.store.executions()
+    status = {s["id"]: s["status"] for s in ex["steps"]}
+    assert status["restore"] == "ok" and status["restart"] == "skipped"
+    assert status["healthy"] == "ok"  # validation still runs
+    assert "docker.restart" not in [c[0] for c in runtime.calls]
+
+
+def test_one_replica_of_a_service_is_remediated_at_a_time(
+        client: FlaskClient, service: Service, runtime: FakeRuntime) -> None:
+    second = Target(name="app-prod-2", selector={"service": "app-prod",
+                                                 "instance": "app-prod-2:8080"},
+                    container="replica-2", base_url="http://127.0.0.1:1")
+    service.config.targets.append(second)
+    for instance, fingerprint in (("app-prod:8080", "aa"), ("app-prod-2:8080", "bb")):
+        body = json.loads(fixture("firing-model-load-failure.json"))
+        body["alerts"][0]["labels"]["instance"] = instance
+        body["alerts"][0]["fingerprint"] = fingerprint
+        post(client, json.dumps(body).encode())
+    service.worker.intake.drain()
+    assert {e["target"] for e in service.store.executions()} == {"app-prod", "app-prod-2"}
+    gate = __import__("threading").Event()
+    original = runtime.call
+
+    def slow(action: str, args: dict[str, Any], target: Target,
+             timeout: float) -> dict[str, Any]:
+        gate.wait(5)
+        return original(action, args, target, timeout)
+
+    runtime.call = slow  # type: ignore[method-assign]
+    service.worker._dispatch()
+    running = [f for f in set(service.worker._busy.values())]
+    assert len(running) == 1  # the second replica waits for the first
+    gate.set()
+    running[0].result(10)
+    service.worker._dispatch()
+    for future in set(service.worker._busy.values()):
+        future.result(10)
+    assert [e["outcome"] for e in service.store.executions()] == ["success", "success"]
+
+
+def test_interrupted_execution_resumes_without_repeating_finished_steps(
+        client: FlaskClient, service: Service, runtime: FakeRuntime) -> None:
+    post(client, fixture("firing-model-load-failure.json"))
+    service.worker.intake.drain()
+    (row,) = service.store.executions_in_state("pending")
+    # A crash left it running: diagnosis done, the non-idempotent copy mid-flight.
+    service.store.start_execution(int(row["id"]))
+    service.store.record_step(int(row["id"]), 0, {"id": "logs", "action": "docker.logs",
+                                                  "phase": "diagnose", "status": "ok",
+                                                  "outputs": {"output": "FileNotFoundError"}})
+    service.store.record_step(int(row["id"]), 1, {"id": "restore", "action": "docker.copy",
+                                                  "phase": "fix", "status": "running"})
+    (resumed,) = service.store.executions_in_state("running")
+    service.worker.run_execution(resumed)
+    (ex,) = service.store.executions()
+    assert "docker.logs" not in [c[0] for c in runtime.calls]  # not repeated
+    assert "docker.copy" not in [c[0] for c in runtime.calls]  # not blindly re-run
+    assert ex["outcome"] == "escalated"

@@ -124,6 +124,46 @@ MIGRATIONS: Sequence[str] = (
         value TEXT NOT NULL
     );
     """,
+    # 2: the notification outbox (remediator.escalation.outbox). Migration 1's notifications
+    # table was never written to; it is replaced by one row per (dedup_key, kind) plus one
+    # delivery row per channel, each with its own attempts and next attempt time.
+    """
+    DROP TABLE notifications;
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        incident_id INTEGER REFERENCES incidents(id),
+        kind TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        team TEXT NOT NULL,
+        level TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        rule TEXT,
+        reason TEXT,
+        message TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_reason TEXT,
+        trigger_id INTEGER REFERENCES notifications(id),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE(dedup_key, kind)
+    );
+    CREATE INDEX notifications_incident ON notifications(incident_id, kind);
+    CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        notification_id INTEGER NOT NULL REFERENCES notifications(id),
+        channel TEXT NOT NULL,
+        channel_type TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT,
+        detail TEXT,
+        delivered_at TEXT,
+        updated_at TEXT NOT NULL,
+        UNIQUE(notification_id, channel)
+    );
+    CREATE INDEX deliveries_due ON deliveries(status, next_attempt_at);
+    """,
 )
 
 
@@ -342,6 +382,21 @@ class Store:
     def executions(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self.query("SELECT * FROM executions ORDER BY id DESC LIMIT ?", (limit,))
         return [execution_view(row, self.steps(int(row["id"]))) for row in rows]
+
+    def executions_for(self, incident_id: int) -> list[dict[str, Any]]:
+        rows = self.query("SELECT * FROM executions WHERE incident_id = ? ORDER BY id",
+                          (incident_id,))
+        return [execution_view(row, self.steps(int(row["id"]))) for row in rows]
+
+    def add_replay(self, execution_id: int, dry_run: bool) -> int | None:
+        """Queue a new execution repeating `execution_id` (same alert, playbook, target)."""
+        with self.transaction() as db:
+            row = db.execute("SELECT * FROM executions WHERE id = ?", (execution_id,)).fetchone()
+            if row is None:
+                return None
+            return self.insert_execution(db, row["incident_id"], row["playbook"], row["target"],
+                                         json.loads(row["alert"]), dry_run,
+                                         replay_of=execution_id)
 
     def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self.query("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", (limit,))

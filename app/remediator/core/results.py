@@ -121,7 +121,7 @@ class StepResult:
             status=StepStatus(data["status"]), outputs=dict(data.get("outputs") or {}),
             error=data.get("error"), rendered_args=dict(data.get("rendered_args") or {}),
             attempts=int(data.get("attempts", 0)), started_at=_parse_iso(data.get("started_at")),
-            duration_s=float(data.get("duration_s", 0.0)), note=data.get("note"),
+            duration_s=float(data.get("duration_s") or 0.0), note=data.get("note"),
         )
 
 
