@@ -136,10 +136,10 @@ def _check_file(path: Path) -> None:
             raise ModelFileCorrupted(name, "it is a directory, not a checkpoint file")
         with path.open("rb") as handle:
             head = handle.read(4)
-    except FileNotFoundError as exc:
-        raise ModelFileMissing(name) from exc
-    except PermissionError as exc:
-        raise ModelPermissionDenied(name) from exc
+    except FileNotFoundError:
+        raise ModelFileMissing(name) from None
+    except PermissionError:
+        raise ModelPermissionDenied(name) from None
     if size == 0:
         raise ModelFileCorrupted(name, "the file is empty (0 bytes)")
     if head.startswith(PICKLE_PROTO):

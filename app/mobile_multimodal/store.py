@@ -241,11 +241,13 @@ def download(name: str, store: Store, dest: Path, *, force: bool = False,
     target = dest / entry["file"]
     dest_manifest = _safe_manifest(dest)
     exists = target.is_file()
-    if exists and not force and file_sha256(target) == entry["sha256"]:
+    same = _same_file(store, target, entry["file"])
+    if exists and (same or not force) and file_sha256(target) == entry["sha256"]:
         return DownloadResult(entry["name"], target, entry["sha256"], entry["size"], False)
-    if _same_file(store, target, entry["file"]):
-        raise ModelStoreError(f"the store {store.location} is the destination itself; pass "
-                              "--store DIR_OR_URL (or set MODEL_STORE) to another store")
+    if same:
+        raise ModelChecksumMismatch(str(target), entry["sha256"], file_sha256(target) + (
+            "; the store is the destination itself, so there is no good copy to fetch: "
+            "pass --store DIR_OR_URL (or set MODEL_STORE) to another store"))
     backup = None
     with atomic_file(target) as handle:
         _copy_verified(store, entry, handle)

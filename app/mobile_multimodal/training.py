@@ -68,16 +68,18 @@ class TrainReport:
 
 @contextmanager
 def deterministic(seed: int, threads: int) -> Iterator[None]:
-    """Seed torch, pin the thread count and force deterministic kernels; restore after."""
+    """Seed torch, pin the thread count and force deterministic kernels; restore all three
+    after (the caller's random state included), so training has no global side effects."""
     previous = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous[0])
-        torch.use_deterministic_algorithms(previous[1])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous[0])
+            torch.use_deterministic_algorithms(previous[1])
 
 
 def to_tensor(images: np.ndarray) -> Tensor:

@@ -37,10 +37,11 @@ def test_a_few_steps_reduce_the_loss_and_are_deterministic() -> None:
 
 
 def test_training_restores_global_torch_settings() -> None:
-    threads = torch.get_num_threads()
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
     train_networks(TrainConfig(**{**TINY.__dict__, "epochs": 1, "qat_steps": 1}), _quiet)
     assert torch.get_num_threads() == threads
     assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.equal(torch.get_rng_state(), rng)
 
 
 def test_train_command_writes_three_variants_and_an_honest_manifest(tmp_path: Path) -> None:
