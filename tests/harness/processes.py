@@ -75,8 +75,10 @@ def stop(proc: Proc) -> None:
 def spawn(name: str, argv: list[str], port: int, workdir: Path) -> Proc:
     log = workdir / f"{name}.log"
     handle = log.open("wb")
+    # Its own process group, so a test can kill it whole, as a crash would (gunicorn's
+    # worker outlives a SIGKILLed master otherwise).
     process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, cwd=workdir,
-                               env={**os.environ})
+                               env={**os.environ}, start_new_session=True)
     handle.close()
     return Proc(name, port, process, log)
 
