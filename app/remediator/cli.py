@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -46,9 +45,11 @@ def load_cfg(path: Path | None) -> Any:
 @click.option("--dry-run", is_flag=True, help="Diagnose and record; never mutate.")
 @click.option("--insecure-no-auth", is_flag=True, help="Accept requests without credentials.")
 @click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--log-format", type=click.Choice(["json", "text"]), default="json",
+              show_default=True, help="json: one object per line with incident/execution ids.")
 def serve(host: str | None, port: int | None, db_path: Path | None,
           playbooks_dir: Path | None, config_path: Path, dry_run: bool,
-          insecure_no_auth: bool, threads: int) -> None:
+          insecure_no_auth: bool, threads: int, log_format: str) -> None:
     """Receive Alertmanager webhooks and remediate (production server: gunicorn)."""
     from remediator.server import run_server
 
@@ -57,8 +58,9 @@ def serve(host: str | None, port: int | None, db_path: Path | None,
     if token is None and not insecure_no_auth:
         fail(f"no webhook credentials: set {config.webhook_token_env} (the token Alertmanager "
              "sends as Bearer), or start with --insecure-no-auth for a local trial")
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from remediator.logs import configure
+
+    configure(os.environ.get("LOG_LEVEL", "INFO"), log_format)
     run_server(config, host=host or config.host, port=port or config.port,
                db_path=db_path or Path(config.db_path),
                playbooks_dir=playbooks_dir or Path(config.playbooks_dir),
@@ -170,10 +172,11 @@ def _add_commands() -> None:
     main.add_command(validate)
     main.add_command(run)
     try:
-        from remediator.cli_notify import notify_test
+        from remediator.cli_notify import claim, notify_test
     except ImportError:  # escalation lands in its own module; until then no notify-test
         return
     main.add_command(notify_test)
+    main.add_command(claim)
 
 
 _add_commands()

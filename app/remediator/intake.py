@@ -108,7 +108,7 @@ class Intake:
         if alert.status is AlertStatus.RESOLVED:
             self.store.touch_incident(db, incident_id, "resolved")
             if existing["status"] != "resolved":
-                log.info("incident %s resolved", incident_id)
+                log.info("incident %s resolved", incident_id, extra={"incident_id": incident_id})
                 return IntakeEvent(incident_id, "resolved")
         else:
             self.store.touch_incident(db, incident_id, existing["status"])
@@ -126,12 +126,15 @@ class Intake:
         incident_id = self.store.insert_incident(db, data, alert.incident_key,
                                                  target.name if target else None, note)
         if note is not None or target is None or playbook is None:
-            log.info("incident %s recorded, not acted on: %s", incident_id, note)
+            log.info("incident %s recorded, not acted on: %s", incident_id, note,
+                     extra={"incident_id": incident_id})
             return IntakeEvent(incident_id, "unmatched")
         execution_id = self.store.insert_execution(db, incident_id, playbook.name, target.name,
                                                    data, dry_run=False)
         log.info("incident %s (%s) -> execution %s of %s on %s", incident_id,
-                 alert.labels.get("alertname"), execution_id, playbook.name, target.name)
+                 alert.labels.get("alertname"), execution_id, playbook.name, target.name,
+                 extra={"incident_id": incident_id, "execution_id": execution_id,
+                        "playbook": playbook.name, "target": target.name})
         return IntakeEvent(incident_id, "new", execution_id)
 
     def _why_not(self, alert: Alert, has_target: bool, playbook: Playbook | None) -> str | None:

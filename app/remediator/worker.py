@@ -151,7 +151,8 @@ class Worker:
             if step.status.finished:
                 self.metrics.step_duration.labels(action=step.action).observe(step.duration_s)
             log.info("execution %s step %s (%s): %s", execution_id, step.id, step.action,
-                     step.status.value)
+                     step.status.value, extra={"execution_id": execution_id,
+                                               "step_id": step.id})
 
         return record
 
@@ -175,6 +176,8 @@ class Worker:
                                        outcome=result.outcome.value).inc()
         self.metrics.execution_duration.observe(result.duration_s)
         log.info("execution %s finished: %s (%s) in %.1fs", execution_id, result.outcome.value,
-                 result.reason or "-", result.duration_s)
+                 result.reason or "-", result.duration_s,
+                 extra={"execution_id": execution_id, "playbook": result.playbook,
+                        "target": result.target})
         self.on_finished(execution_id, result)
 
