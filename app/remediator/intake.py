@@ -17,7 +17,7 @@ from remediator.adapters.store import Store, utcnow
 from remediator.core.alerts import Alert, AlertStatus, parse_webhook
 from remediator.core.config import RemediatorConfig
 from remediator.core.playbook import Playbook, select_playbook
-from remediator.core.targets import match_target
+from remediator.core.targets import Target, match_target
 from remediator.errors import PayloadError
 from remediator.metrics import ServiceMetrics
 
@@ -116,34 +116,58 @@ class Intake:
         return IntakeEvent(incident_id, "duplicate")
 
     def _new(self, db: sqlite3.Connection, alert: Alert) -> IntakeEvent:
+        if alert.status is AlertStatus.FIRING:
+            previous = self.store.reopenable(db, alert.fingerprint)
+            if previous is not None:  # regressed inside its stability window
+                return self._reopen(db, previous, alert)
         data = alert.to_dict()
         target = match_target(self.config.targets, alert.labels)
         playbook = select_playbook(self.playbooks, alert)
-        note = self._why_not(alert, target is not None, playbook)
-        if note is None and target is not None and self._budget_spent(db, target.name):
-            note = (f"budget exhausted: {self.config.max_runs_per_hour} runs per hour on "
-                    f"{target.name}; escalating instead of acting")
+        note = self._why_not(db, alert, target, playbook)
         incident_id = self.store.insert_incident(db, data, alert.incident_key,
                                                  target.name if target else None, note)
         if note is not None or target is None or playbook is None:
             log.info("incident %s recorded, not acted on: %s", incident_id, note,
                      extra={"incident_id": incident_id})
             return IntakeEvent(incident_id, "unmatched")
-        execution_id = self.store.insert_execution(db, incident_id, playbook.name, target.name,
+        return IntakeEvent(incident_id, "new", self._execute(db, incident_id, data, target.name,
+                                                              playbook))
+
+    def _reopen(self, db: sqlite3.Connection, previous: dict[str, Any],
+                alert: Alert) -> IntakeEvent:
+        incident_id = int(previous["id"])
+        self.store.reopen(db, incident_id, alert.incident_key)
+        log.warning("incident %s regressed inside its stability window: reopened", incident_id,
+                    extra={"incident_id": incident_id})
+        target = self.config.target(str(previous["target"])) if previous["target"] else None
+        playbook = select_playbook(self.playbooks, alert)
+        if target is None or playbook is None or self._why_not(db, alert, target, playbook):
+            return IntakeEvent(incident_id, "reopened")
+        return IntakeEvent(incident_id, "reopened",
+                           self._execute(db, incident_id, alert.to_dict(), target.name,
+                                         playbook))
+
+    def _execute(self, db: sqlite3.Connection, incident_id: int, data: dict[str, Any],
+                 target: str, playbook: Playbook) -> int:
+        execution_id = self.store.insert_execution(db, incident_id, playbook.name, target,
                                                    data, dry_run=False)
         log.info("incident %s (%s) -> execution %s of %s on %s", incident_id,
-                 alert.labels.get("alertname"), execution_id, playbook.name, target.name,
+                 data["labels"].get("alertname"), execution_id, playbook.name, target,
                  extra={"incident_id": incident_id, "execution_id": execution_id,
-                        "playbook": playbook.name, "target": target.name})
-        return IntakeEvent(incident_id, "new", execution_id)
+                        "playbook": playbook.name, "target": target})
+        return execution_id
 
-    def _why_not(self, alert: Alert, has_target: bool, playbook: Playbook | None) -> str | None:
+    def _why_not(self, db: sqlite3.Connection, alert: Alert, target: Target | None,
+                 playbook: Playbook | None) -> str | None:
         if alert.status is AlertStatus.RESOLVED:
             return "first seen resolved: nothing to do"
-        if not has_target:
+        if target is None:
             return "no declared target matches the alert's labels; not acted on"
         if playbook is None:
             return f"no playbook matches alertname {alert.labels.get('alertname')!r}"
+        if self._budget_spent(db, target.name):
+            return (f"budget exhausted: {self.config.max_runs_per_hour} runs per hour on "
+                    f"{target.name}; escalating instead of acting")
         return None
 
     def _budget_spent(self, db: sqlite3.Connection, target: str) -> bool:

@@ -10,16 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediator.adapters.store import Store
 from remediator.core.alerts import parse_alert
 from remediator.core.config import Mode, RemediatorConfig
 from remediator.core.playbook import Playbook
-from remediator.core.results import ExecutionResult, ExecutionState, StepResult
+from remediator.core.results import ExecutionResult, ExecutionState, Outcome, StepResult
 from remediator.core.runner import Runtime, run_playbook
+from remediator.errors import RemediatorError
 from remediator.intake import Intake
 from remediator.metrics import ServiceMetrics
 
@@ -29,6 +32,9 @@ log = logging.getLogger("remediator.worker")
 
 POLL_INTERVAL = 0.5
 """Seconds the worker sleeps when nothing woke it."""
+
+HOUSEKEEPING_INTERVAL = 5.0
+"""Seconds between checks for incidents whose stability window has passed."""
 
 COALESCE = 0.05
 """Seconds the worker lets a burst of webhooks gather before draining them together."""
@@ -48,6 +54,7 @@ class Worker:
                                         thread_name_prefix="execution")
         self._busy: dict[str, Future[None]] = {}
         self._wake = threading.Event()
+        self._next_housekeeping = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # Called once an execution's outcome is stored; the service wires escalation here.
@@ -82,6 +89,37 @@ class Worker:
     def tick(self) -> None:
         self.intake.drain()
         self._dispatch()
+        if time.monotonic() >= self._next_housekeeping:
+            self._next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
+            self.close_stable()
+
+    def close_stable(self) -> list[int]:
+        """Close incidents that stayed healthy for the stability window after their fix,
+        and remember each target's image and environment as last-known-good."""
+        window = timedelta(seconds=self.config.stability_window_s)
+        before = (datetime.now(UTC) - window).isoformat().replace("+00:00", "Z")
+        closed = []
+        for incident in self.store.closable(before):
+            self.store.close_incident(int(incident["id"]))
+            closed.append(int(incident["id"]))
+            log.info("incident %s stayed healthy for %.0fs: closed", incident["id"],
+                     window.total_seconds(), extra={"incident_id": incident["id"]})
+            if incident["target"]:
+                self._record_last_known_good(str(incident["target"]))
+        return closed
+
+    def _record_last_known_good(self, name: str) -> None:
+        target = self.config.target(name)
+        if target is None:
+            return
+        try:
+            state = self.runtime.call("docker.inspect", {}, target, 30)
+        except RemediatorError as exc:
+            log.warning("last-known-good of %s not recorded: %s", name, exc)
+            return
+        if state.get("running") and state.get("image"):
+            self.store.record_last_known_good(name, str(state["image"]),
+                                              {"env": list(state.get("env") or [])})
 
     # -- executions -----------------------------------------------------------------------
     @property
@@ -140,7 +178,8 @@ class Worker:
             resume_from=resume or None,
             should_stop_fixing=self._resolved_check(row.get("incident_id")),
         )
-        self._finish(execution_id, result)
+        incident_id = row.get("incident_id")
+        self._finish(execution_id, result, int(incident_id) if incident_id else None)
         return result
 
     def _recorder(self, execution_id: int, playbook: Playbook) -> Callable[[StepResult], None]:
@@ -167,8 +206,11 @@ class Worker:
 
         return resolved
 
-    def _finish(self, execution_id: int, result: ExecutionResult) -> None:
+    def _finish(self, execution_id: int, result: ExecutionResult,
+                incident_id: int | None = None) -> None:
         escalations = [e.to_dict() for e in result.escalations]
+        if incident_id is not None and result.outcome is Outcome.SUCCESS and not result.dry_run:
+            self.store.mark_fixed(incident_id)
         self.store.finish_execution(execution_id, ExecutionState.FINISHED.value,
                                     result.outcome.value, result.scenario, result.reason,
                                     escalations)

@@ -62,6 +62,9 @@ class FakeRuntime:
                     "body": {"status": "healthy", "model_loaded": True}}
         if action == "docker.logs":
             return {"output": "ERROR Model load failed: FileNotFoundError", "lines": 1}
+        if action == "docker.inspect":
+            return {"output": "running", "running": True, "image": "mobile-multimodal:0.1.0",
+                    "env": ["MODEL_DIR=/app/models"]}
         return {"output": f"{action} done"}
 
 
@@ -337,3 +340,45 @@ def test_interrupted_execution_resumes_without_repeating_finished_steps(
     assert "docker.logs" not in [c[0] for c in runtime.calls]  # not repeated
     assert "docker.copy" not in [c[0] for c in runtime.calls]  # not blindly re-run
     assert ex["outcome"] == "escalated"
+
+
+def refire(minutes_later: int) -> bytes:
+    body = json.loads(fixture("firing-model-load-failure.json"))
+    body["alerts"][0]["startsAt"] = f"2026-11-29T11:{27 + minutes_later:02d}:02.749Z"
+    return json.dumps(body).encode()
+
+
+def fix_and_resolve(client: FlaskClient, service: Service) -> int:
+    post(client, fixture("firing-model-load-failure.json"))
+    service.worker.intake.drain()
+    run_pending(service)
+    post(client, fixture("resolved-model-load-failure.json"))
+    service.worker.intake.drain()
+    (incident,) = service.store.incidents()
+    assert incident["fixed_at"] and incident["status"] == "resolved"
+    return int(incident["id"])
+
+
+def test_regression_inside_the_stability_window_reopens_the_same_incident(
+        client: FlaskClient, service: Service) -> None:
+    incident_id = fix_and_resolve(client, service)
+    post(client, refire(3))
+    post(client, refire(3))  # a repeat of the re-fire is a duplicate of the same incident
+    service.worker.intake.drain()
+    (incident,) = service.store.incidents()
+    assert (incident["id"], incident["status"], incident["reopened"]) == (incident_id, "firing", 1)
+    assert len(service.store.executions_for(incident_id)) == 2
+
+
+def test_incident_closes_after_the_window_and_records_last_known_good(
+        client: FlaskClient, service: Service) -> None:
+    incident_id = fix_and_resolve(client, service)
+    assert service.worker.close_stable() == []  # the 2-minute window has not passed
+    object.__setattr__(service.config, "stability_window_s", 0.0)
+    assert service.worker.close_stable() == [incident_id]
+    assert service.store.last_known_good("app-prod") == {
+        "image": "mobile-multimodal:0.1.0", "env": ["MODEL_DIR=/app/models"],
+        "recorded_at": service.store.last_known_good("app-prod")["recorded_at"]}  # type: ignore[index]
+    post(client, refire(30))  # after closing, a re-fire is a new incident
+    service.worker.intake.drain()
+    assert [i["id"] != incident_id for i in service.store.incidents()] == [True, False]

@@ -164,6 +164,18 @@ MIGRATIONS: Sequence[str] = (
     );
     CREATE INDEX deliveries_due ON deliveries(status, next_attempt_at);
     """,
+    # 3: stability. An incident is fixed when an execution succeeds, closed once the service
+    # stayed healthy for the stability window; a re-fire before that reopens it, and the
+    # re-fire's own identity becomes an alias of the incident.
+    """
+    ALTER TABLE incidents ADD COLUMN fixed_at TEXT;
+    ALTER TABLE incidents ADD COLUMN closed_at TEXT;
+    ALTER TABLE incidents ADD COLUMN reopened INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE incident_aliases (
+        incident_key TEXT PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents(id)
+    );
+    """,
 )
 
 
@@ -285,8 +297,57 @@ class Store:
 
     # -- incidents ------------------------------------------------------------------------
     def incident_by_key(self, db: sqlite3.Connection, key: str) -> dict[str, Any] | None:
-        row = db.execute("SELECT * FROM incidents WHERE incident_key = ?", (key,)).fetchone()
+        row = db.execute("SELECT * FROM incidents WHERE incident_key = ? UNION ALL "
+                         "SELECT i.* FROM incident_aliases a JOIN incidents i "
+                         "ON i.id = a.incident_id WHERE a.incident_key = ?",
+                         (key, key)).fetchone()
         return dict(row) if row else None
+
+    def reopenable(self, db: sqlite3.Connection, fingerprint: str) -> dict[str, Any] | None:
+        """The latest incident of this alert that was fixed and is not closed yet."""
+        row = db.execute("SELECT * FROM incidents WHERE fingerprint = ? AND fixed_at IS NOT "
+                         "NULL AND closed_at IS NULL ORDER BY id DESC LIMIT 1",
+                         (fingerprint,)).fetchone()
+        return dict(row) if row else None
+
+    def reopen(self, db: sqlite3.Connection, incident_id: int, new_key: str) -> None:
+        db.execute("INSERT OR IGNORE INTO incident_aliases(incident_key, incident_id) "
+                   "VALUES (?, ?)", (new_key, incident_id))
+        db.execute("UPDATE incidents SET status = 'firing', reopened = reopened + 1, "
+                   "notices = notices + 1, fixed_at = NULL, resolved_at = NULL, "
+                   "updated_at = ? WHERE id = ?", (utcnow(), incident_id))
+
+    def mark_fixed(self, incident_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE incidents SET fixed_at = ?, updated_at = ? WHERE id = ?",
+                       (utcnow(), utcnow(), incident_id))
+
+    def closable(self, before_iso: str) -> list[dict[str, Any]]:
+        """Fixed and resolved incidents whose stability window ended before `before_iso`."""
+        rows = self.query("SELECT * FROM incidents WHERE closed_at IS NULL AND fixed_at IS NOT "
+                          "NULL AND status = 'resolved' AND fixed_at <= ? AND "
+                          "resolved_at <= ?", (before_iso, before_iso))
+        return [incident_view(row) for row in rows]
+
+    def close_incident(self, incident_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE incidents SET closed_at = ?, updated_at = ? WHERE id = ? AND "
+                       "closed_at IS NULL", (utcnow(), utcnow(), incident_id))
+
+    def record_last_known_good(self, target: str, image: str, config: dict[str, Any]) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO last_known_good(target, image, config, recorded_at) "
+                       "VALUES (?, ?, ?, ?) ON CONFLICT(target) DO UPDATE SET "
+                       "image = excluded.image, config = excluded.config, "
+                       "recorded_at = excluded.recorded_at", (target, image, dumps(config),
+                                                              utcnow()))
+
+    def last_known_good(self, target: str) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM last_known_good WHERE target = ?", (target,))
+        if not rows:
+            return None
+        return {"image": rows[0]["image"], **json.loads(rows[0]["config"]),
+                "recorded_at": rows[0]["recorded_at"]}
 
     def insert_incident(self, db: sqlite3.Connection, alert: dict[str, Any], key: str,
                         target: str | None, note: str | None) -> int:
@@ -414,6 +475,8 @@ def incident_view(row: dict[str, Any]) -> dict[str, Any]:
         "generatorURL": row["generator_url"], "created_at": row["created_at"],
         "updated_at": row["updated_at"], "resolved_at": row["resolved_at"],
         "claimed_by": row["claimed_by"], "claimed_at": row["claimed_at"],
+        "fixed_at": row.get("fixed_at"), "closed_at": row.get("closed_at"),
+        "reopened": row.get("reopened", 0),
     }
 
 
