@@ -52,7 +52,7 @@ def validate(paths: tuple[Path, ...], config_path: Path | None,
         path = given or Path(default)
         if (given is not None or path.exists()) and path not in checked:
             checked.append(path)
-    problems = validate_paths(checked)
+    problems = validate_paths(checked, configs=[config_path] if config_path else ())
     for problem in problems:
         click.echo(str(problem))
     if problems:

@@ -101,6 +101,20 @@ def test_validate_uses_the_config_for_target_names(project: Path) -> None:
     assert ":3: target: no target 'app-prd' in the config" in result.output
 
 
+def test_validate_checks_config_variants_and_the_given_config_as_configs(project: Path) -> None:
+    compose = ROOT / "config" / "remediator.compose.yml"
+    assert invoke(validate, ["playbooks", str(compose)]).exit_code == 0
+    custom = project / "prod-settings.yml"  # any name, when handed in with --config
+    custom.write_text(compose.read_text())
+    result = invoke(validate, ["playbooks", "--config", str(custom)])
+    assert result.exit_code == 0, result.output
+    custom.write_text(compose.read_text().replace("max_runs_per_hour: 5", "max_runs_per_hour: x"))
+    result = invoke(validate, ["playbooks", "--config", str(custom)])
+    assert result.exit_code == 1
+    assert result.output.startswith(f"{custom}:") and "max_runs_per_hour" in result.output
+    assert "steps: is required" not in result.output  # not mistaken for a playbook
+
+
 def test_validate_reports_a_missing_path(project: Path) -> None:
     result = invoke(validate, ["nope.yml"])
     assert result.exit_code == 1 and "nope.yml:0: no such file or directory" in result.output

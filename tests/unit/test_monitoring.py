@@ -1,0 +1,177 @@
+"""monitoring/ and docker-compose.yml checked by the tools that will read them: promtool
+(rule unit tests, config), amtool and docker-compose. No engine or server is needed.
+
+The tools come from `make host`; a missing one skips on a laptop and fails under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from remediator.core.config import load_config
+from remediator.stack import APP_HEALTHCHECK, AppSpec
+from tests.harness.docker_engine import in_ci
+
+ROOT = Path(__file__).resolve().parents[2]
+MONITORING = ROOT / "monitoring"
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed: run `make host`"
+        if in_ci():
+            pytest.fail(message + " (required under CI=true)", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+def check(argv: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+    assert proc.returncode == 0, f"{' '.join(argv)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load((MONITORING / "alerts.yml").read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+
+
+# -- alert rules ------------------------------------------------------------------------------
+def test_alert_rules_pass_their_promtool_unit_tests() -> None:
+    out = check([tool("promtool"), "test", "rules", str(MONITORING / "alerts.test.yml")])
+    assert "SUCCESS" in out
+
+
+def test_every_alert_is_tested_firing_and_not_firing() -> None:
+    tests = yaml.safe_load((MONITORING / "alerts.test.yml").read_text())["tests"]
+    cases = [case for test in tests for case in test.get("alert_rule_test", [])]
+    for name in (rule["alert"] for rule in alert_rules()):
+        mine = [case for case in cases if case["alertname"] == name]
+        assert any(case["exp_alerts"] for case in mine), f"{name} never tested firing"
+        assert any(not case["exp_alerts"] for case in mine), f"{name} never tested quiet"
+
+
+def test_every_alert_has_a_severity_summary_and_runbook_url() -> None:
+    names = [rule["alert"] for rule in alert_rules()]
+    assert {"ModelLoadFailure", "ModelLoadTime", "ModelMemoryUsage", "RemediatorDown",
+            "RemediatorExecutionsFailing", "RemediatorOutboxStuck",
+            "RemediatorPaused"} <= set(names)
+    for rule in alert_rules():
+        assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
+        assert rule["annotations"]["summary"], rule["alert"]
+        assert rule["annotations"]["runbook_url"].startswith("https://"), rule["alert"]
+
+
+# -- Prometheus and Alertmanager configs ------------------------------------------------------
+def test_prometheus_config_and_its_rule_files_are_valid(tmp_path: Path) -> None:
+    for name in ("prometheus.yml", "alerts.yml"):
+        shutil.copy(MONITORING / name, tmp_path / name)
+    out = check([tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")])
+    assert "SUCCESS: 7 rules found" in out
+
+
+def test_alertmanager_config_is_valid(tmp_path: Path) -> None:
+    config = yaml.safe_load((MONITORING / "alertmanager.yml").read_text())
+    token = tmp_path / "remediator-token"
+    token.write_text("not-a-real-token")
+    hooks = [hook for receiver in config["receivers"]
+             for hook in receiver.get("webhook_configs", [])]
+    assert hooks, "Alertmanager must post to Remediator's webhook"
+    for hook in hooks:
+        hook["http_config"]["authorization"]["credentials_file"] = str(token)
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(config))
+    check([tool("amtool"), "check-config", str(tmp_path / "alertmanager.yml")])
+
+
+# -- docker-compose.yml -----------------------------------------------------------------------
+COMPOSE_ENV = {"REMEDIATOR_WEBHOOK_TOKEN": "not-a-real-token", "BASE_IMAGE": ""}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """`docker-compose config`: the file as Compose resolves it (variables, defaults)."""
+    out = subprocess.run([tool("docker-compose"), "config"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, env={**os.environ, **COMPOSE_ENV})
+    assert out.returncode == 0, out.stderr
+    config: dict[str, Any] = yaml.safe_load(out.stdout)
+    return config
+
+
+def test_compose_file_is_valid() -> None:
+    check([tool("docker-compose"), "config", "-q"], env=COMPOSE_ENV)
+
+
+def test_compose_refuses_to_run_without_a_webhook_token() -> None:
+    env = {key: value for key, value in os.environ.items()
+           if key != "REMEDIATOR_WEBHOOK_TOKEN"}
+    proc = subprocess.run([tool("docker-compose"), "config", "-q"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "REMEDIATOR_WEBHOOK_TOKEN" in proc.stderr
+
+
+def test_compose_app_prod_runs_as_make_up_runs_it(compose: dict[str, Any]) -> None:
+    app, spec = compose["services"]["app-prod"], AppSpec()
+    assert app["container_name"] == spec.name and app["image"] == spec.image
+    assert app["build"]["target"] == "modelserver" and "BASE_IMAGE" in app["build"]["args"]
+    assert app["mem_limit"] == app["memswap_limit"] == spec.memory
+    assert app["restart"] == "unless-stopped"
+    health = app["healthcheck"]
+    assert health["test"] == APP_HEALTHCHECK["test"] and health["retries"] == 3
+    assert (health["interval"], health["timeout"], health["start_period"]) == ("1m", "30s", "2m")
+    assert app["ports"] == [f"127.0.0.1:{spec.port}:8080/tcp"]
+    assert sorted(app["volumes"]) == sorted([f"{spec.models_volume}:/app/models:rw",
+                                             f"{spec.backup_volume}:/backup/models:rw"])
+
+
+def test_compose_services_publish_on_loopback_only(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"app-prod", "remediator", "prometheus", "alertmanager"}
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
+
+
+def test_compose_remediator_reaches_docker_prometheus_and_its_config(
+    compose: dict[str, Any],
+) -> None:
+    rem = compose["services"]["remediator"]
+    assert "/var/run/docker.sock:/var/run/docker.sock:rw" in rem["volumes"]
+    assert rem["environment"]["REMEDIATOR_WEBHOOK_TOKEN"] == "not-a-real-token"
+    assert rem["environment"]["REMEDIATOR_PROMETHEUS_URL"] == "http://prometheus:9090"
+    config_arg = rem["command"][rem["command"].index("--config") + 1]
+    assert config_arg == "/app/config/remediator.compose.yml"
+    assert any(volume.endswith(":/app/config:ro") for volume in rem["volumes"])
+    assert any(volume.endswith(":/app/playbooks:ro") for volume in rem["volumes"])
+
+
+def test_compose_alertmanager_gets_the_token_file_its_config_names(
+    compose: dict[str, Any],
+) -> None:
+    am = compose["services"]["alertmanager"]
+    config = yaml.safe_load((MONITORING / "alertmanager.yml").read_text())
+    wanted = {hook["http_config"]["authorization"]["credentials_file"]
+              for receiver in config["receivers"] for hook in receiver["webhook_configs"]}
+    assert wanted == {secret["target"] for secret in am["secrets"]}
+
+
+def test_compose_config_differs_from_the_host_config_only_in_addresses() -> None:
+    host = load_config(ROOT / "config" / "remediator.yml", env={})
+    inside = load_config(ROOT / "config" / "remediator.compose.yml", env={})
+    assert [t.base_url for t in inside.targets] == ["http://app-prod:8080"]
+    assert inside.prometheus_url == "http://prometheus:9090"
+    assert inside.alertmanager_url == "http://alertmanager:9093"
+    assert [replace(t, base_url="") for t in inside.targets] == [
+        replace(t, base_url="") for t in host.targets]
+    ignored = ("targets", "prometheus_url", "alertmanager_url", "db_path", "source")
+    assert {k: v for k, v in vars(inside).items() if k not in ignored} == {
+        k: v for k, v in vars(host).items() if k not in ignored}
