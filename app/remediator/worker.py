@@ -33,6 +33,9 @@ log = logging.getLogger("remediator.worker")
 POLL_INTERVAL = 0.5
 """Seconds the worker sleeps when nothing woke it."""
 
+RETENTION_DAYS = 30
+"""Days finished executions and processed payloads are kept."""
+
 HOUSEKEEPING_INTERVAL = 5.0
 """Seconds between checks for incidents whose stability window has passed."""
 
@@ -92,6 +95,12 @@ class Worker:
         if time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
             self.close_stable()
+            self.prune()
+
+    def prune(self) -> int:
+        """Retention: forget executions older than RETENTION_DAYS (incidents stay)."""
+        before = datetime.now(UTC) - timedelta(days=RETENTION_DAYS)
+        return self.store.prune(before.isoformat().replace("+00:00", "Z"))
 
     def close_stable(self) -> list[int]:
         """Close incidents that stayed healthy for the stability window after their fix,

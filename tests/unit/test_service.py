@@ -382,3 +382,14 @@ def test_incident_closes_after_the_window_and_records_last_known_good(
     post(client, refire(30))  # after closing, a re-fire is a new incident
     service.worker.intake.drain()
     assert [i["id"] != incident_id for i in service.store.incidents()] == [True, False]
+
+
+def test_retention_prunes_old_executions_but_keeps_incidents(
+        client: FlaskClient, service: Service) -> None:
+    post(client, fixture("firing-model-load-failure.json"))
+    service.worker.intake.drain()
+    run_pending(service)
+    assert service.worker.prune() == 0  # young executions stay
+    assert service.store.prune("9999-01-01T00:00:00Z") == 1
+    assert service.store.executions() == [] and len(service.store.incidents()) == 1
+    assert service.store.query("SELECT COUNT(*) AS n FROM steps")[0]["n"] == 0

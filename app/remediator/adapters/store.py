@@ -459,6 +459,20 @@ class Store:
                                          json.loads(row["alert"]), dry_run,
                                          replay_of=execution_id)
 
+    def prune(self, before_iso: str) -> int:
+        """Delete finished executions (and their steps) and processed payloads older than
+        `before_iso`; incidents, dead letters and notifications are kept."""
+        with self.transaction() as db:
+            old = "SELECT id FROM executions WHERE state IN ('finished', 'cancelled') AND " \
+                  "COALESCE(finished_at, created_at) < ?"
+            db.execute(f"DELETE FROM steps WHERE execution_id IN ({old})", (before_iso,))
+            gone = db.execute("DELETE FROM executions WHERE state IN ('finished', 'cancelled') "
+                              "AND COALESCE(finished_at, created_at) < ?",
+                              (before_iso,)).rowcount
+            db.execute("DELETE FROM inbox WHERE processed_at IS NOT NULL AND processed_at < ?",
+                       (before_iso,))
+        return int(gone)
+
     def dead_letters(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self.query("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", (limit,))
         return [{"id": r["id"], "received_at": r["received_at"], "reason": r["reason"],
