@@ -1,28 +1,38 @@
-"""``remediator notify-test TEAM``: send a test message through every channel of a team.
+"""Escalation commands: ``notify-test TEAM`` and ``claim INCIDENT``.
 
-Talks to the channels directly (no store, no worker), so it works before anything else
+``remediator notify-test TEAM`` sends a test message through every channel of a team.
+It talks to the channels directly (no store, no worker), so it works before anything else
 is running: the quickest way to check that SLACK_WEBHOOK_URL and friends are right.
 Exit status: 0 when no configured channel failed, 1 when one did (or the policy is
 invalid), 2 when the team is unknown.
+
+``remediator claim INCIDENT --db PATH [--by NAME]``: a human takes over. Works on the
+store directly, so it works whether or not ``remediator serve`` is running; a running
+server sees the claim within a second (its running execution skips the remaining fix
+steps, its escalation timer stops). Exit status: 0 claimed, 1 someone else holds it,
+2 no such incident or store.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from remediator.adapters.notifiers import build_channels, dispatch, render_message
-from remediator.core.defaults import DEFAULT_ESCALATION_PATH
+from remediator.core.defaults import DEFAULT_DB_PATH, DEFAULT_ESCALATION_PATH
 from remediator.core.escalation_policy import dedup_key, load_escalation_policy
 from remediator.errors import ConfigError, TemplateError
 
-__all__ = ["notify_test"]
+__all__ = ["claim", "notify_test"]
 
 _EXIT_FAILED = 1
 _EXIT_UNKNOWN_TEAM = 2
+_EXIT_NOT_FOUND = 2
 
 
 @click.command("notify-test")
@@ -61,3 +71,33 @@ def notify_test(ctx: click.Context, team: str, config_path: Path,
     if all(result.outcome.status == "not_configured" for result in results):
         click.echo(f"warning: no channel of {team} is configured", err=True)
     ctx.exit(0 if all(result.ok for result in results) else _EXIT_FAILED)
+
+
+@click.command("claim")
+@click.argument("incident_id", type=int)
+@click.option("--db", "db_path", default=DEFAULT_DB_PATH, show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The store `remediator serve` uses.")
+@click.option("--by", default=None, help="Who takes over (default: your user name).")
+@click.pass_context
+def claim(ctx: click.Context, incident_id: int, db_path: Path, by: str | None) -> None:
+    """A human takes over INCIDENT: Remediator stops acting on it and stops escalating."""
+    from remediator.adapters.store import Store
+    from remediator.escalation import ClaimRefused, claim_incident
+
+    if not db_path.exists():
+        click.echo(f"error: no store at {db_path} (pass --db, the file `remediator serve` "
+                   "uses)", err=True)
+        ctx.exit(_EXIT_NOT_FOUND)
+    store = Store(db_path)
+    try:
+        result = claim_incident(store, incident_id, by or getpass.getuser(), datetime.now(UTC))
+    except ClaimRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(_EXIT_NOT_FOUND if exc.why == "unknown" else _EXIT_FAILED)
+    finally:
+        store.close()
+    cancelled = ", ".join(map(str, result.cancelled)) or "none"
+    verb = "was already claimed" if result.already else "claimed"
+    click.echo(f"incident {incident_id} {verb} by {result.claimed_by} at {result.claimed_at}; "
+               f"cancelled pending executions: {cancelled}")

@@ -35,3 +35,13 @@ class ServiceMetrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=registry)
         self.paused = Gauge("remediator_paused", "1 while the kill switch is on (observe only).",
                             registry=registry)
+        self.notifications = Counter(
+            "remediator_notifications", "Notification delivery attempts by channel and outcome "
+            "(delivered, retry, failed, not_configured, skipped).", ["channel", "outcome"],
+            registry=registry)
+        self.escalations = Counter(
+            "remediator_escalations", "Notifications accepted into the outbox, by team and rule "
+            "(once per dedup key).", ["team", "rule"], registry=registry)
+        self.outbox_depth = Gauge(
+            "remediator_outbox_depth", "Notification deliveries still owed an attempt.",
+            registry=registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,10 @@ from prometheus_client import CollectorRegistry
 from remediator.adapters.ingest import GroupCommitWriter
 from remediator.adapters.store import Store
 from remediator.core.config import RemediatorConfig
+from remediator.core.escalation_policy import EscalationPolicy
 from remediator.core.playbook import Playbook, load_playbooks
 from remediator.core.runner import Runtime
+from remediator.escalation import Clock, EscalationService, load_service_policy, utc_clock
 from remediator.metrics import ServiceMetrics
 from remediator.reconcile import Reconciler
 from remediator.worker import Worker
@@ -31,11 +34,14 @@ class Service:
     writer: GroupCommitWriter
     reconciler: Reconciler
     docker_ping: Any = None
+    escalation: EscalationService | None = None
 
     def start(self) -> None:
         """Start the background parts: the worker, then reconciliation with Alertmanager."""
         self.worker.start()
         self.reconciler.start()
+        if self.escalation is not None:
+            self.escalation.start()
 
     def set_paused(self, paused: bool) -> None:
         self.store.set_setting("paused", "1" if paused else "0")
@@ -52,14 +58,23 @@ class Service:
     def close(self) -> None:
         self.reconciler.stop()
         self.worker.stop()
+        if self.escalation is not None:
+            self.escalation.stop()  # lets a send in flight finish and record its outcome
         self.writer.close()
         self.store.close()
 
 
 def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_dir: str | Path,
                   token: str | None, runtime: Runtime | None = None, dry_run: bool = False,
-                  registry: CollectorRegistry | None = None) -> Service:
-    """Wire a Service; `runtime=None` means the real adapters (Docker, HTTP)."""
+                  registry: CollectorRegistry | None = None,
+                  policy: EscalationPolicy | None = None, clock: Clock = utc_clock,
+                  notify_env: Mapping[str, str] | None = None) -> Service:
+    """Wire a Service; `runtime=None` means the real adapters (Docker, HTTP).
+
+    `policy=None` reads config.escalation_path; `clock` and `notify_env` (default
+    os.environ) let tests drive escalation timing and channels.
+    """
+    policy = policy or load_service_policy(config)
     store = Store(db_path)
     playbooks = load_playbooks(Path(playbooks_dir), config.targets)
     metrics = ServiceMetrics(registry or CollectorRegistry())
@@ -72,5 +87,7 @@ def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_di
     worker = Worker(store, config, playbooks, runtime, metrics, dry_run=dry_run)
     writer = GroupCommitWriter(store)
     reconciler = Reconciler(store, config.alertmanager_url, writer.submit, worker.wake)
+    escalation = EscalationService(store, policy, metrics, clock=clock, env=notify_env)
+    worker.on_finished = escalation.execution_finished
     return Service(config, store, playbooks, worker, metrics, token, writer, reconciler,
-                   docker_ping)
+                   docker_ping, escalation)

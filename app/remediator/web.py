@@ -19,6 +19,7 @@ from remediator.core.alerts import parse_webhook
 from remediator.errors import PayloadError, StoreError
 from remediator.report import render_report
 from remediator.service import Service
+from remediator.web_escalation import register_escalation_api
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -84,6 +85,7 @@ def create_app(service: Service) -> Flask:
         return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
 
     register_api(app, service)
+    register_escalation_api(app, service)
     register_probes(app, service)
     return app
 

@@ -1,0 +1,334 @@
+"""Decides who is told, when: the escalation policy driven by executions and the clock.
+
+Three things put notifications into the outbox:
+
+- an execution ends (the worker's ``on_finished``): the playbook's explicit requests
+  (``notify`` steps, ``on_failure: escalate``) and the policy's rules over the facts the
+  execution established, plus an info notice to the chat channels (fixed, or gave up);
+- the timer: every open incident is evaluated whenever the store changed and exactly when
+  the policy says a time-based rule will next hold (``next_due``), so "down for 10
+  minutes" fires at 10:00 without a new alert;
+- an incident resolving: a resolve notice for every trigger that reached someone, with
+  the same dedup key (PagerDuty closes the alert it opened).
+
+Claimed incidents are left alone; the clock is injectable so tests need not wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from remediator.adapters.notifiers import HttpTransport, Message, MessageKind, render_message
+from remediator.adapters.store import Store, incident_view
+from remediator.core import defaults
+from remediator.core.escalation_policy import (
+    SEVERITIES,
+    Escalation,
+    EscalationPolicy,
+    TeamConfig,
+)
+from remediator.core.results import EscalationRequest, ExecutionResult, Outcome
+from remediator.errors import ConfigError, TemplateError
+from remediator.escalation.claim import ClaimResult, claim_incident
+from remediator.escalation.dispatcher import Clock, Dispatcher, utc_clock
+from remediator.escalation.facts import incident_facts, message_context
+from remediator.escalation.outbox import Draft, Outbox
+from remediator.metrics import ServiceMetrics
+
+__all__ = ["CHAT_CHANNEL_TYPES", "EscalationService"]
+
+log = logging.getLogger("remediator.escalation")
+
+CHAT_CHANNEL_TYPES: Final = ("slack", "teams")
+"""Channel types that get the non-paging info notices (people read them, nobody is woken)."""
+
+POLL_S: Final = 1.0
+"""How often the timer looks for store changes it was not told about (intake, CLI claim)."""
+
+_INFO_LEVEL: Final = "notify"
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """An incident with its latest finished execution: what a notification is about."""
+
+    incident: dict[str, Any]
+    execution: dict[str, Any] | None
+
+    @property
+    def id(self) -> int:
+        return int(self.incident["id"])
+
+
+class EscalationService:
+    """Outbox + dispatcher + policy driver for one store; start/stop with the worker."""
+
+    def __init__(self, store: Store, policy: EscalationPolicy, metrics: ServiceMetrics, *,
+                 clock: Clock = utc_clock, env: Mapping[str, str] | None = None,
+                 transport: HttpTransport | None = None,
+                 rand: Callable[[], float] = random.random,
+                 template_dir: str | Path | None = None,
+                 info_team: str = defaults.DEFAULT_ESCALATION_TEAM) -> None:
+        self.store = store
+        self.policy = policy
+        self.metrics = metrics
+        self.clock = clock
+        self.template_dir = template_dir
+        self.info_team = info_team if info_team in policy.teams else next(iter(policy.teams))
+        self.outbox = Outbox(store)
+        self.dispatcher = Dispatcher(self.outbox, policy, metrics, env=env,
+                                     transport=transport, clock=clock, rand=rand)
+        metrics.outbox_depth.set_function(self._depth)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        self.dispatcher.start()
+        self._thread = threading.Thread(target=self._loop, name="escalation", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.dispatcher.stop(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+        self.dispatcher.wake()
+
+    def _loop(self) -> None:
+        seen: tuple[Any, ...] | None = None
+        due: datetime | None = None
+        while not self._stop.is_set():
+            try:
+                now, token = self.clock(), self._changes()
+                if token != seen or (due is not None and due <= now):
+                    due, seen = self.evaluate_open(now), token
+            except Exception:  # the timer must outlive any one bad pass
+                log.exception("escalation pass failed; retrying")
+            self._wake.wait(self._sleep_for(due))
+            self._wake.clear()
+
+    def _sleep_for(self, due: datetime | None) -> float:
+        if due is None:
+            return POLL_S
+        return min(POLL_S, max(0.0, (due - self.clock()).total_seconds()))
+
+    def _changes(self) -> tuple[Any, ...]:
+        # Cheap fingerprint of what the timer cares about; intake and a CLI claim change it.
+        row = self.store.query(
+            "SELECT (SELECT COUNT(*) FROM incidents) AS n, "
+            "(SELECT MAX(updated_at) FROM incidents) AS touched, "
+            "(SELECT MAX(id) FROM executions WHERE started_at IS NOT NULL) AS started")[0]
+        return (row["n"], row["touched"], row["started"])
+
+    def _depth(self) -> float:
+        try:
+            return float(self.outbox.depth())
+        except Exception:  # a scrape after close must not fail the whole /metrics
+            return float("nan")
+
+    # -- the three triggers ---------------------------------------------------------------
+    def execution_finished(self, execution_id: int, result: ExecutionResult) -> None:
+        """Worker hook, in the execution's thread: only writes rows, never sends."""
+        try:
+            self._execution_finished(execution_id, result)
+        except Exception:  # escalation trouble must not fail the execution
+            log.exception("escalation after execution %s failed", execution_id)
+        self.wake()
+
+    def _execution_finished(self, execution_id: int, result: ExecutionResult) -> None:
+        execution = self.store.execution(execution_id)
+        incident = self.store.incident(int(execution["incident_id"])) if (
+            execution and execution["incident_id"] is not None) else None
+        if incident is None or incident["claimed_by"]:
+            return  # no incident to speak of, or a human owns it: stay quiet
+        subject, now = _Subject(incident, execution), self.clock()
+        if not result.dry_run:
+            self._info(subject, "acting", self._acting_reason(subject), now)
+        asked = [self._explicit(subject, result, request) for request in result.escalations]
+        self._evaluate(subject, now, asked)
+        if not result.dry_run:
+            self._outcome_notice(subject, result, now)
+
+    def evaluate_open(self, now: datetime | None = None) -> datetime | None:
+        """One timer pass over every open incident; returns when the next rule is due."""
+        now = now or self.clock()
+        dues = []
+        for subject in self._open_subjects():
+            if subject.execution is None and self._started(subject.id):
+                self._info(subject, "acting", self._acting_reason(subject), now)
+            due = self._evaluate(subject, now)
+            if due is not None:
+                dues.append(due)
+        self.send_resolve_notices(now)
+        self.dispatcher.wake()
+        return min(dues) if dues else None
+
+    def send_resolve_notices(self, now: datetime | None = None) -> list[int]:
+        """A resolve for each trigger of a resolved incident, through the same channels."""
+        now = now or self.clock()
+        created = []
+        for trigger in self.outbox.triggers_to_resolve():
+            incident = self.store.incident(int(trigger["incident_id"]))
+            if incident is None:
+                continue
+            subject = _Subject(incident, self._latest_execution(int(incident["id"])))
+            message = self._render("resolve", subject, now, team=trigger["team"],
+                                   level=trigger["level"], dedup_key=trigger["dedup_key"],
+                                   severity="info", reason="")
+            draft = Draft(subject.id, "resolve", trigger["dedup_key"], trigger["team"],
+                          trigger["level"], "info", trigger["rule"], "incident resolved",
+                          message, self.outbox.live_channels(int(trigger["id"])),
+                          trigger_id=int(trigger["id"]))
+            if (new := self.outbox.enqueue(draft, now)) is not None:
+                created.append(new)
+        return created
+
+    def claim(self, incident_id: int, by: str) -> ClaimResult:
+        """A human takes the incident over (API and CLI)."""
+        result = claim_incident(self.store, incident_id, by, self.clock())
+        log.info("incident %s claimed by %s; cancelled executions: %s", incident_id,
+                 result.claimed_by, result.cancelled or "none")
+        self.wake()
+        return result
+
+    # -- policy ---------------------------------------------------------------------------
+    def _evaluate(self, subject: _Subject, now: datetime,
+                  asked: Sequence[Escalation] = ()) -> datetime | None:
+        """Rules over the facts, plus what a playbook ``asked`` for: one row per key."""
+        facts = incident_facts(subject.incident, subject.execution, self._open_incidents(),
+                               now)
+        for escalation in _merged([*asked, *self.policy.evaluate(facts)]):
+            self._escalate(subject, escalation, now)
+        return self.policy.next_due(facts)
+
+    def _explicit(self, subject: _Subject, result: ExecutionResult,
+                  request: EscalationRequest) -> Escalation:
+        rule = f"playbook:{result.playbook}" + (f"/{request.step_id}" if request.step_id
+                                                 else "")
+        try:
+            return self.policy.explicit(str(subject.id), request.team, request.level,
+                                        request.reason, rule=rule)
+        except ConfigError as exc:
+            # A playbook validated against an older policy: tell the owner rather than no one.
+            return self.policy.explicit(str(subject.id), self.info_team, request.level
+                                        if request.level in ("page", "notify") else "notify",
+                                        f"{request.reason} ({exc})", rule=rule)
+
+    def _escalate(self, subject: _Subject, escalation: Escalation, now: datetime) -> None:
+        if self.outbox.exists(escalation.dedup_key, "trigger"):
+            return  # once per dedup key, however often the rule matches
+        team = self.policy.teams[escalation.team]
+        message = self._render("trigger", subject, now, team=escalation.team,
+                               level=escalation.level, severity=escalation.severity,
+                               reason=escalation.reason, rule=escalation.rule,
+                               dedup_key=escalation.dedup_key)
+        draft = Draft(subject.id, "trigger", escalation.dedup_key, escalation.team,
+                      escalation.level, escalation.severity, escalation.rule,
+                      escalation.reason, message, _channels(team, escalation.level))
+        if self.outbox.enqueue(draft, now) is not None:
+            self.metrics.escalations.labels(team=escalation.team, rule=escalation.rule).inc()
+            log.warning("incident %s: %s %s (%s): %s", subject.id, escalation.level,
+                        escalation.team, escalation.rule, escalation.reason)
+
+    # -- info notices ---------------------------------------------------------------------
+    def _info(self, subject: _Subject, event: str, reason: str, now: datetime) -> None:
+        key = f"remediator/{subject.id}/info/{event}"
+        team = self.policy.teams[self.info_team]
+        channels = [c for c in _channels(team, _INFO_LEVEL) if c[1] in CHAT_CHANNEL_TYPES]
+        if not channels or self.outbox.exists(key, "info"):
+            return
+        message = self._render("info", subject, now, team=self.info_team, level=_INFO_LEVEL,
+                               severity="info", reason=reason, dedup_key=key)
+        self.outbox.enqueue(Draft(subject.id, "info", key, self.info_team, _INFO_LEVEL,
+                                  "info", None, reason, message, channels), now)
+
+    def _outcome_notice(self, subject: _Subject, result: ExecutionResult,
+                        now: datetime) -> None:
+        if result.outcome is Outcome.SUCCESS:
+            self._info(subject, "fixed", f"Remediator fixed it: playbook {result.playbook} "
+                       "ran and the service validated healthy.", now)
+        elif not result.stopped_fixing:
+            self._info(subject, "gave-up", f"Remediator gave up: playbook {result.playbook} "
+                       f"ended {result.outcome.value} ({result.reason or 'no reason'}); "
+                       "a human has to look.", now)
+
+    def _acting_reason(self, subject: _Subject) -> str:
+        rows = self.store.query("SELECT playbook FROM executions WHERE incident_id = ? "
+                                "ORDER BY id LIMIT 1", (subject.id,))
+        playbook = rows[0]["playbook"] if rows else "a playbook"
+        return (f"Remediator is acting on it: running {playbook} on "
+                f"{subject.incident['target'] or 'the target'}. Claim the incident "
+                f"(remediator claim {subject.id}) to stop it.")
+
+    # -- rendering and reading ------------------------------------------------------------
+    def _render(self, kind: MessageKind, subject: _Subject, now: datetime,
+                **values: Any) -> Message:
+        context = {**message_context(subject.incident, subject.execution, now), **values}
+        try:
+            return render_message(self.template_dir, kind, context)
+        except TemplateError as exc:  # the notification must still go out
+            log.error("cannot render a %s notification: %s", kind, exc)
+            return Message(kind=kind, team=values["team"], level=values["level"],
+                           title=f"{subject.incident['alertname']} on "
+                                 f"{subject.incident['target'] or '?'}",
+                           text=str(values.get("reason") or kind), incident_id=str(subject.id),
+                           dedup_key=values["dedup_key"],
+                           severity=values.get("severity") or "warning",
+                           source=subject.incident["target"] or "remediator")
+
+    def _open_incidents(self) -> list[dict[str, Any]]:
+        rows = self.store.query("SELECT * FROM incidents WHERE status = 'firing' ORDER BY id")
+        return [incident_view(row) for row in rows]
+
+    def _open_subjects(self) -> list[_Subject]:
+        return [_Subject(i, self._latest_execution(int(i["id"])))
+                for i in self._open_incidents() if not i["claimed_by"]]
+
+    def _latest_execution(self, incident_id: int) -> dict[str, Any] | None:
+        rows = self.store.query("SELECT id FROM executions WHERE incident_id = ? AND "
+                                "state = 'finished' ORDER BY id DESC LIMIT 1", (incident_id,))
+        return self.store.execution(int(rows[0]["id"])) if rows else None
+
+    def _started(self, incident_id: int) -> bool:
+        return bool(self.store.query(
+            "SELECT 1 FROM executions WHERE incident_id = ? AND dry_run = 0 AND "
+            "started_at IS NOT NULL LIMIT 1", (incident_id,)))
+
+    def notifications(self, limit: int = 50) -> list[dict[str, Any]]:
+        return self.outbox.notifications(limit)
+
+
+def _merged(escalations: Sequence[Escalation]) -> list[Escalation]:
+    # A playbook's request and a rule decided at the same moment for the same key become
+    # one notification carrying both reasons and the worse severity.
+    found: dict[str, Escalation] = {}
+    for item in escalations:
+        first = found.get(item.dedup_key)
+        if first is None:
+            found[item.dedup_key] = item
+        elif item.reason not in first.reason:
+            worse = min(first.severity, item.severity, key=_severity_rank)
+            found[item.dedup_key] = replace(first, reason=f"{first.reason}; {item.reason}",
+                                            severity=worse)
+    return list(found.values())
+
+
+def _severity_rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
+def _channels(team: TeamConfig, level: str) -> list[tuple[str, str]]:
+    return [(c.name, c.type) for c in team.channels if level in c.levels]

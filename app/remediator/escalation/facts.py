@@ -1,0 +1,152 @@
+"""What the store knows about an incident, as :class:`IncidentFacts` for the policy.
+
+Facts come from the incident row (alert, status, claim, intake's budget note), from its
+latest finished execution (scenario, which steps passed or failed, what the health checks
+saw) and from the other open incidents (how many services are affected). A fact nothing
+established stays unknown, so no rule fires on a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from remediator.core.escalation_policy import IncidentFacts
+from remediator.escalation.outbox import parse_iso
+
+__all__ = [
+    "BUDGET_NOTE_PREFIX",
+    "RESTORE_STEP",
+    "VALIDATE_STEP",
+    "VERIFY_STEP",
+    "incident_facts",
+    "message_context",
+]
+
+RESTORE_STEP: Final = "restore_model"
+"""Step whose success means the model file was restored from backup (file_restored)."""
+
+VALIDATE_STEP: Final = "health"
+"""Step whose failure after the fix means the model still does not load (still_failing)."""
+
+VERIFY_STEP: Final = "verify_model"
+"""Step that loads the restored backup; its failure means the backup is bad too."""
+
+BUDGET_NOTE_PREFIX: Final = "budget exhausted"
+"""How intake's note starts when the target's run budget stopped it acting."""
+
+_FAILED: Final = ("failed", "timeout")
+
+
+def incident_facts(
+    incident: Mapping[str, Any],
+    execution: Mapping[str, Any] | None,
+    open_incidents: Iterable[Mapping[str, Any]],
+    now: datetime,
+) -> IncidentFacts:
+    """Facts about ``incident`` (a store incident view) at ``now``.
+
+    ``execution`` is its latest finished execution (store view, with steps) or None;
+    ``open_incidents`` are all firing incidents, for the cross-incident counts.
+    """
+    labels = {str(k): str(v) for k, v in incident["labels"].items()}
+    steps = {step["id"]: step for step in (execution or {}).get("steps", [])}
+    fallback = _health_flag(steps.values(), "fallback_active")
+    starts_at = parse_iso(incident["startsAt"])
+    return IncidentFacts(
+        incident_id=str(incident["id"]),
+        target=incident["target"] or "",
+        service=labels.get("service", incident["target"] or ""),
+        alertname=incident["alertname"] or labels.get("alertname", ""),
+        starts_at=starts_at,
+        now=now,
+        status=incident["status"],
+        scenario=(execution or {}).get("scenario"),
+        file_restored=_status(steps, RESTORE_STEP) == "ok",
+        still_failing=_status(steps, VALIDATE_STEP) in _FAILED,
+        failing_models=_failing_models(open_incidents),
+        affected_services=_affected_services(open_incidents),
+        fallback_active=bool(fallback),
+        # ModelLoadFailure fires as soon as the fallback serves, so its start is the
+        # best record of when the fallback took over.
+        fallback_since=starts_at if fallback else None,
+        fallback_available=_health_flag(steps.values(), "fallback_available"),
+        backup_checksum_ok=_verified(steps),
+        budget_exhausted=str(incident.get("note") or "").startswith(BUDGET_NOTE_PREFIX),
+        claimed=bool(incident.get("claimed_by")),
+        severity=labels.get("severity"),
+        execution_outcome=(execution or {}).get("outcome"),
+        labels=labels,
+    )
+
+
+def _status(steps: Mapping[str, Mapping[str, Any]], step_id: str) -> str | None:
+    step = steps.get(step_id)
+    return str(step["status"]) if step else None
+
+
+def _verified(steps: Mapping[str, Mapping[str, Any]]) -> bool | None:
+    status = _status(steps, VERIFY_STEP)
+    if status == "ok":
+        return True
+    return False if status in _FAILED else None
+
+
+def _health_flag(steps: Iterable[Mapping[str, Any]], key: str) -> bool | None:
+    # /model/health (and a degraded /health) report fallback_active; the last step that
+    # saw the flag wins, because it is the freshest observation.
+    seen: bool | None = None
+    for step in steps:
+        body = (step.get("outputs") or {}).get("body")
+        if isinstance(body, dict) and isinstance(body.get(key), bool):
+            seen = body[key]
+    return seen
+
+
+def _firing(open_incidents: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [i for i in open_incidents if i["status"] == "firing"]
+
+
+def _affected_services(open_incidents: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    names = {str(i["labels"].get("service") or i["target"] or "") for i in
+             _firing(open_incidents)}
+    return frozenset(name for name in names if name)
+
+
+def _failing_models(open_incidents: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    # Only alerts that name their model count; the shipped rules do not, so this stays
+    # empty (unknown) rather than guessing from service names.
+    return frozenset(str(i["labels"]["model"]) for i in _firing(open_incidents)
+                     if i["alertname"] == "ModelLoadFailure" and i["labels"].get("model"))
+
+
+def message_context(
+    incident: Mapping[str, Any], execution: Mapping[str, Any] | None, now: datetime,
+) -> dict[str, Any]:
+    """The template context (render_message) describing ``incident`` and what was tried."""
+    steps: Sequence[Mapping[str, Any]] = (execution or {}).get("steps", [])
+    return {
+        "incident": {
+            "id": str(incident["id"]), "alertname": incident["alertname"],
+            "target": incident["target"] or "", "status": incident["status"],
+            "starts_at": incident["startsAt"], "labels": incident["labels"],
+            "annotations": incident["annotations"],
+            "generator_url": incident.get("generatorURL", ""),
+            "down_for": _down_for(incident, now),
+        },
+        "diagnosis": {"scenario": (execution or {}).get("scenario") or "",
+                      "summary": (execution or {}).get("error") or ""},
+        "steps": [{"id": s["id"], "action": s["action"], "outcome": s["status"],
+                   "detail": s.get("error") or s.get("note") or ""} for s in steps],
+        "now": now.isoformat(),
+    }
+
+
+def _down_for(incident: Mapping[str, Any], now: datetime) -> str:
+    if incident["status"] != "firing":
+        return ""
+    seconds = max(0, int((now - parse_iso(incident["startsAt"])).total_seconds()))
+    minutes, rest = divmod(seconds, 60)
+    return f"down {minutes}m{rest:02d}s"
+
