@@ -200,23 +200,40 @@ class Ingested:
 
 
 class Store:
-    """One connection, one lock: SQLite has one writer anyway; readers see WAL snapshots."""
+    """One write connection behind a lock (SQLite has one writer anyway), and one read
+    connection per thread, so reads see WAL snapshots without waiting for writes."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
         try:
-            self._db = sqlite3.connect(self.path, check_same_thread=False,
-                                       isolation_level=None, timeout=30)
-            self._db.row_factory = sqlite3.Row
+            self._db = self._connect()
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
+                             timeout=30)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    def _reader(self) -> sqlite3.Connection:
+        reader: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if reader is None:
+            if self.path == ":memory:":
+                return self._db  # a second connection would be another database
+            reader = self._local.db = self._connect()
+            with self._lock:
+                self._readers.append(reader)
+        return reader
 
     def _migrate(self) -> None:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
@@ -240,14 +257,24 @@ class Store:
                 raise
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            try:
-                return [dict(row) for row in self._db.execute(sql, params).fetchall()]
-            except sqlite3.Error as exc:
-                raise StoreError(f"store read failed: {exc}") from exc
+        reader = self._reader()
+        if reader is self._db:
+            with self._lock:
+                return self._read(reader, sql, params)
+        return self._read(reader, sql, params)
+
+    @staticmethod
+    def _read(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        try:
+            return [dict(row) for row in db.execute(sql, params).fetchall()]
+        except sqlite3.Error as exc:
+            raise StoreError(f"store read failed: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
             self._db.close()
 
     def ping(self) -> bool:
