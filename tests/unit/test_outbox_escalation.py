@@ -235,6 +235,19 @@ def test_a_resolve_waits_for_its_trigger_still_being_retried(
     assert [e["event_action"] for e in pagerduty.events] == ["trigger", "resolve"]
 
 
+def test_a_regression_that_reopens_the_incident_is_announced_afresh(
+        service: Service) -> None:
+    alert_in(service, firing(T0))
+    run_pending(service)  # fixed
+    alert_in(service, resolved(T0))
+    alert_in(service, firing(T0.replace(minute=3)))  # back inside the stability window
+    assert service.store.incident(1)["reopened"] == 1
+    run_pending(service)
+    assert [n["dedup_key"] for n in rows(service, "info")] == [
+        "remediator/1/info/acting", "remediator/1/info/fixed",
+        "remediator/1.1/info/acting", "remediator/1.1/info/fixed"]
+
+
 # -- Claim: a human takes over --------------------------------------------------------------
 
 

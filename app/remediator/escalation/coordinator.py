@@ -38,7 +38,7 @@ from remediator.core.results import EscalationRequest, ExecutionResult, Outcome
 from remediator.errors import ConfigError, TemplateError
 from remediator.escalation.claim import ClaimResult, claim_incident
 from remediator.escalation.dispatcher import Clock, Dispatcher, utc_clock
-from remediator.escalation.facts import incident_facts, message_context
+from remediator.escalation.facts import incident_facts, incident_identity, message_context
 from remediator.escalation.outbox import Draft, Outbox
 from remediator.metrics import ServiceMetrics
 
@@ -65,6 +65,10 @@ class _Subject:
     @property
     def id(self) -> int:
         return int(self.incident["id"])
+
+    @property
+    def identity(self) -> str:
+        return incident_identity(self.incident)
 
 
 class EscalationService:
@@ -110,14 +114,15 @@ class EscalationService:
     def _loop(self) -> None:
         seen: tuple[Any, ...] | None = None
         due: datetime | None = None
+        woken = True
         while not self._stop.is_set():
             try:
                 now, token = self.clock(), self._changes()
-                if token != seen or (due is not None and due <= now):
+                if woken or token != seen or (due is not None and due <= now):
                     due, seen = self.evaluate_open(now), token
             except Exception:  # the timer must outlive any one bad pass
                 log.exception("escalation pass failed; retrying")
-            self._wake.wait(self._sleep_for(due))
+            woken = self._wake.wait(self._sleep_for(due))  # told of a change: look at once
             self._wake.clear()
 
     def _sleep_for(self, due: datetime | None) -> float:
@@ -166,10 +171,11 @@ class EscalationService:
         """One timer pass over every open incident; returns when the next rule is due."""
         now = now or self.clock()
         dues = []
-        for subject in self._open_subjects():
+        open_incidents = self._open_incidents()
+        for subject in self._subjects(open_incidents):
             if subject.execution is None and self._started(subject.id):
                 self._info(subject, "acting", self._acting_reason(subject), now)
-            due = self._evaluate(subject, now)
+            due = self._evaluate(subject, now, open_incidents=open_incidents)
             if due is not None:
                 dues.append(due)
         self.send_resolve_notices(now)
@@ -205,11 +211,11 @@ class EscalationService:
         return result
 
     # -- policy ---------------------------------------------------------------------------
-    def _evaluate(self, subject: _Subject, now: datetime,
-                  asked: Sequence[Escalation] = ()) -> datetime | None:
+    def _evaluate(self, subject: _Subject, now: datetime, asked: Sequence[Escalation] = (),
+                  open_incidents: Sequence[dict[str, Any]] | None = None) -> datetime | None:
         """Rules over the facts, plus what a playbook ``asked`` for: one row per key."""
-        facts = incident_facts(subject.incident, subject.execution, self._open_incidents(),
-                               now)
+        others = self._open_incidents() if open_incidents is None else open_incidents
+        facts = incident_facts(subject.incident, subject.execution, others, now)
         for escalation in _merged([*asked, *self.policy.evaluate(facts)]):
             self._escalate(subject, escalation, now)
         return self.policy.next_due(facts)
@@ -219,11 +225,11 @@ class EscalationService:
         rule = f"playbook:{result.playbook}" + (f"/{request.step_id}" if request.step_id
                                                  else "")
         try:
-            return self.policy.explicit(str(subject.id), request.team, request.level,
+            return self.policy.explicit(subject.identity, request.team, request.level,
                                         request.reason, rule=rule)
         except ConfigError as exc:
             # A playbook validated against an older policy: tell the owner rather than no one.
-            return self.policy.explicit(str(subject.id), self.info_team, request.level
+            return self.policy.explicit(subject.identity, self.info_team, request.level
                                         if request.level in ("page", "notify") else "notify",
                                         f"{request.reason} ({exc})", rule=rule)
 
@@ -245,7 +251,7 @@ class EscalationService:
 
     # -- info notices ---------------------------------------------------------------------
     def _info(self, subject: _Subject, event: str, reason: str, now: datetime) -> None:
-        key = f"remediator/{subject.id}/info/{event}"
+        key = f"remediator/{subject.identity}/info/{event}"
         team = self.policy.teams[self.info_team]
         channels = [c for c in _channels(team, _INFO_LEVEL) if c[1] in CHAT_CHANNEL_TYPES]
         if not channels or self.outbox.exists(key, "info"):
@@ -293,9 +299,9 @@ class EscalationService:
         rows = self.store.query("SELECT * FROM incidents WHERE status = 'firing' ORDER BY id")
         return [incident_view(row) for row in rows]
 
-    def _open_subjects(self) -> list[_Subject]:
+    def _subjects(self, open_incidents: Sequence[dict[str, Any]]) -> list[_Subject]:
         return [_Subject(i, self._latest_execution(int(i["id"])))
-                for i in self._open_incidents() if not i["claimed_by"]]
+                for i in open_incidents if not i["claimed_by"]]
 
     def _latest_execution(self, incident_id: int) -> dict[str, Any] | None:
         rows = self.store.query("SELECT id FROM executions WHERE incident_id = ? AND "

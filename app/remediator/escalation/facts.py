@@ -21,6 +21,7 @@ __all__ = [
     "VALIDATE_STEP",
     "VERIFY_STEP",
     "incident_facts",
+    "incident_identity",
     "message_context",
 ]
 
@@ -39,6 +40,16 @@ BUDGET_NOTE_PREFIX: Final = "budget exhausted"
 _FAILED: Final = ("failed", "timeout")
 
 
+def incident_identity(incident: Mapping[str, Any]) -> str:
+    """The incident as notifications name it: its id, plus the reopen count once reopened.
+
+    A regression reopens the incident (store migration 3); its earlier notices were
+    resolved, so it needs fresh dedup keys to be notified (and resolved) again.
+    """
+    reopened = int(incident.get("reopened") or 0)
+    return f"{incident['id']}" if not reopened else f"{incident['id']}.{reopened}"
+
+
 def incident_facts(
     incident: Mapping[str, Any],
     execution: Mapping[str, Any] | None,
@@ -55,7 +66,7 @@ def incident_facts(
     fallback = _health_flag(steps.values(), "fallback_active")
     starts_at = parse_iso(incident["startsAt"])
     return IncidentFacts(
-        incident_id=str(incident["id"]),
+        incident_id=incident_identity(incident),
         target=incident["target"] or "",
         service=labels.get("service", incident["target"] or ""),
         alertname=incident["alertname"] or labels.get("alertname", ""),
