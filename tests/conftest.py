@@ -15,6 +15,8 @@ import pytest
 from tests.harness import docker_engine
 from tests.harness.docker_engine import Engine, Resources
 
+LEFTOVERS: list[str] = []
+
 
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
@@ -22,7 +24,14 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     try:
         yield eng
     finally:
-        docker_engine.stop_engine(eng)
+        LEFTOVERS.extend(docker_engine.stop_engine(eng))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Nothing the harness created may outlive the session: say so, and fail the run."""
+    if LEFTOVERS:
+        print(f"\nleft behind by this test session: {', '.join(LEFTOVERS)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

@@ -73,12 +73,18 @@ def start_engine(tmp: Path) -> Engine:
         raise
 
 
-def stop_engine(engine: Engine) -> None:
+def stop_engine(engine: Engine) -> list[str]:
+    """Remove what this session labelled; returns what could not be removed."""
     remove_labelled(engine.client)
+    selector = {"label": f"{LABEL}={SESSION_ID}"}
+    left = [f"container {c.name}" for c in engine.client.containers.list(all=True,
+                                                                          filters=selector)]
+    left += [f"volume {v.name}" for v in engine.client.volumes.list(filters=selector)]
     engine.client.close()
     if engine.pidfile is not None:
         subprocess.run(["bash", str(ROOT / "scripts" / "dockerd.sh"), "stop",
                         str(engine.pidfile)], check=False)
+    return left
 
 
 def build_images() -> None:
