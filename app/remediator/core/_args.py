@@ -209,6 +209,9 @@ def _path(value: Any, static: bool) -> str:
     text = _string(value, static)
     if not text.startswith("/") or "\x00" in text:
         raise ValueError(f"expected an absolute path inside the container, got {text!r}")
+    if ".." in text.split("/"):
+        # A rendered path (e.g. from an alert label) must not climb out of where it points.
+        raise ValueError(f"path {text[:200]!r} climbs out with '..'; refused")
     return text
 
 
