@@ -82,7 +82,7 @@ def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_di
     if runtime is None:
         from remediator.adapters.runtime import build_runtime
 
-        real = build_runtime(config)
+        real = build_runtime(config, store.last_known_good)
         runtime, docker_ping = real, real.docker.ping
     worker = Worker(store, config, playbooks, runtime, metrics, dry_run=dry_run)
     writer = GroupCommitWriter(store)

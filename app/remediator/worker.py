@@ -126,8 +126,10 @@ class Worker:
         except RemediatorError as exc:
             log.warning("last-known-good of %s not recorded: %s", name, exc)
             return
-        if state.get("running") and state.get("image"):
-            self.store.record_last_known_good(name, str(state["image"]),
+        # The image id, not the tag: `latest` moves, and a rollback must not follow it.
+        image = state.get("image_id") or state.get("image")
+        if state.get("running") and image:
+            self.store.record_last_known_good(name, str(image),
                                               {"env": list(state.get("env") or [])})
 
     # -- executions -----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from remediator.adapters.docker_runtime import DockerActions
@@ -27,5 +28,9 @@ class AdapterRuntime:
         raise ActionFailed(f"no adapter implements action {action!r}")
 
 
-def build_runtime(config: RemediatorConfig) -> AdapterRuntime:
-    return AdapterRuntime(DockerActions(), HttpActions(config.prometheus_url))
+def build_runtime(config: RemediatorConfig,
+                  lkg_provider: Callable[[str], dict[str, Any] | None] | None = None
+                  ) -> AdapterRuntime:
+    """The real adapters; `lkg_provider(target)` answers docker.recreate's last_known_good."""
+    return AdapterRuntime(DockerActions(lkg_provider=lkg_provider),
+                          HttpActions(config.prometheus_url))
