@@ -260,3 +260,13 @@ def test_a_send_cut_off_by_a_crash_is_sent_again_after_the_restart(
     assert "interrupted" in str(second.delivery()["last_error"])
     second.close()
     assert len(slack.requests) == 1
+
+
+def test_a_channel_gone_from_the_policy_after_a_restart_fails_with_the_reason(
+        rig: Rig, clock: FakeClock) -> None:
+    rig.outbox.enqueue(draft(("slack",)), clock())
+    rig.dispatcher.policy = policy_from_yaml(POLICY.replace(
+        "emergency: {channels: [pagerduty, slack, teams]}", "emergency: {channels: [teams]}"))
+    rig.dispatcher.deliver_due()
+    assert rig.delivery()["status"] == "failed"
+    assert "channel slack is no longer in team emergency" in str(rig.delivery()["last_error"])
