@@ -9,7 +9,7 @@ PYTHON ?= python3
 export BASE_IMAGE ?=
 
 .PHONY: help host venv docker images models up down clean demo test lint typecheck \
-        unit integration e2e bench bench-model bench-ingest
+        unit integration e2e bench bench-model bench-ingest bench-scenarios
 
 help:
 	@echo "make up      run the stack (app-prod in Docker; Prometheus, Alertmanager, Remediator)"
@@ -71,10 +71,13 @@ e2e: host venv
 test: host venv lint typecheck
 	@$(PY) -m pytest tests
 
-bench: bench-model bench-ingest
+bench: bench-model bench-ingest bench-scenarios
 
 bench-model: venv
 	@$(PY) bench/bench_model.py
 
 bench-ingest: host venv
 	@$(PY) bench/bench_ingest.py
+
+bench-scenarios: host venv images
+	@$(PY) bench/bench_scenarios.py

@@ -160,7 +160,8 @@ def test_compose_alertmanager_gets_the_token_file_its_config_names(
     am = compose["services"]["alertmanager"]
     config = yaml.safe_load((MONITORING / "alertmanager.yml").read_text())
     wanted = {hook["http_config"]["authorization"]["credentials_file"]
-              for receiver in config["receivers"] for hook in receiver["webhook_configs"]}
+              for receiver in config["receivers"]
+              for hook in receiver.get("webhook_configs", [])}
     assert wanted == {secret["target"] for secret in am["secrets"]}
 
 
