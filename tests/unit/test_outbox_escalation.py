@@ -164,6 +164,20 @@ def test_model_still_failing_after_file_restored_notifies_ml_team_lead(
     assert any("restored from backup" in text for text in slack_texts)
 
 
+# -- The run budget: "escalates instead of looping" ----------------------------------------
+
+
+def test_spent_budget_tells_ml_team_lead_once_per_target_and_window(service: Service) -> None:
+    for n in range(7):  # the budget is 5 runs per hour: the 6th and 7th are not acted on
+        alert_in(service, firing(T0, fingerprint=f"{n:016x}"))
+    timer(service)
+    (notice,) = rows(service, "trigger")
+    assert (notice["team"], notice["rule"]) == ("ml-team-lead",
+                                                "ml-remediation-budget-exhausted")
+    assert notice["dedup_key"].startswith("remediator/budget/app-prod/")
+    assert notice["incident_id"] == 6
+
+
 # -- People in the loop -------------------------------------------------------------------
 
 
