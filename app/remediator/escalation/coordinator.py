@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -51,6 +52,9 @@ CHAT_CHANNEL_TYPES: Final = ("slack", "teams")
 
 POLL_S: Final = 1.0
 """How often the timer looks for store changes it was not told about (intake, CLI claim)."""
+
+PASS_GAP_FACTOR: Final = 9.0
+"""A pass triggered only by store changes waits this many times the last pass's duration."""
 
 _INFO_LEVEL: Final = "notify"
 
@@ -115,11 +119,19 @@ class EscalationService:
         seen: tuple[Any, ...] | None = None
         due: datetime | None = None
         woken = True
+        last_end, gap = 0.0, 0.0
         while not self._stop.is_set():
             try:
                 now, token = self.clock(), self._changes()
-                if woken or token != seen or (due is not None and due <= now):
+                # Changes alone re-trigger a pass only after PASS_GAP_FACTOR times the last
+                # pass's own duration: at most ~10% of a core under an alert storm, at once
+                # otherwise. Wakes and due times are served at once.
+                changed = token != seen and time.monotonic() - last_end >= gap
+                if woken or changed or (due is not None and due <= now):
+                    started = time.monotonic()
                     due, seen = self.evaluate_open(now), token
+                    last_end = time.monotonic()
+                    gap = PASS_GAP_FACTOR * (last_end - started)
             except Exception:  # the timer must outlive any one bad pass
                 log.exception("escalation pass failed; retrying")
             woken = self._wake.wait(self._sleep_for(due))  # told of a change: look at once
