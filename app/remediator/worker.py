@@ -167,8 +167,13 @@ class Worker:
             self.run_execution(row)
         except Exception as exc:
             log.exception("execution %s crashed", row["id"])
+            reason = f"internal error: {exc}"
             self.store.finish_execution(int(row["id"]), ExecutionState.FINISHED.value,
-                                        "failed", None, f"internal error: {exc}", [])
+                                        Outcome.FAILED.value, None, reason, [])
+            # A crash is an outcome too: escalation must hear of it.
+            self.on_finished(int(row["id"]), ExecutionResult(
+                playbook=str(row["playbook"]), target=str(row["target"]), incident_key="",
+                outcome=Outcome.FAILED, reason=reason, dry_run=bool(row["dry_run"])))
 
     def run_execution(self, row: dict[str, Any]) -> ExecutionResult | None:
         execution_id = int(row["id"])
