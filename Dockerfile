@@ -43,8 +43,14 @@ COPY --chown=appuser:appuser config/model.yml /app/config/model.yml
 COPY --chown=appuser:appuser models/ /app/models/
 COPY --chown=appuser:appuser models/ /backup/models/
 COPY --chown=appuser:appuser scripts/ /app/scripts/
+# A clean, read-only model store inside the image, so the runbook's
+# `python scripts/download_models.py --model int2_quantized --force` can repair /app/models
+# from within the container (no registry or network needed). root-owned, mode a=rX.
+COPY models/ /opt/model-store/
+RUN chown -R root:root /opt/model-store && chmod -R a=rX /opt/model-store
 ENV MODEL_DIR=/app/models \
     MODEL_CONFIG=/app/config/model.yml \
+    MODEL_STORE=/opt/model-store \
     PORT=8080
 VOLUME ["/app/models", "/backup/models"]
 USER appuser

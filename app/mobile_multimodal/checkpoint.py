@@ -41,6 +41,7 @@ from mobile_multimodal.data import Vocabulary
 from mobile_multimodal.errors import (
     ModelFileCorrupted,
     ModelFileMissing,
+    ModelFileUnreadable,
     ModelFileUnsafe,
     ModelFormatTooNew,
     ModelFormatTooOld,
@@ -56,6 +57,7 @@ __all__ = [
     "VARIANT_BITS",
     "LoadedModel",
     "build_checkpoint",
+    "build_model",
     "load_model",
     "read_checkpoint",
     "save_checkpoint",
@@ -85,6 +87,9 @@ class LoadedModel:
     architecture: str
     pytorch_version: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    sha256: str | None = None
+    checksum_ok: bool | None = None
+    """Whether the file's sha256 matched its manifest entry (None: not checked/not listed)."""
 
 
 def state_checksum(state: Mapping[str, Tensor]) -> str:
@@ -127,7 +132,7 @@ def save_checkpoint(checkpoint: Mapping[str, Any], path: str | os.PathLike[str])
     return target
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
     """Refuse what is not even worth handing to torch: missing, unreadable, empty, not a zip."""
     name = str(path)
     try:
@@ -140,6 +145,8 @@ def _check_file(path: Path) -> None:
         raise ModelFileMissing(name) from None
     except PermissionError:
         raise ModelPermissionDenied(name) from None
+    except OSError as exc:  # EIO, ELOOP, a stale mount...
+        raise ModelFileUnreadable(name, exc.strerror or str(exc)) from None
     if size == 0:
         raise ModelFileCorrupted(name, "the file is empty (0 bytes)")
     if head.startswith(PICKLE_PROTO):
@@ -161,7 +168,7 @@ def _unpickling_cause(exc: pickle.UnpicklingError) -> tuple[bool, str]:
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The raw checkpoint dict, loaded weights-only; every failure is a typed ModelError."""
     file = Path(path)
-    _check_file(file)
+    check_file(file)
     try:
         raw = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -252,9 +259,13 @@ def _network(raw: Mapping[str, Any], path: str) -> tuple[CaptionNet, Vocabulary]
 
 def load_model(path: str | os.PathLike[str]) -> LoadedModel:
     """Read, validate and build a checkpoint; raises only ModelError subclasses."""
-    name = str(path)
     raw = read_checkpoint(path)
-    validate_checkpoint(raw, name)
+    validate_checkpoint(raw, str(path))
+    return build_model(raw, str(path))
+
+
+def build_model(raw: Mapping[str, Any], name: str) -> LoadedModel:
+    """The network of a raw checkpoint that ``validate_checkpoint`` accepted."""
     metadata = raw.get("metadata")
     network, vocabulary = _network(raw, name)
     return LoadedModel(

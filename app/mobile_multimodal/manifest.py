@@ -26,7 +26,9 @@ __all__ = [
     "MODELS",
     "ModelEntry",
     "describe_file",
+    "file_checksum_ok",
     "find_entry",
+    "manifest_sha256",
     "parse_manifest",
     "read_manifest",
     "resolve_name",
@@ -161,3 +163,27 @@ def find_entry(manifest: Mapping[str, Any], name: str, source: str) -> dict[str,
         for item in manifest["models"]
     )
     raise ModelConfigError(f"model {name!r} is not in manifest {source} (it lists: {listed})")
+
+
+def manifest_sha256(path: Path) -> str | None:
+    """The sha256 that the manifest beside ``path`` records for it; None when the directory
+    has no readable manifest or the manifest does not list the file."""
+    try:
+        manifest = read_manifest(path.parent)
+    except ModelConfigError:
+        return None
+    if manifest is None:
+        return None
+    return next((str(m["sha256"]) for m in manifest["models"] if m["file"] == path.name), None)
+
+
+def file_checksum_ok(path: Path) -> bool | None:
+    """Whether a file matches its manifest entry: None when the manifest does not list it
+    or the file cannot be read (missing, permission denied)."""
+    expected = manifest_sha256(path)
+    if expected is None:
+        return None
+    try:
+        return file_sha256(path) == expected
+    except OSError:
+        return None

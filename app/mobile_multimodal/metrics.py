@@ -10,11 +10,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 __all__ = ["FAILURE_REASONS", "ServingMetrics"]
 
 FAILURE_REASONS = (
-    "file_missing", "corrupted", "old_format", "new_format", "permission_denied",
-    "config_invalid", "cuda_unavailable", "out_of_memory", "import_error", "load_timeout",
-    "checksum_mismatch", "unknown",
+    "file_missing", "corrupted", "checksum_mismatch", "old_format", "new_format",
+    "permission_denied", "io_error", "config_invalid", "cuda_unavailable", "out_of_memory",
+    "import_error", "load_timeout", "unknown",
 )
-"""Every known load-failure reason; each series exists from start-up at 0."""
+"""Every reason a load can fail with (the ``reason`` of each ModelError a load raises, see
+errors.py, plus ``unknown`` for anything else); each series exists from start-up at 0."""
 
 
 class ServingMetrics:

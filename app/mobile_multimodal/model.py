@@ -12,16 +12,22 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import numpy as np
-import torch
-from PIL import Image
-
-from mobile_multimodal.checkpoint import LoadedModel, load_model
-from mobile_multimodal.errors import InvalidImage, ModelConfigError, ModelDeviceError
+from mobile_multimodal.errors import (
+    InvalidImage,
+    ModelConfigError,
+    ModelDependencyError,
+    ModelDeviceError,
+)
 from mobile_multimodal.health import health_check
 from mobile_multimodal.manifest import MANIFEST, find_entry, read_manifest, resolve_name
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from mobile_multimodal.checkpoint import LoadedModel
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -29,6 +35,7 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "MobileMultiModalLLM",
     "decode_image",
+    "require_runtime",
     "resolve_model_dir",
     "resolve_model_path",
 ]
@@ -42,7 +49,26 @@ DEFAULT_MODEL = "best_model"
 MAX_IMAGE_PIXELS = 4096 * 4096
 """Largest image (width x height) decoded; bigger ones are refused before decoding."""
 
-ImageInput = Image.Image | bytes | bytearray | memoryview
+ImageInput: TypeAlias = "Image.Image | bytes | bytearray | memoryview"
+"""What ``caption`` accepts (PIL is imported only when a model is loaded)."""
+
+RUNTIME_MODULES = ("numpy", "PIL.Image", "torch")
+"""Imported by every load, so a missing dependency fails the load, not the first request."""
+
+
+def require_runtime() -> None:
+    """Import what inference needs; a missing module is a ModelDependencyError (import_error).
+
+    Kept out of module import so that ``from mobile_multimodal import MobileMultiModalLLM``
+    stays light: the HEALTHCHECK probe and the runbook's snippets work in a broken image.
+    """
+    import importlib
+
+    for module in RUNTIME_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ModelDependencyError(exc.name or module, str(exc)) from None
 
 
 def resolve_model_dir(model_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -72,6 +98,8 @@ def resolve_model_path(name_or_path: str | os.PathLike[str],
 
 def _device(wanted: str) -> torch.device:
     """cpu, cuda or auto; asking for CUDA on a machine without it is a ModelDeviceError."""
+    import torch
+
     if wanted == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if wanted.startswith("cuda") and not torch.cuda.is_available():
@@ -81,6 +109,8 @@ def _device(wanted: str) -> torch.device:
 
 def decode_image(data: ImageInput) -> Image.Image:
     """A PIL image from a PIL image or PNG/JPEG bytes; anything else is InvalidImage."""
+    from PIL import Image
+
     if isinstance(data, Image.Image):
         return data
     if not isinstance(data, bytes | bytearray | memoryview):
@@ -114,6 +144,8 @@ class MobileMultiModalLLM:
         self.vocabulary = loaded.vocabulary
         self.metadata = loaded.metadata
         self.device = device
+        self.sha256 = loaded.sha256
+        self.checksum_ok = loaded.checksum_ok
         self.network = loaded.network.to(device)
         self.image_size = loaded.network.config.image_size
 
@@ -123,13 +155,26 @@ class MobileMultiModalLLM:
                         device: str = "cpu") -> MobileMultiModalLLM:
         """Load a variant by name (``mobile-mm-llm-int2``, ``best_model``...) or a path.
 
-        Raises a ``ModelError`` subclass (its ``reason`` says why) for every failure.
+        Raises a ``ModelError`` subclass (its ``reason`` says why) for every failure. The
+        file is validated first (``validate_model_file``: exists, readable, non-empty,
+        weights-only load, sha256 against the manifest beside it).
         """
+        require_runtime()
+        from mobile_multimodal.checkpoint import build_model
+        from mobile_multimodal.validate import validate_model_file
+
         target = _device(device)
         path = resolve_model_path(name_or_path, model_dir)
-        return cls(load_model(path), os.fspath(name_or_path), target)
+        checked = validate_model_file(path)
+        loaded = build_model(checked.raw, str(path))
+        loaded.sha256, loaded.checksum_ok = checked.sha256, checked.checksum_ok
+        return cls(loaded, os.fspath(name_or_path), target)
 
     def _tensor(self, images: Sequence[ImageInput]) -> torch.Tensor:
+        import numpy as np
+        import torch
+        from PIL import Image
+
         size = (self.image_size, self.image_size)
         arrays = [
             np.asarray(decode_image(img).convert("RGB").resize(size, Image.Resampling.BILINEAR))
@@ -160,7 +205,8 @@ class MobileMultiModalLLM:
             "name": self.name, "path": self.path, "variant": self.variant,
             "format_version": self.version, "architecture": self.architecture,
             "pytorch_version": self.pytorch_version, "device": str(self.device),
-            "parameter_bytes": self.parameter_bytes(),
+            "parameter_bytes": self.parameter_bytes(), "sha256": self.sha256,
+            "checksum_ok": self.checksum_ok,
         }
 
     @classmethod

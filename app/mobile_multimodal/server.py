@@ -9,13 +9,16 @@ import base64
 import binascii
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from werkzeug.exceptions import HTTPException
 
+from mobile_multimodal import debug
 from mobile_multimodal.config import ServeConfig, load_config
 from mobile_multimodal.errors import InvalidImage, ModelConfigError
 from mobile_multimodal.manager import ModelManager, ModelState, resident_bytes
@@ -29,8 +32,27 @@ TASKS = ("captioning",)
 """Inference tasks this server answers."""
 
 
+DRAIN_LIMIT = 64 * 2**20
+"""Bytes of an oversized body read and dropped before answering 400."""
+
+
 def bad_request(message: str) -> tuple[Response, int]:
     return jsonify({"error": message}), 400
+
+
+def drain_body(limit: int = DRAIN_LIMIT) -> None:
+    """Read and drop the unread body of a refused request (up to ``limit`` bytes).
+
+    Closing a socket with unread bytes makes the kernel send a reset, which destroys the
+    400 before the client reads it ("connection aborted" instead of an error message).
+    """
+    stream = request.environ.get("wsgi.input")
+    left = limit
+    while stream is not None and left > 0:
+        chunk = stream.read(min(left, 1 << 16))
+        if not chunk:
+            break
+        left -= len(chunk)
 
 
 def create_app(manager: ModelManager) -> Flask:
@@ -64,8 +86,20 @@ def create_app(manager: ModelManager) -> Flask:
             "variant": status.variant,
             "fallback_active": status.fallback_active,
             "fallback_available": status.fallback_available,
+            "checksum_ok": status.checksum_ok,
+            "device": status.device,
             "model_path": str(manager.model_path()),
+            "fallback_model": manager.config.fallback_model,
+            "loading": manager.loading,
+            "last_load_seconds": manager.last_load_seconds,
+            "last_error": manager.last_error,
         })
+
+    @app.post("/model/reload")
+    def reload() -> tuple[Response, int]:
+        started = manager.reload()
+        body = {"reloading": started, "state": manager.status.state.value}
+        return jsonify(body), 202 if started else 409
 
     @app.get("/v2/health/live")
     def live() -> tuple[str, int]:
@@ -85,10 +119,34 @@ def create_app(manager: ModelManager) -> Flask:
 
     @app.errorhandler(413)
     def too_large(_: Exception) -> tuple[Response, int]:
+        drain_body()
         return bad_request(f"request body too large (image limit "
                            f"{manager.config.max_image_bytes} bytes)")
 
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        return jsonify({"error": f"{exc.code} {exc.name}"}), exc.code or 500
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception) -> tuple[Response, int]:
+        log.exception("Unhandled error serving %s %s", request.method, request.path)
+        return jsonify({"error": f"internal error: {type(exc).__name__}"}), 500
+
+    debug.register(app, os.environ)
     return app
+
+
+DATA_URL = re.compile(r"^data:image/[\w.+-]+;base64,")
+"""A ``data:image/png;base64,`` prefix, accepted and dropped."""
+
+
+def decode_base64(image: str) -> bytes:
+    """Strict base64 (whitespace and line breaks, as `base64` wraps, are ignored)."""
+    text = "".join(DATA_URL.sub("", image.strip(), count=1).split())
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("field 'image' is not valid base64") from None
 
 
 def decode_request(max_bytes: int) -> tuple[bytes, str]:
@@ -97,14 +155,13 @@ def decode_request(max_bytes: int) -> tuple[bytes, str]:
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object with 'image' and 'task'")
     task, image = body.get("task", "captioning"), body.get("image")
-    if task not in TASKS:
+    if not isinstance(task, str) or task not in TASKS:
         raise ValueError(f"unknown task {task!r}; supported: {', '.join(TASKS)}")
-    if not isinstance(image, str) or not image:
+    if not isinstance(image, str) or not image.strip():
         raise ValueError("missing field 'image' (a base64-encoded PNG or JPEG)")
-    try:
-        data = base64.b64decode(image, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("field 'image' is not valid base64") from None
+    data = decode_base64(image)
+    if not data:
+        raise ValueError("field 'image' is empty once decoded")
     if len(data) > max_bytes:
         raise ValueError(f"image is {len(data)} bytes; the limit is {max_bytes}")
     return data, task
@@ -148,16 +205,22 @@ def build_manager(config_path: Path | None, model_dir: Path | None,
 
 def serve(host: str, port: int, model_dir: Path | None, config_path: Path | None,
           threads: int = 4) -> None:
-    """Run under gunicorn: one worker process with threads; SIGTERM shuts down cleanly."""
+    """Run under gunicorn: one worker process with threads; SIGTERM shuts down cleanly
+    (within 8 s, before Docker's 10 s SIGKILL); an OOM-killed worker ends the container."""
     from gunicorn.app.base import BaseApplication
+
+    from mobile_multimodal.oom import OomWatch
+
+    settings = {"bind": f"{host}:{port}", "workers": 1, "threads": threads,
+                "worker_class": "gthread", "timeout": 60, "graceful_timeout": 8,
+                "accesslog": None, "loglevel": "info", "control_socket_disable": True,
+                "child_exit": OomWatch()}
 
     class Server(BaseApplication):
         def load_config(self) -> None:
-            for key, value in {"bind": f"{host}:{port}", "workers": 1, "threads": threads,
-                               "worker_class": "gthread", "timeout": 60,
-                               "graceful_timeout": 10, "accesslog": None,
-                               "loglevel": "info"}.items():
-                self.cfg.set(key, value)
+            for key, value in settings.items():
+                if key in self.cfg.settings:
+                    self.cfg.set(key, value)
 
         def load(self) -> Flask:
             manager = build_manager(config_path, model_dir)
