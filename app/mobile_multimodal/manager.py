@@ -181,10 +181,14 @@ class ModelManager:
         return thread
 
     def reload(self) -> bool:
-        """Start a background reload; False when a load is already running."""
-        if self._load_started is not None:
+        """Start a background reload; False when a load is already running. The load counts
+        as in progress from this call on (so a poll right after it sees ``loading``)."""
+        if self._config_error is not None:
+            self.start()
+            return True
+        if not self._begin():
             return False
-        self.start()
+        threading.Thread(target=self._load_begun, name="model-reload", daemon=True).start()
         return True
 
     def load(self) -> Status:
@@ -196,6 +200,9 @@ class ModelManager:
         if not self._begin():
             log.info("A model load is already running; not starting another")
             return self._status
+        return self._load_begun()
+
+    def _load_begun(self) -> Status:
         started = self._clock()
         attempt, role = self._load_models()
         self.last_load_seconds = self._clock() - started
