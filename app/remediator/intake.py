@@ -141,7 +141,11 @@ class Intake:
                     extra={"incident_id": incident_id})
         target = self.config.target(str(previous["target"])) if previous["target"] else None
         playbook = select_playbook(self.playbooks, alert)
-        if target is None or playbook is None or self._why_not(db, alert, target, playbook):
+        why = self._why_not(db, alert, target, playbook)
+        # As for a new incident, the note says why it is not acted on: escalation reads the
+        # budget_exhausted fact from it, and a reopening is where a flapping alert spends it.
+        db.execute("UPDATE incidents SET note = ? WHERE id = ?", (why, incident_id))
+        if target is None or playbook is None or why:
             return IntakeEvent(incident_id, "reopened")
         return IntakeEvent(incident_id, "reopened",
                            self._execute(db, incident_id, alert.to_dict(), target.name,
