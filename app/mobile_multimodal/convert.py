@@ -36,6 +36,8 @@ from mobile_multimodal.checkpoint import (
 )
 from mobile_multimodal.data import VOCABULARY
 from mobile_multimodal.errors import ModelConfigError, ModelError, ModelFileCorrupted
+from mobile_multimodal.files import write_errors
+from mobile_multimodal.manifest import MANIFEST, record_file
 from mobile_multimodal.network import ARCHITECTURE, NetConfig
 
 __all__ = ["MIGRATIONS", "ConvertResult", "convert_checkpoint", "convert_file", "main"]
@@ -135,6 +137,10 @@ def convert_file(input_path: str | os.PathLike[str], output_path: str | os.PathL
         except ModelError:
             output.unlink(missing_ok=True)
             raise
+        # Converted in place (or over another listed file): the manifest must say what the
+        # directory now holds, or the server refuses the file as a checksum mismatch.
+        with write_errors(output.parent / MANIFEST):
+            record_file(output, target)
     return ConvertResult(source, output, found, target)
 
 

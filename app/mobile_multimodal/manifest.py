@@ -31,6 +31,7 @@ __all__ = [
     "manifest_sha256",
     "parse_manifest",
     "read_manifest",
+    "record_file",
     "resolve_name",
     "write_json_atomic",
     "write_manifest",
@@ -187,3 +188,22 @@ def file_checksum_ok(path: Path) -> bool | None:
         return file_sha256(path) == expected
     except OSError:
         return None
+
+
+def record_file(path: Path, format_version: int) -> bool:
+    """Update the entry of ``path`` in the manifest beside it (sha256, size, format) after
+    the file was rewritten in place (a conversion); False when the manifest does not list
+    it (or is unreadable: the server then loads the file unverified anyway). Only call this
+    for a file just written and checked."""
+    try:
+        manifest = read_manifest(path.parent)
+    except ModelConfigError:
+        return False
+    if manifest is None or not any(m["file"] == path.name for m in manifest["models"]):
+        return False
+    for entry in manifest["models"]:
+        if entry["file"] == path.name:
+            entry.update(sha256=file_sha256(path), size=path.stat().st_size,
+                         format_version=format_version)
+    write_json_atomic(manifest, path.parent / MANIFEST)
+    return True

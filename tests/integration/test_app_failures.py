@@ -208,18 +208,32 @@ def healthy(fleet: Fleet) -> dict[str, Any]:
     return evidence
 
 
+def reloaded(app: App) -> tuple[dict[str, Any], tuple[int, Any]]:
+    """POST /model/reload, then /model/health once it settles, and /health."""
+    assert app.call("POST", "/model/reload").status_code == 202
+    return app.settled(), app.get("/health")
+
+
 def missing_primary(fleet: Fleet) -> dict[str, Any]:
     app = fleet.start(models=fleet.models_volume(f"rm {MODELS}/best_model.pth"))
     evidence = failure_evidence(app)
     inference = app.call("POST", "/model/inference", timeout=15,
                          json={"image": RUNBOOK_PNG, "task": "captioning"})
     evidence["inference"] = (inference.status_code, inference.json())
+    # The runbook's restore from backup.
+    exec_ok(app.container, ["cp", "/backup/models/best_model.pth", f"{MODELS}/"])
+    evidence["after_fix"] = reloaded(app)
     return evidence
 
 
 def truncated_primary(fleet: Fleet) -> dict[str, Any]:
-    return failure_evidence(fleet.start(
-        models=fleet.models_volume(f"truncate -s 200000 {MODELS}/best_model.pth")))
+    app = fleet.start(models=fleet.models_volume(f"truncate -s 200000 {MODELS}/best_model.pth"))
+    evidence = failure_evidence(app)
+    # The runbook's download from the image's clean store (MODEL_STORE=/opt/model-store).
+    evidence["download"] = exec_ok(app.container, [
+        "python", "/app/scripts/download_models.py", "--force"])
+    evidence["after_fix"] = reloaded(app)
+    return evidence
 
 
 def corrupted_primary(fleet: Fleet) -> dict[str, Any]:
@@ -460,6 +474,9 @@ def test_scenario_1_missing_file_shows_file_not_found(fleet: Any) -> None:
     assert metric(result["metrics"], "model_loaded") == 0.0
     assert result["ready"] == 200  # the fallback serves
     assert result["inference"][0] == 200 and result["inference"][1]["variant"] == "int2"
+    model_health, health = result["after_fix"]  # cp from /backup/models, then reload
+    assert health == (200, {"status": "healthy", "model_loaded": True})
+    assert model_health["checksum_ok"] is True and model_health["fallback_active"] is False
 
 
 def test_scenario_1_truncated_file_shows_corrupted(fleet: Any) -> None:
@@ -469,6 +486,11 @@ def test_scenario_1_truncated_file_shows_corrupted(fleet: Any) -> None:
     assert mh["state"] == "DEGRADED" and "The model file is corrupted" in mh["reason"]
     assert mh["checksum_ok"] is False
     assert only(failures(result), corrupted=1)
+    assert "best_model: installed /app/models/best_model.pth" in result["download"]
+    assert "best_model.pth.bak.unverified" in result["download"]  # the bad copy, set aside
+    model_health, health = result["after_fix"]
+    assert health == (200, {"status": "healthy", "model_loaded": True})
+    assert model_health["checksum_ok"] is True
 
 
 def test_scenario_1_corrupted_bytes_show_corrupted(fleet: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,6 @@ def test_hung_load_is_abandoned_at_its_timeout_and_shows_in_progress() -> None:
     manager = ModelManager(ServeConfig(device="cpu", load_timeout=0.3, fallback_model=None),
                            ServingMetrics(CollectorRegistry()), loader=hang, env={})
     thread = manager.start()
-    import time
     time.sleep(0.15)
     assert sample(manager, "model_load_in_progress_seconds") > 0.0
     thread.join(2)
@@ -201,3 +201,288 @@ def test_cuda_requested_without_cuda_fails_naming_cuda_and_empty_visible_devices
         resolve_device("cuda", {}, has_cuda=lambda: False)
     assert resolve_device("cuda", {"CUDA_VISIBLE_DEVICES": ""}, has_cuda=lambda: False) == "cpu"
     assert resolve_device("auto", {}, has_cuda=lambda: False) == "cpu"
+
+
+# --- reloads, load errors, timing ------------------------------------------------------------
+class Recorder:
+    """A loader that records what it was asked to load and fails on demand."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.failures: dict[str, BaseException] = {}
+
+    def __call__(self, name: str, device: str, model_dir: Path) -> FakeModel:
+        self.calls.append(name)
+        for key, error in self.failures.items():
+            if key in name:
+                raise error
+        return FakeModel("fp32" if name.endswith(".pth") else "int2")
+
+
+def recorded(**config: Any) -> tuple[ModelManager, Recorder]:
+    loader = Recorder()
+    cfg = ServeConfig(model_dir=Path("/models"), device="cpu", **config)
+    manager = ModelManager(cfg, ServingMetrics(CollectorRegistry()), loader=loader, env={},
+                           checksum=lambda path: True)
+    return manager, loader
+
+
+def test_failed_reload_never_swaps_a_serving_primary_for_the_fallback() -> None:
+    manager, loader = recorded()
+    assert manager.load().state is ModelState.READY
+    loader.failures["best_model"] = ModelFileMissing("/models/best_model.pth")
+    status = manager.load()
+    assert (status.state, status.variant, status.model_type) == (ModelState.READY, "fp32",
+                                                                "primary")
+    assert loader.calls == ["/models/best_model.pth"] * 2  # the fallback was never tried
+    assert sample(manager, "model_load_failures_total", reason="file_missing") == 1.0
+    assert "FileNotFoundError" in (manager.last_error or "")
+    assert sample(manager, "model_loaded") == 1.0
+
+
+def test_degraded_recovers_on_reload_and_a_failed_reload_keeps_the_fallback() -> None:
+    manager, loader = recorded()
+    loader.failures["best_model"] = ModelFileCorrupted("/models/best_model.pth", "truncated")
+    assert manager.load().state is ModelState.DEGRADED
+    again = manager.load()  # primary still broken: keep the fallback already serving
+    assert (again.state, again.variant, again.fallback_active) == (ModelState.DEGRADED, "int2",
+                                                                  True)
+    assert loader.calls.count("int2_quantized") == 1
+    loader.failures.clear()
+    fixed = manager.load()
+    assert (fixed.state, fixed.variant, fixed.fallback_active) == (ModelState.READY, "fp32",
+                                                                  False)
+    assert sample(manager, "model_fallback_active") == 0.0
+    assert sample(manager, "model_loaded") == 1.0
+
+
+@pytest.mark.parametrize(("error", "reason"), [
+    (ImportError("No module named 'PIL'", name="PIL"), "import_error"),
+    (MemoryError(), "out_of_memory"),
+    (RuntimeError("a loader bug"), "unknown"),
+    (ModelDeviceError("cuda"), "cuda_unavailable"),
+])
+def test_any_loader_error_is_a_reason_and_the_server_stays_up(error: BaseException,
+                                                             reason: str) -> None:
+    manager, loader = recorded(fallback_model=None)
+    loader.failures["best_model"] = error
+    status = manager.load()
+    assert status.state is ModelState.FAILED and status.reason
+    assert sample(manager, "model_load_failures_total", reason=reason) == 1.0
+    resp = create_app(manager).test_client().get("/health")
+    assert resp.status_code == 503 and resp.get_json()["reason"] == status.reason
+
+
+def test_import_error_message_is_the_runbook_pattern() -> None:
+    manager, loader = recorded(fallback_model=None)
+    loader.failures["best_model"] = ImportError("No module named 'PIL'", name="PIL")
+    assert "ImportError: No module named 'PIL'" in (manager.load().reason or "")
+
+
+def test_every_reason_a_load_can_raise_has_a_series() -> None:
+    import mobile_multimodal.errors as errors
+
+    not_load = {"store_error", "store_unavailable", "disk_full", "bad_image", "model_error"}
+    raised = {getattr(errors, name).reason for name in errors.__all__} - not_load
+    assert raised <= set(FAILURE_REASONS), raised - set(FAILURE_REASONS)
+    assert "unknown" in FAILURE_REASONS
+
+
+def test_load_duration_covers_primary_and_fallback_and_in_progress_returns_to_zero() -> None:
+    now = [100.0]
+
+    def slow(name: str, device: str, model_dir: Path) -> FakeModel:
+        now[0] += 2.0
+        if "best_model" in name:
+            raise ModelFileMissing(name)
+        return FakeModel("int2")
+
+    manager = ModelManager(ServeConfig(device="cpu"), ServingMetrics(CollectorRegistry()),
+                           loader=slow, env={}, clock=lambda: now[0], checksum=lambda p: None)
+    manager.load()
+    assert sample(manager, "model_load_duration_seconds") == 4.0
+    assert sample(manager, "model_load_in_progress_seconds") == 0.0
+    assert manager.last_load_seconds == 4.0
+
+
+def test_reload_is_refused_while_a_load_runs_and_marks_loading_at_once() -> None:
+    release = threading.Event()
+
+    def gated(name: str, device: str, model_dir: Path) -> FakeModel:
+        release.wait(5)
+        return FakeModel("fp32")
+
+    manager = ModelManager(ServeConfig(device="cpu", fallback_model=None),
+                           ServingMetrics(CollectorRegistry()), loader=gated, env={},
+                           checksum=lambda p: None)
+    client = create_app(manager).test_client()
+    first = client.post("/model/reload")
+    assert first.status_code == 202 and manager.loading  # set before the thread runs
+    assert client.post("/model/reload").status_code == 409
+    release.set()
+    deadline = time.monotonic() + 5
+    while manager.loading and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert manager.status.state is ModelState.READY
+
+
+def test_model_health_has_every_field_the_issue_names() -> None:
+    manager, _ = recorded()
+    manager.load()
+    body = create_app(manager).test_client().get("/model/health").get_json()
+    for key in ("model_loaded", "model_type", "memory_usage_mb", "last_inference_time",
+                "inference_count", "state", "reason", "variant", "fallback_active",
+                "fallback_available", "checksum_ok", "device", "loading", "last_load_seconds"):
+        assert key in body, key
+    assert body["checksum_ok"] is True and body["device"] == "cpu"
+    assert body["memory_usage_mb"] > 0
+    assert body["fallback_available"] is False  # /models/int2_quantized.pth is not there
+
+
+def test_fallback_available_when_its_file_is_present(tmp_path: Path) -> None:
+    (tmp_path / "int2_quantized.pth").write_bytes(b"PK\x03\x04")
+    manager = ModelManager(ServeConfig(model_dir=tmp_path, device="cpu"),
+                           ServingMetrics(CollectorRegistry()), loader=loader_for({}), env={},
+                           checksum=lambda p: None)
+    assert manager.load().fallback_available is True
+
+
+def test_loading_state_answers_503_loading_and_not_ready() -> None:
+    manager, _ = recorded()
+    client = create_app(manager).test_client()
+    resp = client.get("/health")
+    assert resp.status_code == 503
+    assert resp.get_json() == {"status": "loading", "model_loaded": False, "reason": None}
+    assert client.get("/v2/health/ready").status_code == 503
+    assert client.post("/model/inference", json={"image": RUNBOOK_PNG}).status_code == 503
+
+
+def test_empty_cuda_visible_devices_forces_cpu_without_asking_torch() -> None:
+    def boom() -> bool:
+        raise AssertionError("must not probe CUDA")
+
+    assert resolve_device("auto", {"CUDA_VISIBLE_DEVICES": ""}, has_cuda=boom) == "cpu"
+    assert resolve_device("cpu", {}, has_cuda=boom) == "cpu"
+    assert resolve_device("cuda", {}, has_cuda=lambda: True) == "cuda"
+
+
+# --- more bad input, and errors as JSON -------------------------------------------------------
+@pytest.mark.parametrize(("body", "needle"), [
+    ({"image": ""}, "missing field 'image'"),
+    ({"image": "   "}, "missing field 'image'"),
+    ({"image": 42}, "missing field 'image'"),
+    ({"image": RUNBOOK_PNG, "task": ["captioning"]}, "unknown task"),
+    ({"image": "===="}, "not valid base64"),
+    ({"image": "QQ"}, "not valid base64"),  # missing padding
+    ("just a string", "JSON object"),
+    (None, "JSON object"),
+])
+def test_more_bad_inference_input_is_400(body: Any, needle: str) -> None:
+    manager, _ = recorded()
+    manager.load()
+    resp = create_app(manager).test_client().post("/model/inference", json=body)
+    assert resp.status_code == 400 and needle in resp.get_json()["error"]
+
+
+def test_base64_with_line_breaks_or_a_data_url_prefix_is_accepted() -> None:
+    manager, _ = recorded()
+    manager.load()
+    client = create_app(manager).test_client()
+    wrapped = "\n".join(RUNBOOK_PNG[i:i + 76] for i in range(0, len(RUNBOOK_PNG), 76))
+    for image in (wrapped, "data:image/png;base64," + RUNBOOK_PNG):
+        resp = client.post("/model/inference", json={"image": image, "task": "captioning"})
+        assert resp.status_code == 200, resp.get_json()
+
+
+def test_oversized_body_is_a_400_not_a_413() -> None:
+    manager, _ = recorded(max_image_bytes=1024)
+    manager.load()
+    resp = create_app(manager).test_client().post(
+        "/model/inference", data=b"{" + b" " * 10_000 + b"}", content_type="application/json")
+    assert resp.status_code == 400 and "too large" in resp.get_json()["error"]
+
+
+def test_unknown_paths_methods_and_crashes_answer_json() -> None:
+    class Crashing(FakeModel):
+        def caption(self, image: Any) -> str:
+            raise RuntimeError("boom")
+
+    manager = ModelManager(ServeConfig(device="cpu"), ServingMetrics(CollectorRegistry()),
+                           loader=lambda *a: Crashing("fp32"), env={}, checksum=lambda p: None)
+    manager.load()
+    client = create_app(manager).test_client()
+    assert client.get("/nope").get_json() == {"error": "404 Not Found"}
+    assert client.get("/model/inference").status_code == 405
+    resp = client.post("/model/inference", json={"image": RUNBOOK_PNG})
+    assert resp.status_code == 500 and "RuntimeError" in resp.get_json()["error"]
+
+
+# --- debug faults -----------------------------------------------------------------------------
+def test_debug_routes_are_off_unless_model_debug_faults_is_1(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    manager, _ = recorded()
+    monkeypatch.setenv("MODEL_DEBUG_FAULTS", "0")
+    assert create_app(manager).test_client().post("/debug/grow",
+                                                  json={"mb": 1}).status_code == 404
+
+
+def test_debug_grow_holds_resident_memory_and_release_drops_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_DEBUG_FAULTS", "1")
+    manager, _ = recorded()
+    client = create_app(manager).test_client()
+    before = sample(manager, "model_memory_usage_bytes") or 0.0
+    assert client.post("/debug/grow", json={"mb": 64}).get_json() == {"held_mb": 64}
+    assert (sample(manager, "model_memory_usage_bytes") or 0.0) - before >= 60 * 2**20
+    assert client.post("/debug/grow", json={"mb": "lots"}).status_code == 400
+    assert client.post("/debug/grow", json={"mb": 10**6}).status_code == 400
+    assert client.post("/debug/release").get_json() == {"held_mb": 0}
+
+
+def test_debug_background_growth_stops_at_its_limit() -> None:
+    from mobile_multimodal.debug import Ballast
+
+    ballast = Ballast()
+    thread = ballast.grow_steadily(mb_per_s=4, limit_mb=4)
+    thread.join(5)
+    assert not thread.is_alive() and ballast.mb == 4
+
+
+# --- OOM: a killed worker ends the container --------------------------------------------------
+def test_oom_counter_reads_cgroup_v1_and_v2_files(tmp_path: Path) -> None:
+    from mobile_multimodal.oom import oom_kills
+
+    v1 = tmp_path / "oom_control"
+    v1.write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n")
+    v2 = tmp_path / "memory.events"
+    v2.write_text("low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\n")
+    assert oom_kills((tmp_path / "absent", v1)) == 3
+    assert oom_kills((v2,)) == 2
+    assert oom_kills((tmp_path / "absent",)) is None
+
+
+class FakeArbiter:
+    def __init__(self, listening: bool) -> None:
+        self.LISTENERS = [object()] if listening else []
+
+
+class FakeWorker:
+    pid = 7
+
+
+def test_oom_watch_exits_137_only_for_an_oom_kill_while_serving() -> None:
+    from mobile_multimodal.oom import OomWatch
+
+    counts = [0]
+    exits: list[int] = []
+    watch = OomWatch(counter=lambda: counts[0], exit=exits.append)
+    watch(FakeArbiter(True), FakeWorker())  # a worker died, no OOM: gunicorn respawns it
+    assert exits == []
+    counts[0] = 1
+    watch(FakeArbiter(False), FakeWorker())  # shutting down: not ours to judge
+    assert exits == []
+    watch(FakeArbiter(True), FakeWorker())
+    assert exits == [137]
+    blind = OomWatch(counter=lambda: None, exit=exits.append)
+    blind(FakeArbiter(True), FakeWorker())
+    assert exits == [137]
