@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ class Service:
     reconciler: Reconciler
     docker_ping: Any = None
     escalation: EscalationService | None = None
+    docker_error: Callable[[], str | None] | None = None  # why docker_ping said no
 
     def start(self) -> None:
         """Start the background parts: the worker, then reconciliation with Alertmanager."""
@@ -53,7 +54,12 @@ class Service:
 
     def readiness(self) -> dict[str, Any]:
         docker_ok = bool(self.docker_ping()) if self.docker_ping else True
-        return {"store": self.store.ping(), "docker": docker_ok, "paused": self.worker.paused}
+        checks: dict[str, Any] = {"store": self.store.ping(), "docker": docker_ok,
+                                  "paused": self.worker.paused}
+        if not docker_ok:  # say why, so an operator need not guess from the logs
+            reason = self.docker_error() if self.docker_error else None
+            checks["docker_error"] = reason or "the Docker engine did not answer the ping"
+        return checks
 
     def close(self) -> None:
         self.reconciler.stop()
@@ -78,16 +84,18 @@ def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_di
     store = Store(db_path)
     playbooks = load_playbooks(Path(playbooks_dir), config.targets)
     metrics = ServiceMetrics(registry or CollectorRegistry())
-    docker_ping = None
+    docker_ping: Callable[[], bool] | None = None
+    docker_error: Callable[[], str | None] | None = None
     if runtime is None:
         from remediator.adapters.runtime import build_runtime
 
         real = build_runtime(config, store.last_known_good)
         runtime, docker_ping = real, real.docker.ping
+        docker_error = lambda: real.docker.ping_error  # noqa: E731
     worker = Worker(store, config, playbooks, runtime, metrics, dry_run=dry_run)
     writer = GroupCommitWriter(store)
     reconciler = Reconciler(store, config.alertmanager_url, writer.submit, worker.wake)
     escalation = EscalationService(store, policy, metrics, clock=clock, env=notify_env)
     worker.on_finished = escalation.execution_finished
     return Service(config, store, playbooks, worker, metrics, token, writer, reconciler,
-                   docker_ping, escalation)
+                   docker_ping, escalation, docker_error)

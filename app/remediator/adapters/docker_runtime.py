@@ -86,6 +86,11 @@ def parse_since(value: Any) -> int | None:
     return int(time.time() - float(match.group(1)) * scale)
 
 
+def engine_address() -> str:
+    """Where the SDK looks for the engine (DOCKER_HOST, else the default socket)."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
 class DockerActions:
     """The docker.* actions. `client_factory` is a seam for tests and for reconnection."""
 
@@ -94,6 +99,7 @@ class DockerActions:
         self._factory = client_factory or (lambda: docker.from_env(timeout=60))
         self._client: docker.DockerClient | None = None
         self.lkg_provider = lkg_provider
+        self.ping_error: str | None = None  # why the last ping failed (readiness shows it)
 
     @property
     def client(self) -> docker.DockerClient:
@@ -102,11 +108,15 @@ class DockerActions:
         return self._client
 
     def ping(self) -> bool:
+        """Whether the engine answers; when it does not, ``ping_error`` says why."""
         try:
-            return bool(self.client.ping())
-        except (docker.errors.DockerException, OSError):
+            ok = bool(self.client.ping())
+        except (docker.errors.DockerException, OSError) as exc:
             self._client = None
+            self.ping_error = f"Docker engine unreachable at {engine_address()}: {exc}"
             return False
+        self.ping_error = None if ok else f"Docker engine at {engine_address()} refused the ping"
+        return ok
 
     def container(self, target: Target) -> Container:
         return self.client.containers.get(target.container)
