@@ -94,7 +94,7 @@ def config_yaml(targets: str, **settings: Any) -> str:
     values = {"alertmanager_url": "http://127.0.0.1:1", "escalation_path": str(POLICY),
               **settings}
     lines = [f"{key}: {value}" for key, value in values.items()]
-    return "\n".join(lines) + "\ntargets:\n" + targets
+    return "\n".join(lines) + ("\ntargets:\n" + targets if targets else "\ntargets: []\n")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
