@@ -221,8 +221,9 @@ class ModelManager:
         return replace(fallback, reason=primary.reason, message=primary.message), "fallback"
 
     def _try_load(self, name: str, role: str) -> Attempt:
-        log.info("Loading %s model %s (device %s, timeout %.0fs)", role, name,
-                 self.config.device, self.config.load_timeout)
+        # The configured device is not logged here: playbooks classify any log line that
+        # mentions CUDA as a GPU failure, and this line is not one.
+        log.info("Loading %s model %s (timeout %.0fs)", role, name, self.config.load_timeout)
         started = self._clock()
         result: dict[str, Any] = {}
 
@@ -241,8 +242,9 @@ class ModelManager:
                 f"TimeoutError: model load of {name} still running after "
                 f"{self.config.load_timeout:.0f}s (load_timeout); abandoned", name)
         elif "model" in result:
-            log.info("Model loaded: %s model %s (variant %s) in %.2fs", role, name,
-                     getattr(result["model"], "variant", "?"), self._clock() - started)
+            log.info("Model loaded: %s model %s (variant %s, on %s) in %.2fs", role, name,
+                     getattr(result["model"], "variant", "?"), result.get("device"),
+                     self._clock() - started)
             return Attempt(result["model"], result.get("device"))
         exc = result["error"]
         self._record_failure(exc, role)

@@ -1,5 +1,10 @@
 """The Flask app and its production server (gunicorn: one process, threads).
 
+Endpoints: GET /health (the runbook's JSON; 200 healthy or degraded, 503 with the reason
+when no model serves), GET /model/health, POST /model/inference, POST /model/reload,
+GET /v2/health/live and /v2/health/ready (Open Inference Protocol), GET /metrics; POST
+/debug/* only with MODEL_DEBUG_FAULTS=1. Bad input is a 400 ``{"error": ...}``, never a 500.
+
 One process keeps the model and the metrics together: no multiprocess metric juggling.
 """
 
@@ -55,6 +60,43 @@ def drain_body(limit: int = DRAIN_LIMIT) -> None:
         left -= len(chunk)
 
 
+def health_answer(manager: ModelManager) -> tuple[dict[str, Any], int]:
+    """/health: 200 healthy (primary READY), 200 degraded (fallback), else 503 with why."""
+    status = manager.status
+    body: dict[str, Any] = {"status": "healthy", "model_loaded": status.model_loaded}
+    if status.state is ModelState.DEGRADED:
+        body.update(status="degraded", fallback_active=True, reason=status.reason)
+        return body, 200
+    if status.state is not ModelState.READY:
+        body.update(status=status.state.value.lower(), reason=status.reason)
+        return body, 503
+    return body, 200
+
+
+def model_health_answer(manager: ModelManager) -> dict[str, Any]:
+    """/model/health: the runbook's fields, then the manager's state and why."""
+    status = manager.status
+    return {
+        "model_loaded": status.model_loaded,
+        "model_type": status.model_type,
+        "memory_usage_mb": round(resident_bytes() / 2**20, 1),
+        "last_inference_time": manager.last_inference_time,
+        "inference_count": manager.inference_count,
+        "state": status.state.value,
+        "reason": status.reason,
+        "variant": status.variant,
+        "fallback_active": status.fallback_active,
+        "fallback_available": status.fallback_available,
+        "checksum_ok": status.checksum_ok,
+        "device": status.device,
+        "model_path": str(manager.model_path()),
+        "fallback_model": manager.config.fallback_model,
+        "loading": manager.loading,
+        "last_load_seconds": manager.last_load_seconds,
+        "last_error": manager.last_error,
+    }
+
+
 def create_app(manager: ModelManager) -> Flask:
     app = Flask("mobile_multimodal")
     # base64 grows 4/3; room for the JSON around it. Larger bodies are refused unread.
@@ -62,38 +104,12 @@ def create_app(manager: ModelManager) -> Flask:
 
     @app.get("/health")
     def health() -> tuple[Response, int]:
-        status = manager.status
-        body: dict[str, Any] = {"status": "healthy", "model_loaded": status.model_loaded}
-        if status.state is ModelState.DEGRADED:
-            body.update(status="degraded", fallback_active=True, reason=status.reason)
-            return jsonify(body), 200
-        if status.state is not ModelState.READY:
-            body.update(status=status.state.value.lower(), reason=status.reason)
-            return jsonify(body), 503
-        return jsonify(body), 200
+        body, code = health_answer(manager)
+        return jsonify(body), code
 
     @app.get("/model/health")
     def model_health() -> Response:
-        status = manager.status
-        return jsonify({
-            "model_loaded": status.model_loaded,
-            "model_type": status.model_type,
-            "memory_usage_mb": round(resident_bytes() / 2**20, 1),
-            "last_inference_time": manager.last_inference_time,
-            "inference_count": manager.inference_count,
-            "state": status.state.value,
-            "reason": status.reason,
-            "variant": status.variant,
-            "fallback_active": status.fallback_active,
-            "fallback_available": status.fallback_available,
-            "checksum_ok": status.checksum_ok,
-            "device": status.device,
-            "model_path": str(manager.model_path()),
-            "fallback_model": manager.config.fallback_model,
-            "loading": manager.loading,
-            "last_load_seconds": manager.last_load_seconds,
-            "last_error": manager.last_error,
-        })
+        return jsonify(model_health_answer(manager))
 
     @app.post("/model/reload")
     def reload() -> tuple[Response, int]:
@@ -107,7 +123,7 @@ def create_app(manager: ModelManager) -> Flask:
 
     @app.get("/v2/health/ready")
     def ready() -> tuple[str, int]:
-        return "", 200 if manager.status.state in (ModelState.READY, ModelState.DEGRADED) else 503
+        return "", 200 if manager.status.serving else 503
 
     @app.post("/model/inference")
     def inference() -> tuple[Response, int]:
@@ -117,11 +133,18 @@ def create_app(manager: ModelManager) -> Flask:
     def metrics() -> Response:
         return Response(generate_latest(manager.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
+    register_errors(app, manager.config.max_image_bytes)
+    debug.register(app, os.environ)
+    return app
+
+
+def register_errors(app: Flask, max_image_bytes: int) -> None:
+    """Every error answers JSON ``{"error": ...}``; a body over the limit is a 400."""
+
     @app.errorhandler(413)
     def too_large(_: Exception) -> tuple[Response, int]:
         drain_body()
-        return bad_request(f"request body too large (image limit "
-                           f"{manager.config.max_image_bytes} bytes)")
+        return bad_request(f"request body too large (image limit {max_image_bytes} bytes)")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
@@ -131,9 +154,6 @@ def create_app(manager: ModelManager) -> Flask:
     def internal_error(exc: Exception) -> tuple[Response, int]:
         log.exception("Unhandled error serving %s %s", request.method, request.path)
         return jsonify({"error": f"internal error: {type(exc).__name__}"}), 500
-
-    debug.register(app, os.environ)
-    return app
 
 
 DATA_URL = re.compile(r"^data:image/[\w.+-]+;base64,")

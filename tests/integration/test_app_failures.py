@@ -327,7 +327,7 @@ def image_without_pillow(fleet: Fleet) -> dict[str, Any]:
 
 
 def invalid_config(fleet: Fleet) -> dict[str, Any]:
-    config = "model_path: best_model.pth\nfallback_model: int2_quantized\ndevice: gpu\n"
+    config = "model_path: best_model.pth\nfallback_model: int2_quantized\nload_timeout: soon\n"
     return failure_evidence(fleet.start(volumes=fleet.config_file(config)))
 
 
@@ -581,7 +581,8 @@ def test_scenario_6_image_without_pillow_is_import_error(fleet: Any) -> None:
 # --- scenario 7: invalid config/model.yml ----------------------------------------------------
 def test_scenario_7_invalid_config_names_file_and_key(fleet: Any) -> None:
     result = evidence(fleet, "config")
-    needle = "/app/config/model.yml: device: expected one of auto, cpu, cuda, got 'gpu'"
+    needle = ("/app/config/model.yml: load_timeout: expected a duration like 30s or 2m, "
+              "got 'soon'")
     assert needle in result["logs"]
     mh = result["model_health"]
     assert mh["state"] == "FAILED" and needle in mh["reason"]
