@@ -138,7 +138,8 @@ class Fleet:
         return App(container, host_port(container))
 
 
-def image_healthcheck(client: docker.DockerClient, image: str, interval_s: float) -> dict:  # type: ignore[type-arg]
+def image_healthcheck(client: docker.DockerClient, image: str, interval_s: float
+                      ) -> dict[str, Any]:
     """The image's own HEALTHCHECK command, probed every `interval_s` instead of 60 s."""
     test = client.images.get(image).attrs["Config"]["Healthcheck"]["Test"]
     step = int(interval_s * 1e9)

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -162,7 +163,7 @@ def http() -> requests.Session:
     return session
 
 
-def wait_ready(port: int, timeout: float = 60) -> dict:  # type: ignore[type-arg]
+def wait_ready(port: int, timeout: float = 60) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
