@@ -10,10 +10,10 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from remediator.adapters.store import Store, utcnow
+from remediator.adapters.store import Store, ago, utcnow
 from remediator.core.alerts import Alert, AlertStatus, parse_webhook
 from remediator.core.config import RemediatorConfig
 from remediator.core.playbook import Playbook, select_playbook
@@ -175,7 +175,7 @@ class Intake:
         return None
 
     def _budget_spent(self, db: sqlite3.Connection, target: str) -> bool:
-        since = (datetime.now(UTC) - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+        since = ago(timedelta(hours=1))
         row = db.execute("SELECT COUNT(*) FROM executions WHERE target = ? AND dry_run = 0 "
                          "AND replay_of IS NULL AND created_at >= ?", (target, since)).fetchone()
         return int(row[0]) >= self.config.max_runs_per_hour

@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from remediator.adapters.store import Store
+from remediator.adapters.store import Store, ago
 from remediator.core.alerts import parse_alert
 from remediator.core.config import Mode, RemediatorConfig
 from remediator.core.playbook import Playbook
@@ -65,7 +65,7 @@ class Worker:
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        self._interrupted_to_pending()
+        self._log_interrupted()
         self._thread = threading.Thread(target=self._loop, name="worker", daemon=True)
         self._thread.start()
 
@@ -99,16 +99,14 @@ class Worker:
 
     def prune(self) -> int:
         """Retention: forget executions older than RETENTION_DAYS (incidents stay)."""
-        before = datetime.now(UTC) - timedelta(days=RETENTION_DAYS)
-        return self.store.prune(before.isoformat().replace("+00:00", "Z"))
+        return self.store.prune(ago(timedelta(days=RETENTION_DAYS)))
 
     def close_stable(self) -> list[int]:
         """Close incidents that stayed healthy for the stability window after their fix,
         and remember each target's image and environment as last-known-good."""
         window = timedelta(seconds=self.config.stability_window_s)
-        before = (datetime.now(UTC) - window).isoformat().replace("+00:00", "Z")
         closed = []
-        for incident in self.store.closable(before):
+        for incident in self.store.closable(ago(window)):
             self.store.close_incident(int(incident["id"]))
             closed.append(int(incident["id"]))
             log.info("incident %s stayed healthy for %.0fs: closed", incident["id"],
@@ -137,8 +135,9 @@ class Worker:
     def paused(self) -> bool:
         return self.store.get_setting("paused", "0") == "1"
 
-    def _interrupted_to_pending(self) -> None:
-        """Executions a crash left `running` are picked up again, with their stored steps."""
+    def _log_interrupted(self) -> None:
+        """Executions a crash left `running` are dispatched again (with their stored steps)
+        like pending ones; say so once at start."""
         for row in self.store.executions_in_state(ExecutionState.RUNNING.value):
             log.warning("execution %s was interrupted; resuming", row["id"])
 

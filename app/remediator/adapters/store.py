@@ -12,14 +12,13 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from remediator.errors import StoreError
 
-__all__ = ["MAX_OUTPUT_CHARS", "Store", "utcnow"]
+__all__ = ["MAX_OUTPUT_CHARS", "Store", "ago", "iso", "utcnow"]
 
 MAX_OUTPUT_CHARS = 64 * 1024
 """Cap of one step's stored outputs (JSON characters); longer output is truncated."""
@@ -179,8 +178,18 @@ MIGRATIONS: Sequence[str] = (
 )
 
 
+def iso(moment: datetime) -> str:
+    """The store's timestamp text (UTC, microseconds, Z): sorts as it compares."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def utcnow() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
+
+
+def ago(delta: timedelta) -> str:
+    """The store's timestamp of `delta` before now."""
+    return iso(datetime.now(UTC) - delta)
 
 
 def dumps(value: Any) -> str:
@@ -192,11 +201,6 @@ def capped(value: Any) -> str:
     if len(text) <= MAX_OUTPUT_CHARS:
         return text
     return dumps({"truncated": True, "head": text[: MAX_OUTPUT_CHARS - 200]})
-
-
-@dataclass(frozen=True)
-class Ingested:
-    inbox_id: int
 
 
 class Store:
@@ -449,12 +453,6 @@ class Store:
         marks = ",".join("?" * len(states))
         return self.query(f"SELECT * FROM executions WHERE state IN ({marks}) ORDER BY id",
                           states)
-
-    def runs_since(self, target: str, since_iso: str) -> int:
-        rows = self.query("SELECT COUNT(*) AS n FROM executions WHERE target = ? AND "
-                          "dry_run = 0 AND replay_of IS NULL AND created_at >= ?",
-                          (target, since_iso))
-        return int(rows[0]["n"])
 
     def steps(self, execution_id: int) -> list[dict[str, Any]]:
         rows = self.query("SELECT * FROM steps WHERE execution_id = ? ORDER BY position",
