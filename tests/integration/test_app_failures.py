@@ -399,7 +399,7 @@ def fleet(images: dict[str, str], docker_client: docker.DockerClient,
 
 
 def evidence(fleet: dict[str, Future[Any]], name: str) -> dict[str, Any]:
-    return dict(fleet[name].result(timeout=2 * SETTLE_S))
+    return dict(fleet[name].result(timeout=4 * SETTLE_S))
 
 
 def failures(result: dict[str, Any]) -> dict[str, float]:
