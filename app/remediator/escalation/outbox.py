@@ -161,20 +161,17 @@ class Outbox:
         """Mark ``sending`` and return the oldest due delivery of each idle channel."""
         skip = set(busy)
         with self.store.transaction() as db:
+            # Only the head of each channel's queue is read (the writer lock is held here,
+            # and an alert storm can leave thousands of rows due at once).
             rows = db.execute(
                 "SELECT d.id, d.notification_id, d.channel, d.channel_type, d.attempts, "
                 "n.team, n.kind, n.trigger_id, n.message FROM deliveries d "
-                "JOIN notifications n ON n.id = d.notification_id "
-                "WHERE d.status IN ('pending', 'retry') AND d.next_attempt_at <= ? "
-                "ORDER BY d.id", (iso(now),)).fetchall()
-            chosen = []
-            for row in rows:
-                if row["channel"] in skip:
-                    continue  # one attempt per channel at a time, oldest first
-                skip.add(row["channel"])
-                chosen.append(row)
-                db.execute("UPDATE deliveries SET status = 'sending', updated_at = ? "
-                           "WHERE id = ?", (iso(now), row["id"]))
+                "JOIN notifications n ON n.id = d.notification_id WHERE d.id IN ("
+                "SELECT MIN(id) FROM deliveries WHERE status IN ('pending', 'retry') AND "
+                "next_attempt_at <= ? GROUP BY channel) ORDER BY d.id", (iso(now),)).fetchall()
+            chosen = [row for row in rows if row["channel"] not in skip]  # one at a time
+            db.executemany("UPDATE deliveries SET status = 'sending', updated_at = ? "
+                           "WHERE id = ?", [(iso(now), row["id"]) for row in chosen])
         return [DueDelivery(r["id"], r["notification_id"], r["channel"], r["channel_type"],
                             r["attempts"], r["team"], r["kind"], r["trigger_id"],
                             _message_from(r["message"])) for r in chosen]

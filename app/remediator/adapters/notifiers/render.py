@@ -12,6 +12,7 @@ default one (the page must still go out) and the failure is noted in the message
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -81,7 +82,11 @@ def _render_all(template_dir: str | Path | None, kind: str, values: dict[str, An
         return title, text, html, str(exc)
 
 
+@functools.lru_cache(maxsize=16)
 def _environment(template_dir: str | Path | None) -> SandboxedEnvironment:
+    # One environment per directory, kept: it caches compiled templates (and reloads a
+    # file that changed), where a fresh one recompiled every template for every message,
+    # tens of milliseconds each, which an alert storm's notifications paid under the GIL.
     loaders: list[jinja2.BaseLoader] = []
     if template_dir is not None:
         loaders.append(jinja2.FileSystemLoader(str(template_dir)))
