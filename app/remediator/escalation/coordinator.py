@@ -39,7 +39,13 @@ from remediator.core.results import EscalationRequest, ExecutionResult, Outcome
 from remediator.errors import ConfigError, TemplateError
 from remediator.escalation.claim import ClaimResult, claim_incident
 from remediator.escalation.dispatcher import Clock, Dispatcher, utc_clock
-from remediator.escalation.facts import incident_facts, incident_identity, message_context
+from remediator.escalation.facts import (
+    Fleet,
+    fleet,
+    incident_facts,
+    incident_identity,
+    message_context,
+)
 from remediator.escalation.outbox import Draft, Outbox
 from remediator.metrics import ServiceMetrics
 
@@ -184,10 +190,11 @@ class EscalationService:
         now = now or self.clock()
         dues = []
         open_incidents = self._open_incidents()
+        others = fleet(open_incidents)
         for subject in self._subjects(open_incidents):
             if subject.execution is None and self._started(subject.id):
                 self._info(subject, "acting", self._acting_reason(subject), now)
-            due = self._evaluate(subject, now, open_incidents=open_incidents)
+            due = self._evaluate(subject, now, others=others)
             if due is not None:
                 dues.append(due)
         self.send_resolve_notices(now)
@@ -224,10 +231,10 @@ class EscalationService:
 
     # -- policy ---------------------------------------------------------------------------
     def _evaluate(self, subject: _Subject, now: datetime, asked: Sequence[Escalation] = (),
-                  open_incidents: Sequence[dict[str, Any]] | None = None) -> datetime | None:
+                  others: Fleet | None = None) -> datetime | None:
         """Rules over the facts, plus what a playbook ``asked`` for: one row per key."""
-        others = self._open_incidents() if open_incidents is None else open_incidents
-        facts = incident_facts(subject.incident, subject.execution, others, now)
+        facts = incident_facts(subject.incident, subject.execution,
+                               others or fleet(self._open_incidents()), now)
         for escalation in _merged([*asked, *self.policy.evaluate(facts)]):
             self._escalate(subject, escalation, now)
         return self.policy.next_due(facts)

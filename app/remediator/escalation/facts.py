@@ -9,6 +9,7 @@ established stays unknown, so no rule fires on a guess.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -20,6 +21,8 @@ __all__ = [
     "RESTORE_STEP",
     "VALIDATE_STEP",
     "VERIFY_STEP",
+    "Fleet",
+    "fleet",
     "incident_facts",
     "incident_identity",
     "message_context",
@@ -50,17 +53,33 @@ def incident_identity(incident: Mapping[str, Any]) -> str:
     return f"{incident['id']}" if not reopened else f"{incident['id']}.{reopened}"
 
 
+@dataclass(frozen=True)
+class Fleet:
+    """The cross-incident facts, from all firing incidents: the same for every incident
+    of one timer pass, so computed once per pass (not once per incident: n² in a storm)."""
+
+    failing_models: frozenset[str]
+    affected_services: frozenset[str]
+
+
+def fleet(open_incidents: Iterable[Mapping[str, Any]]) -> Fleet:
+    firing = _firing(open_incidents)
+    return Fleet(_failing_models(firing), _affected_services(firing))
+
+
 def incident_facts(
     incident: Mapping[str, Any],
     execution: Mapping[str, Any] | None,
-    open_incidents: Iterable[Mapping[str, Any]],
+    open_incidents: Iterable[Mapping[str, Any]] | Fleet,
     now: datetime,
 ) -> IncidentFacts:
     """Facts about ``incident`` (a store incident view) at ``now``.
 
     ``execution`` is its latest finished execution (store view, with steps) or None;
-    ``open_incidents`` are all firing incidents, for the cross-incident counts.
+    ``open_incidents`` are all firing incidents (or their :func:`fleet`), for the
+    cross-incident counts.
     """
+    others = open_incidents if isinstance(open_incidents, Fleet) else fleet(open_incidents)
     labels = {str(k): str(v) for k, v in incident["labels"].items()}
     steps = {step["id"]: step for step in (execution or {}).get("steps", [])}
     fallback = _health_flag(steps.values(), "fallback_active")
@@ -76,8 +95,8 @@ def incident_facts(
         scenario=(execution or {}).get("scenario"),
         file_restored=_status(steps, RESTORE_STEP) == "ok",
         still_failing=_status(steps, VALIDATE_STEP) in _FAILED,
-        failing_models=_failing_models(open_incidents),
-        affected_services=_affected_services(open_incidents),
+        failing_models=others.failing_models,
+        affected_services=others.affected_services,
         fallback_active=bool(fallback),
         # ModelLoadFailure fires as soon as the fallback serves, so its start is the
         # best record of when the fallback took over.
