@@ -6,7 +6,6 @@ worker is not held by it: another target's execution runs and finishes meanwhile
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from tests.reliability.conftest import (
 
 pytestmark = pytest.mark.docker
 
-HANG_S = 3
+HANG_S = 6
 
 HANGS = f"""
 name: hangs
@@ -66,7 +65,6 @@ def test_hung_exec_is_cut_off_at_its_timeout_while_another_target_is_fixed(
     wait_for(lambda: any(s["status"] == "running" for s in
                          executions().get("slow/hangs", {}).get("steps", [])),
              30, "the exec on the slow target to hang")
-    hung_at = time.monotonic()
 
     assert rem.post(webhook(alert("ModelMemoryUsage", service="fast"))).status_code == 202
     quick = wait_for(lambda: (e := executions().get("fast/quick")) and e["state"] == "finished"
@@ -74,7 +72,6 @@ def test_hung_exec_is_cut_off_at_its_timeout_while_another_target_is_fixed(
     assert quick["outcome"] == "success", quick
     # ... finished while the hung one was still running: the worker was not held.
     assert executions()["slow/hangs"]["state"] == "running"
-    assert time.monotonic() - hung_at < HANG_S + 1
 
     hung = wait_for(lambda: (e := executions()["slow/hangs"])["state"] == "finished" and e,
                     30, "the hung execution to be cut off")
