@@ -9,7 +9,8 @@ PYTHON ?= python3
 export BASE_IMAGE ?=
 
 .PHONY: help host venv docker images models up down clean demo test lint typecheck \
-        unit integration e2e bench bench-model bench-ingest bench-scenarios
+        unit integration e2e bench bench-model bench-ingest bench-scenarios \
+        bench-reliability
 
 help:
 	@echo "make up      run the stack (app-prod in Docker; Prometheus, Alertmanager, Remediator)"
@@ -71,7 +72,7 @@ e2e: host venv
 test: host venv lint typecheck
 	@$(PY) -m pytest tests
 
-bench: bench-model bench-ingest bench-scenarios
+bench: bench-model bench-ingest bench-scenarios bench-reliability
 
 bench-model: venv
 	@$(PY) bench/bench_model.py
@@ -81,3 +82,6 @@ bench-ingest: host venv
 
 bench-scenarios: host venv images
 	@$(PY) bench/bench_scenarios.py
+
+bench-reliability: host venv images
+	@$(PY) bench/bench_reliability.py
