@@ -147,6 +147,19 @@ def test_infrastructure_when_two_or_more_services_affected(policy: EscalationPol
                      facts(affected_services=frozenset({"app-prod"}))) == set()
 
 
+def test_several_services_affected_is_told_once_per_window_not_per_incident(
+        policy: EscalationPolicy) -> None:
+    two = frozenset({"app-prod", "app-canary"})
+
+    def key(incident_id: str) -> str:
+        (esc,) = [e for e in policy.evaluate(facts(incident_id=incident_id,
+                                                   affected_services=two))
+                  if e.rule == "infra-multiple-services-affected"]
+        return esc.dedup_key
+
+    assert key("1") == key("2")  # one notice for the fleet, whichever incident sees it
+
+
 def test_infrastructure_for_disk_full(policy: EscalationPolicy) -> None:
     assert rules_for(policy, "infrastructure", facts(scenario="disk_full")) == {
         "infra-storage-problem"}
@@ -240,13 +253,24 @@ def test_resolved_incident_evaluates_to_nothing(policy: EscalationPolicy) -> Non
 def test_one_escalation_per_team_and_level_when_several_rules_match(
     policy: EscalationPolicy,
 ) -> None:
+    incident = facts(scenario="out_of_memory", fallback_active=True)
+    infra = [e for e in policy.evaluate(incident) if e.team == "infrastructure"]
+    assert len(infra) == 1
+    assert infra[0].dedup_key == dedup_key("inc-1", "infrastructure", "notify")
+    assert infra[0].rule == "infra-hardware-related"
+    assert "hardware-related" in infra[0].reason
+
+
+def test_fleet_wide_rule_stays_apart_from_the_incidents_own_notice(
+    policy: EscalationPolicy,
+) -> None:
     incident = facts(scenario="out_of_memory",
                      affected_services=frozenset({"app-prod", "app-canary"}))
-    escalation = only(policy, "infrastructure", incident)
-    assert escalation.rule == "infra-hardware-related"
-    assert "hardware-related" in escalation.reason
-    assert "Two or more services" in escalation.reason
-    assert escalation.dedup_key == dedup_key("inc-1", "infrastructure", "notify")
+    infra = {e.rule: e for e in policy.evaluate(incident) if e.team == "infrastructure"}
+    assert set(infra) == {"infra-hardware-related", "infra-multiple-services-affected"}
+    assert infra["infra-hardware-related"].dedup_key == dedup_key("inc-1", "infrastructure",
+                                                                   "notify")
+    assert "/window/" in infra["infra-multiple-services-affected"].dedup_key
 
 
 def test_several_teams_at_once(policy: EscalationPolicy) -> None:

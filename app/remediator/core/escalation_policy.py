@@ -224,7 +224,7 @@ def _show(value: object) -> str:
 
 # ------------------------------------------------------------------ rules, teams
 
-OncePer = Literal["incident", "target_budget_window"]
+OncePer = Literal["incident", "target_budget_window", "window"]
 
 
 @dataclass(frozen=True)
@@ -430,6 +430,10 @@ class EscalationPolicy:
     def _key(self, rule: Rule, facts: IncidentFacts) -> str:
         if rule.once_per == "incident":
             return dedup_key(facts.incident_id, rule.team, rule.level)
+        if rule.once_per == "window":  # fleet-wide facts: once per rule and window
+            start = _window_start(facts.now, self.budget_window)
+            scope = f"window/{rule.name}/{_aware(start).strftime('%Y%m%dT%H%M%SZ')}"
+            return dedup_key(scope, rule.team, rule.level)
         start = facts.budget_window_start or _window_start(facts.now, self.budget_window)
         scope = f"budget/{facts.target}/{_aware(start).strftime('%Y%m%dT%H%M%SZ')}"
         return dedup_key(scope, rule.team, rule.level)
@@ -659,8 +663,9 @@ class _Loader:
         if severity not in SEVERITIES:
             raise self.fail(f"{key}.severity", f"expected one of {', '.join(SEVERITIES)}")
         once_per = spec.get("once_per", "incident")
-        if once_per not in ("incident", "target_budget_window"):
-            raise self.fail(f"{key}.once_per", "expected incident or target_budget_window")
+        if once_per not in ("incident", "target_budget_window", "window"):
+            raise self.fail(f"{key}.once_per",
+                            "expected incident, target_budget_window or window")
         return Rule(name, str(team), level, severity, str(spec.get("reason", name)),
                     self.conditions(spec.get("when"), f"{key}.when"), once_per)
 
