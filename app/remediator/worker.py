@@ -116,19 +116,20 @@ class Worker:
         return closed
 
     def _record_last_known_good(self, name: str) -> None:
+        """The target's image id, environment and config files, as they are now."""
+        from remediator.adapters.docker_runtime import last_known_good_snapshot
+
         target = self.config.target(name)
         if target is None:
             return
         try:
-            state = self.runtime.call("docker.inspect", {}, target, 30)
+            snapshot = last_known_good_snapshot(self.runtime.call, target)
         except RemediatorError as exc:
             log.warning("last-known-good of %s not recorded: %s", name, exc)
             return
-        # The image id, not the tag: `latest` moves, and a rollback must not follow it.
-        image = state.get("image_id") or state.get("image")
-        if state.get("running") and image:
-            self.store.record_last_known_good(name, str(image),
-                                              {"env": list(state.get("env") or [])})
+        if snapshot is not None:
+            image, config = snapshot
+            self.store.record_last_known_good(name, image, config)
 
     # -- executions -----------------------------------------------------------------------
     @property

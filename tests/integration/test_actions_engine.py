@@ -1,6 +1,7 @@
 """The engine's actions against the real thing (issue 9): docker.recreate on a real
 container, http.check and prometheus.query against a real modelserver and a real
-Prometheus scraping it, and `remediator run --dry-run` against a real healthy container.
+Prometheus scraping it, docker.read_file/put_file, docker.exec's data and docker.update on
+a --cpus container, and `remediator run --dry-run` against a real broken container.
 
 tests/integration/test_docker_actions.py covers inspect/logs/exec/stats/restart/update/copy.
 """
@@ -29,10 +30,12 @@ from remediator.adapters.docker_runtime import DockerActions
 from remediator.adapters.http import HttpActions
 from remediator.cli import main
 from remediator.core.targets import Target
+from remediator.demo import inject_fault
 from remediator.errors import ActionFailed, RuntimeError_
 from remediator.stack import APP_HEALTHCHECK
 from tests.harness.docker_engine import LABEL, SESSION_ID, Resources, host_port
-from tests.harness.processes import prometheus
+from tests.harness.faults import wait_for_fault
+from tests.harness.processes import free_port, prometheus
 
 pytestmark = pytest.mark.docker
 
@@ -280,10 +283,18 @@ def test_prometheus_query_against_a_real_prometheus_scraping_the_modelserver(
 
 
 # -- remediator run --dry-run against a real healthy container ---------------------------------
-def test_run_dry_run_prints_the_plan_and_mutates_nothing(served: Container,
-                                                        tmp_path: Path) -> None:
+def test_run_dry_run_prints_the_plan_and_mutates_nothing(
+        images: dict[str, str], docker_resources: Resources, tmp_path: Path) -> None:
+    # A real scenario 1: the model file gone and the app restarted on its fallback.
+    port = free_port()
+    box = docker_resources.run(images["modelserver"], ports={"8080/tcp": port},
+                               mem_limit="1g", memswap_limit="1g")
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url)
+    inject_fault(docker_resources.client, str(box.name), "missing-file")
+    wait_for_fault(docker_resources.client, str(box.name), url, "missing-file")
     config = yaml.safe_load((ROOT / "config" / "remediator.yml").read_text())
-    config["targets"][0].update(container=served.name, base_url=served_url(served))
+    config["targets"][0].update(container=box.name, base_url=url)
     config["prometheus_url"] = "http://127.0.0.1:1"  # down: the playbook carries on
     (tmp_path / "remediator.yml").write_text(yaml.safe_dump(config))
     alert = tmp_path / "alert.json"
@@ -291,25 +302,85 @@ def test_run_dry_run_prints_the_plan_and_mutates_nothing(served: Container,
         "alertname": "ModelLoadFailure", "service": "app-prod", "instance": "app-prod:8080",
         "job": "app-prod", "severity": "critical"}, "annotations": {},
         "startsAt": "2026-01-01T00:00:00Z"}))
-    # The log line of scenario 1 (written to the app's own stdout), so the plan holds fixes.
-    sh(served, "echo 'FileNotFoundError: model file not found' > /proc/1/fd/1")
-    served.reload()
-    before = served.attrs["State"]["StartedAt"]
+    box.reload()
+    before = box.attrs["State"]["StartedAt"]
 
     result = CliRunner().invoke(main, [
         "run", str(ROOT / "playbooks" / "model_load_failure.yml"), "--alert", str(alert),
         "--dry-run", "--config", str(tmp_path / "remediator.yml")])
 
     assert result.exit_code == 0, result.output
-    for step in ("failures", "logs", "inspect", "model_files", "stats", "classify"):
+    for step in ("failures", "inspect", "logs", "app_state", "check", "classify"):
         assert f"] {step} (" in result.output
+    assert "ok" in line_of(result.output, "  check:")  # the read-only exec runs in a dry run
     assert "scenario: file_missing_or_corrupted" in result.output
     assert "outcome: dry_run" in result.output
     for fix in ("restore_model", "restart"):
         assert "skipped_dry_run" in line_of(result.output, f"  {fix}:")
-    served.reload()
-    assert served.attrs["State"]["StartedAt"] == before and served.status == "running"
-    assert served.exec_run(["test", "-s", MODEL]).exit_code == 0
+    box.reload()
+    assert box.attrs["State"]["StartedAt"] == before and box.status == "running"
+    assert box.exec_run(["test", "-e", MODEL]).exit_code == 1  # still gone
+
+
+# -- docker.read_file, docker.put_file, docker.exec's data, docker.update on --cpus ----------
+def test_read_file_and_put_file_round_trip_keeping_mode_and_owner(
+        served: Container, actions: DockerActions) -> None:
+    target = target_for(served)
+    config = "/app/config/model.yml"
+    read = actions.call("docker.read_file", {"path": config}, target, 10)
+    assert (read["exists"], read["mode"], read["uid"], read["gid"]) == (True, "0644", 1000, 1000)
+    assert read["content"] == (ROOT / "config" / "model.yml").read_text()
+    try:
+        put = actions.call("docker.put_file", {"path": config, "content": "device: cpu\n"},
+                           target, 10)
+        assert (put["bytes"], put["previous_bytes"]) == (12, read["bytes"])
+        assert served.exec_run(["stat", "-c", "%a %U", config]).output.decode().strip() == \
+            "644 appuser"
+        assert served.exec_run(["cat", config]).output == b"device: cpu\n"
+    finally:
+        actions.call("docker.put_file", {"path": config, "content": read["content"]}, target, 10)
+    assert actions.call("docker.read_file", {"path": "/nope"}, target, 10)["exists"] is False
+    new = actions.call("docker.put_file", {"path": "/tmp/new.txt", "content": "x",
+                                           "mode": 0o600, "owner": "1000:1000"}, target, 10)
+    assert new["previous_bytes"] is None
+    assert served.exec_run(["stat", "-c", "%a %u", "/tmp/new.txt"]).output == b"600 1000\n"
+
+
+def test_put_file_from_the_last_known_good(served: Container, docker_client: docker.DockerClient
+                                           ) -> None:
+    config = "/app/config/model.yml"
+    original = served.exec_run(["cat", config]).output.decode()
+    records = {"t": {"image": "x", "files": {config: original}}}
+    actions = DockerActions(lambda: docker_client, lkg_provider=records.get)
+    target = Target(name="t", selector={}, container=str(served.name), base_url="http://x")
+    served.exec_run(["sh", "-c", f"echo 'load_timeout: soon' > {config}"])
+    actions.call("docker.put_file", {"path": config, "last_known_good": True}, target, 10)
+    assert served.exec_run(["cat", config]).output.decode() == original
+    with pytest.raises(ActionFailed, match=r"holds no copy of /app/nope\.yml"):
+        actions.call("docker.put_file", {"path": "/app/nope.yml", "last_known_good": True},
+                     target, 10)
+    with pytest.raises(ActionFailed, match="no last-known-good recorded for u"):
+        actions.call("docker.put_file", {"path": config, "last_known_good": True},
+                     Target(name="u", selector={}, container=str(served.name),
+                            base_url="http://x"), 10)
+
+
+def test_exec_data_is_stdout_parsed_as_json(served: Container, actions: DockerActions) -> None:
+    target = target_for(served)
+    out = actions.call("docker.exec", {"cmd": ["python", "-c", "print('{\"a\": [1]}')"]},
+                       target, 30)
+    assert out["data"] == {"a": [1]}
+    assert actions.call("docker.exec", {"cmd": ["echo", "{not json"]}, target, 30)["data"] is None
+
+
+def test_update_cpus_of_a_container_started_with_cpus(
+        images: dict[str, str], docker_resources: Resources, actions: DockerActions) -> None:
+    box = docker_resources.run(images["modelserver"], SLEEPER, nano_cpus=int(0.5e9))
+    out = actions.call("docker.update", {"cpus": 1.5}, target_for(box), 30)
+    assert out["cpus"] == 1.5
+    box.reload()
+    assert box.attrs["HostConfig"]["NanoCpus"] == int(1.5e9)
+    assert actions.call("docker.inspect", {}, target_for(box), 10)["cpus"] == 1.5
 
 
 def line_of(text: str, needle: str) -> str:

@@ -80,7 +80,8 @@ def test_validate_prints_file_line_field_message_and_exits_1(project: Path) -> N
     assert "playbooks/bad_schema.yml:11: steps[1].action: unknown action 'docker.nuke' " \
            "(did you mean 'docker.update'?); known: docker.inspect, docker.logs, docker.exec, " \
            "docker.stats, docker.restart, docker.update, docker.recreate, docker.copy, " \
-           "http.check, prometheus.query, diagnose.classify, wait, assert, notify" in lines
+           "docker.read_file, docker.put_file, http.check, prometheus.query, " \
+           "diagnose.classify, wait, assert, notify" in lines
     assert len(lines) == 9
 
 

@@ -51,6 +51,23 @@ def run_classify(text: str, oom_killed: bool = False) -> str | None:
      "python scripts/convert_model.py --input x", "model_format"),
     ("config file /app/config/model.yml not found", "configuration"),
     ("Model load failed: unknown model name 'mobile-mm-llm-int3'", "configuration"),
+    # The serving app's own words for each scenario (mobile_multimodal.errors).
+    ("ValueError: The model file is corrupted: /app/models/best_model.pth: sha256 1f... does "
+     "not match the manifest's 14b5...", "file_missing_or_corrupted"),
+    ("Worker (pid:7) was killed by the kernel OOM killer: out of memory while serving or "
+     "loading the model", "out_of_memory"),
+    ("ImportError: No module named 'PIL' (No module named 'PIL'); this image lacks a "
+     "dependency", "missing_dependency"),
+    ("/app/config/model.yml: load_timeout: expected a duration like 30s or 2m, got 'soon'",
+     "configuration"),
+    ("/app/config/model.yml: device: expected one of auto, cpu, cuda, got 'gpu'",
+     "configuration"),
+    ("/app/config/model.yml:3: invalid YAML: expected ',' or ']'", "configuration"),
+    # The investigation exec's findings start with the scenario's name.
+    ("permission_denied: primary model /app/models/best_model.pth is not readable by uid "
+     "1000 (mode 0000, owner 1000:1000)", "permission_denied"),
+    ("model_format: primary model /app/models/best_model.pth uses checkpoint format version 0",
+     "model_format"),
     ("everything is fine, nothing to see", "unknown"),
 ])
 def test_runbook_error_patterns_map_to_scenarios(log_line: str, scenario: str) -> None:

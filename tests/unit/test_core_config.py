@@ -30,6 +30,7 @@ def test_shipped_config_declares_app_prod_with_its_bounds() -> None:
     assert target.max_memory == 4 * 1024**3
     assert (target.cpu_min, target.cpu_max) == (0.5, 2.0)
     assert config.mode is Mode.ACT and config.max_runs_per_hour == 5
+    assert target.config_files == ("/app/config/model.yml",)  # kept with the last-known-good
 
 
 def test_code_defaults_apply_without_a_file() -> None:
@@ -92,6 +93,12 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
     ("targets:\n  - {name: a, selector: {s: a}, container: a, base_url: 'http://a'}\n"
      "  - {name: b, selector: {s: a}, container: b, base_url: 'http://b'}\n",
      ":3: targets[1]: same selector as target 'a'"),
+    ("targets:\n  - name: a\n    selector: {service: a}\n    container: a\n"
+     "    base_url: http://a\n    config_files: [config/model.yml]\n",
+     ":6: targets[0].config_files: expected an absolute path inside the container"),
+    ("targets:\n  - name: a\n    selector: {service: a}\n    container: a\n"
+     "    base_url: http://a\n    config_files: /app/config/model.yml\n",
+     ":6: targets[0].config_files: expected a list of absolute paths"),
     ("mode: act\nmode: observe\n", ":2: invalid YAML: duplicate key 'mode'"),
     ("- just\n- a list\n", ":1: expected a mapping"),
 ])

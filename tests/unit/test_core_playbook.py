@@ -33,14 +33,20 @@ def test_shipped_playbooks_and_config_are_valid() -> None:
     assert validate_paths([ROOT / "playbooks", CONFIG]) == []
 
 
-def test_the_draft_runbook_playbook_loads_with_its_phases() -> None:
+def test_the_runbook_playbook_loads_with_its_phases() -> None:
     playbook = load_playbook(ROOT / "playbooks" / "model_load_failure.yml", TARGETS)
     phases = [step.phase for step in playbook.steps]
     assert phases == sorted(phases, key=[Phase.DIAGNOSE, Phase.FIX, Phase.VALIDATE].index)
     assert playbook.match == {"alertname": "ModelLoadFailure"}
     assert playbook.limits.timeout_s == 600
     assert {s.id for s in playbook.steps if s.mutating} == {
-        "restore_model", "fix_ownership", "fix_mode", "raise_memory", "force_cpu", "restart"}
+        "restore_model", "restore_fallback", "download_model", "fix_ownership", "fix_mode",
+        "raise_memory", "force_cpu", "convert_model", "use_converted", "rollback_image",
+        "restore_config", "restart"}
+    # Every mutating step may run again after a crash: each one is safe to repeat.
+    assert all(s.idempotent for s in playbook.steps if s.mutating)
+    # Diagnosis touches nothing: its one exec is declared read-only.
+    assert not any(s.mutating for s in playbook.steps if s.phase is Phase.DIAGNOSE)
 
 
 def test_a_valid_example_loads_into_the_model() -> None:
@@ -277,3 +283,26 @@ def test_the_playbook_guide_example_is_valid(tmp_path: Path) -> None:
     path = tmp_path / "example.yml"
     path.write_text(example)
     assert validate_paths([path, CONFIG, ROOT / "config" / "escalation.yml"]) == []
+
+
+@pytest.mark.parametrize(("args", "problem"), [
+    ({"path": "/app/config/model.yml", "content": "device: cpu\n"}, None),
+    ({"path": "/app/config/model.yml", "last_known_good": True, "mode": "0644",
+      "owner": "1000:1000"}, None),
+    ({"path": "/app/config/model.yml"}, "give content or last_known_good: true"),
+    ({"path": "/app/config/model.yml", "content": "x", "last_known_good": True},
+     "give content or last_known_good: true"),
+    ({"path": "config/model.yml", "content": "x"}, "expected an absolute path"),
+    ({"path": "/app/../etc/passwd", "content": "x"}, "climbs out with '..'"),
+    ({"path": "/a", "content": "x", "mode": 644}, "expected permission bits in octal"),
+    ({"path": "/a", "content": "x", "owner": "appuser"}, "expected a numeric owner"),
+])
+def test_put_file_arguments(args: dict[str, object], problem: str | None) -> None:
+    from remediator.core.actions import ACTIONS, normalize_args
+
+    normalized, problems = normalize_args(ACTIONS["docker.put_file"], args)
+    if problem is None:
+        assert problems == []
+        assert normalized.get("mode", 0o644) == 0o644
+    else:
+        assert any(problem in message for _, message in problems), problems

@@ -14,7 +14,7 @@ import pytest
 
 from remediator.core.alerts import Alert, parse_alert
 from remediator.core.config import load_config
-from remediator.core.playbook import Phase, Playbook, Step, load_playbook, load_playbook_text
+from remediator.core.playbook import Phase, Playbook, Step, load_playbook_text
 from remediator.core.results import ExecutionResult, Outcome, StepResult, StepStatus
 from remediator.core.runner import run_playbook
 from remediator.core.targets import Target
@@ -570,87 +570,3 @@ def test_execution_results_round_trip_through_json() -> None:
     assert again.to_dict() == json.loads(text)
     assert again.outcome is Outcome.SUCCESS and again.steps[0].status is StepStatus.OK
     assert again.duration_s == result.duration_s
-
-
-# -- the shipped runbook playbook, scenario by scenario --------------------------------------
-
-RUNBOOK = load_playbook(ROOT / "playbooks" / "model_load_failure.yml", [TARGET])
-HEALTHY = {"ok": True, "status_code": 200, "body": {"status": "healthy", "model_loaded": True},
-           "output": "200"}
-
-
-def runbook_runtime(log: str, oom_killed: bool = False, **extra: Any) -> FakeRuntime:
-    handlers: dict[str, Any] = {
-        "docker__logs": {"output": log, "lines": 1},
-        "docker__inspect": {"oom_killed": oom_killed, "running": False, "output": "exited"},
-        "docker__exec": {"exit_code": 0, "stdout": "", "stderr": "", "output": ""},
-        "http__check": HEALTHY,
-    }
-    return FakeRuntime(**{**handlers, **extra})
-
-
-def test_scenario_1_missing_model_file_is_restored_from_backup_and_restarted() -> None:
-    runtime = runbook_runtime("FileNotFoundError: model file not found: /app/models/best_model.pth")
-    result = run(RUNBOOK, runtime)
-    assert result.outcome is Outcome.SUCCESS and result.scenario == "file_missing_or_corrupted"
-    copy_call = next(call for call in runtime.calls if call[0] == "docker.copy")
-    assert copy_call[1] == {"src": "/backup/models/best_model.pth",
-                            "dest": "/app/models/best_model.pth"}
-    assert runtime.actions().count("docker.restart") == 1
-    assert statuses(result)["verify_model"] == "ok"
-
-
-def test_scenario_1_corrupted_backup_pages_emergency() -> None:
-    runtime = runbook_runtime("ValueError: The model file is corrupted: bad zip")
-    runtime.handlers["docker.exec"] = lambda args: (
-        {"exit_code": 1, "stderr": "RuntimeError: invalid load key"}
-        if args["cmd"][0] == "python" else {"exit_code": 0, "output": ""})
-    result = run(RUNBOOK, runtime)
-    assert result.outcome is Outcome.ESCALATED
-    [request] = result.escalations
-    assert (request.team, request.level) == ("emergency", "page")
-    assert request.reason.startswith("Data corruption suspected")
-    assert "docker.restart" not in runtime.actions()
-
-
-def test_scenario_2_out_of_memory_raises_the_limit_within_bounds() -> None:
-    runtime = runbook_runtime("Killed", oom_killed=True)
-    result = run(RUNBOOK, runtime)
-    assert result.scenario == "out_of_memory" and result.outcome is Outcome.SUCCESS
-    update = next(call for call in runtime.calls if call[0] == "docker.update")
-    assert update[1] == {"memory": 4 * 1024**3, "memory_swap": 4 * 1024**3}
-
-
-def test_scenario_3_cuda_forces_cpu_by_recreating_without_gpus() -> None:
-    runtime = runbook_runtime("RuntimeError: CUDA requested but CUDA is not available")
-    result = run(RUNBOOK, runtime)
-    recreate = next(call for call in runtime.calls if call[0] == "docker.recreate")
-    assert recreate[1]["env"] == {"CUDA_VISIBLE_DEVICES": ""}
-    assert result.outcome is Outcome.SUCCESS
-
-
-def test_scenario_4_permission_denied_is_fixed_by_chown_and_chmod() -> None:
-    runtime = runbook_runtime("PermissionError: permission denied reading model file x")
-    result = run(RUNBOOK, runtime)
-    commands = [call[1]["cmd"] for call in runtime.calls if call[0] == "docker.exec"]
-    assert ["chown", "-R", "appuser:appuser", "/app/models/"] in commands
-    assert ["chmod", "644", "/app/models/best_model.pth"] in commands
-    assert result.outcome is Outcome.SUCCESS
-
-
-def test_scenario_6_missing_dependency_goes_to_a_human_without_touching_anything() -> None:
-    runtime = runbook_runtime("ImportError: No module named 'torchvision'")
-    result = run(RUNBOOK, runtime)
-    assert result.outcome is Outcome.ESCALATED and result.scenario == "missing_dependency"
-    assert not {"docker.copy", "docker.restart", "docker.update"} & set(runtime.actions())
-    assert [e.team for e in result.escalations] == ["ml-team-lead"]
-
-
-def test_still_unhealthy_after_the_memory_fix_goes_to_infrastructure() -> None:
-    runtime = runbook_runtime("MemoryError: out of memory while loading",
-                              http__check={"ok": False, "status_code": 503, "output": "503"})
-    result = run(RUNBOOK, runtime)
-    assert result.outcome is Outcome.ESCALATED
-    [request] = result.escalations
-    assert request.team == "infrastructure" and request.step_id == "still_failing"
-    assert request.reason == "Model still not healthy after the out_of_memory fix: 503"

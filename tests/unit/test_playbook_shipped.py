@@ -64,9 +64,10 @@ def stats(*percents: float) -> list[Any]:
              "memory_limit": 3 * GIB, "output": f"{p}%"} for p in percents]
 
 
-def inspect(limit: int = 3 * GIB, oom_killed: bool = False) -> dict[str, Any]:
+def inspect(limit: int = 3 * GIB, oom_killed: bool = False,
+            cpus: float | None = None) -> dict[str, Any]:
     return {"running": not oom_killed, "oom_killed": oom_killed, "memory_limit": limit,
-            "output": "inspect"}
+            "cpus": cpus, "output": "inspect"}
 
 
 HEALTHY = {"ok": True, "status_code": 200, "body": {"status": "healthy"}, "output": "200"}
@@ -214,10 +215,11 @@ def test_memory_dry_run_mutates_nothing(playbooks: list[Playbook],
 def load_time_runtime(*, last: float | None = 75.0, running: float | None = 0.0,
                       memory: float = 50.0, df: str = "overlay 100 50 50 50% /app/models",
                       health: Any = HEALTHY, oom_killed: bool = False,
-                      logs: str = "model load started") -> FakeRuntime:
+                      logs: str = "model load started", cpus: float | None = None
+                      ) -> FakeRuntime:
     return FakeRuntime(
         prometheus__query=queries(model_load_duration=last, model_load_in_progress=running),
-        docker__logs={"output": logs}, docker__inspect=inspect(oom_killed=oom_killed),
+        docker__logs={"output": logs}, docker__inspect=inspect(oom_killed=oom_killed, cpus=cpus),
         docker__stats=stats(memory, 40), docker__exec={"output": df, "exit_code": 0},
         http__check=health)
 
@@ -259,6 +261,24 @@ def test_a_load_starved_of_memory_gets_more(
     assert result.scenario == "memory_pressure"
     assert mutations(runtime) == [("docker.update", {"memory": 4 * GIB, "memory_swap": 4 * GIB})]
     assert result.outcome is Outcome.SUCCESS
+
+
+def test_a_load_starved_of_cpu_gets_the_targets_max_cpus_without_a_restart(
+    playbooks: list[Playbook], config: RemediatorConfig,
+) -> None:
+    runtime = load_time_runtime(running=70.0, cpus=0.1)
+    result = execute(playbooks, config, alert("ModelLoadTime"), runtime)
+    assert result.scenario == "cpu_starved"
+    assert mutations(runtime) == [("docker.update", {"cpus": 2.0})]
+    assert result.outcome is Outcome.SUCCESS and told(result) == []
+
+
+def test_a_cpu_limit_within_the_bounds_is_not_starvation(
+    playbooks: list[Playbook], config: RemediatorConfig,
+) -> None:
+    runtime = load_time_runtime(running=70.0, cpus=1.0)
+    result = execute(playbooks, config, alert("ModelLoadTime"), runtime)
+    assert result.scenario == "loading" and mutations(runtime) == []
 
 
 def test_an_oom_killed_load_gets_more_memory_and_a_restart(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import json
 import os
+import posixpath
 import re
 import signal
 import tarfile
@@ -26,13 +28,54 @@ from docker.models.containers import Container
 from remediator.core.targets import Target
 from remediator.errors import ActionFailed, ActionTimeout, RuntimeError_, TargetNotFound
 
-__all__ = ["DockerActions", "LkgProvider", "memory_usage", "merge_env"]
+__all__ = ["DockerActions", "LkgProvider", "last_known_good_snapshot", "memory_usage",
+           "merge_env"]
 
 LkgProvider = Callable[[str], "dict[str, Any] | None"]
 """Target name -> its last-known-good record {"image": ..., "env": [...], "config": {...}}."""
 
 DEFAULT_STOP_TIMEOUT = 10
 """Seconds docker.restart waits for a clean stop before SIGKILL."""
+
+MAX_FILE_BYTES = 1 << 20
+"""Largest file docker.read_file and docker.put_file handle (config files, not models)."""
+
+ActionCall = Callable[[str, dict[str, Any], Target, float], dict[str, Any]]
+"""`Runtime.call`: (action, args, target, timeout) -> outputs."""
+
+
+def last_known_good_snapshot(call: ActionCall, target: Target,
+                             timeout: float = 30.0) -> tuple[str, dict[str, Any]] | None:
+    """(image id, {"env": [...], "files": {path: text}}) of a running target, for the store.
+
+    The image id, not the tag: `latest` moves, and a rollback must not follow it. `files`
+    holds the target's `config_files` as they are now (what docker.put_file with
+    last_known_good: true writes back); a target without config_files has none. None when
+    the container is not running.
+    """
+    state = call("docker.inspect", {}, target, timeout)
+    image = state.get("image_id") or state.get("image")
+    if not (state.get("running") and image):
+        return None
+    config: dict[str, Any] = {"env": list(state.get("env") or [])}
+    if target.config_files:
+        files = config["files"] = {}
+        for path in target.config_files:
+            read = call("docker.read_file", {"path": path}, target, timeout)
+            if read.get("exists") and isinstance(read.get("content"), str):
+                files[path] = read["content"]
+    return str(image), config
+
+
+def parse_json_output(stdout: str) -> Any:
+    """stdout as JSON when it is a JSON object or list (a command's report), else None."""
+    text = stdout.strip()
+    if not text or text[0] not in "{[":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 @contextlib.contextmanager
@@ -134,8 +177,7 @@ class DockerActions:
     def do_inspect(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
         box = self.container(target)
         state, host = box.attrs["State"], box.attrs["HostConfig"]
-        quota, period = host.get("CpuQuota") or 0, host.get("CpuPeriod") or 0
-        cpus = (host.get("NanoCpus") or 0) / 1e9 or (quota / period if quota and period else None)
+        cpus = host_cpus(host)
         out = {
             "container_status": state.get("Status"), "running": bool(state.get("Running")),
             "exit_code": state.get("ExitCode"), "oom_killed": bool(state.get("OOMKilled")),
@@ -188,7 +230,7 @@ class DockerActions:
         stdout, stderr = self._run_exec(exec_id, limit, cmd)
         exit_code = api.exec_inspect(exec_id).get("ExitCode")
         return {"exit_code": exit_code, "stdout": stdout, "stderr": stderr,
-                "output": stdout + stderr}
+                "output": stdout + stderr, "data": parse_json_output(stdout)}
 
     def _run_exec(self, exec_id: str, limit: float, cmd: list[str]) -> tuple[str, str]:
         """The SDK has no exec timeout: run it in a thread and kill the process on expiry."""
@@ -219,7 +261,58 @@ class DockerActions:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
 
+    def do_read_file(self, args: dict[str, Any], target: Target,
+                     timeout: float) -> dict[str, Any]:
+        """A file's text, mode and owner through the archive API (like `docker cp` out)."""
+        path = str(args["path"])
+        box = self.container(target)
+        try:
+            member, data = read_member(box, path)
+        except docker.errors.NotFound:
+            return {"exists": False, "content": None, "bytes": None, "mode": None,
+                    "uid": None, "gid": None, "output": f"{path}: no such file"}
+        return {"exists": True, "content": data.decode("utf-8", "replace"), "bytes": len(data),
+                "mode": f"{member.mode & 0o7777:04o}", "uid": member.uid, "gid": member.gid,
+                "output": f"{path}: {len(data)} bytes, mode {member.mode & 0o7777:04o}, "
+                          f"owner {member.uid}:{member.gid}"}
+
     # -- mutating -------------------------------------------------------------------------
+    def do_put_file(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
+        """Write a file (like `docker cp` in): given text, or the last-known-good's copy.
+
+        The file keeps its current mode and owner unless the step says otherwise; a new
+        file is 0644 root:root by default.
+        """
+        path = str(args["path"])
+        content = self._put_content(args, target, path)
+        box = self.container(target)
+        mode, uid, gid, previous = 0o644, 0, 0, None
+        with contextlib.suppress(docker.errors.NotFound):
+            member, old = read_member(box, path)
+            mode, uid, gid, previous = member.mode & 0o7777, member.uid, member.gid, len(old)
+        if args.get("mode") is not None:
+            mode = int(args["mode"])
+        if args.get("owner"):
+            uid, gid = (int(part) for part in str(args["owner"]).split(":"))
+        data = content.encode()
+        folder, name = posixpath.split(path)
+        if not box.put_archive(folder or "/", single_file_tar(name, data, mode, uid, gid)):
+            raise ActionFailed(f"docker.put_file: could not write {path} in {target.container}")
+        return {"bytes": len(data), "previous_bytes": previous,
+                "output": f"wrote {path}: {len(data)} bytes (was "
+                          f"{'absent' if previous is None else f'{previous} bytes'}), mode "
+                          f"{mode:04o}, owner {uid}:{gid}"}
+
+    def _put_content(self, args: dict[str, Any], target: Target, path: str) -> str:
+        if not args.get("last_known_good"):
+            return str(args["content"])
+        files = self._last_known_good(target).get("files") or {}
+        if not isinstance(files.get(path), str):
+            raise ActionFailed(f"docker.put_file: the last-known-good of {target.name} holds "
+                               f"no copy of {path} (record it: list it in the target's "
+                               "config_files)")
+        return str(files[path])
+
     def do_restart(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
         box = self.container(target)
         box.restart(timeout=int(args.get("stop_timeout") or DEFAULT_STOP_TIMEOUT))
@@ -234,17 +327,25 @@ class DockerActions:
             kwargs["mem_limit"] = int(args["memory"])
             # Memory and swap move together, or Docker refuses a limit above the old swap.
             kwargs["memswap_limit"] = int(args.get("memory_swap") or args["memory"])
-        if args.get("cpus") is not None:
+        nano = bool(box.attrs["HostConfig"].get("NanoCpus"))
+        if args.get("cpus") is not None and not nano:
             kwargs["cpu_period"] = 100_000
             kwargs["cpu_quota"] = int(float(args["cpus"]) * 100_000)
-        if not kwargs:
+        if not kwargs and args.get("cpus") is None:
             raise ActionFailed("docker.update: nothing to change (memory or cpus)")
-        box.update(**kwargs)
+        if kwargs:
+            box.update(**kwargs)
+        if args.get("cpus") is not None and nano:
+            # Started with --cpus: Docker refuses a quota beside NanoCpus, so move NanoCpus
+            # (the SDK's update() has no parameter for it).
+            api = self.client.api
+            api._raise_for_status(api._post_json(api._url("/containers/{0}/update", box.id),
+                                                 data={"NanoCpus": int(float(args["cpus"])
+                                                                       * 1e9)}))
         box.reload()
         host = box.attrs["HostConfig"]
-        quota, period = host.get("CpuQuota") or 0, host.get("CpuPeriod") or 0
         out = {"memory": host.get("Memory"), "memory_swap": host.get("MemorySwap"),
-               "cpus": quota / period if quota and period else None}
+               "cpus": host_cpus(host)}
         out["output"] = f"updated {target.container}: " + ", ".join(
             f"{key}={value}" for key, value in out.items())
         return out
@@ -358,6 +459,41 @@ class DockerActions:
         except docker.errors.DockerException:
             return False
         return True
+
+
+def host_cpus(host: Mapping[str, Any]) -> float | None:
+    """The CPU limit of a HostConfig (--cpus, or quota/period), None when unlimited."""
+    quota, period = host.get("CpuQuota") or 0, host.get("CpuPeriod") or 0
+    return (host.get("NanoCpus") or 0) / 1e9 or (quota / period if quota and period else None)
+
+
+def read_member(box: Container, path: str) -> tuple[tarfile.TarInfo, bytes]:
+    """One regular file out of the container: (its tar header, its bytes).
+
+    Raises docker.errors.NotFound when there is no such file, ActionFailed when it is not a
+    regular file or larger than MAX_FILE_BYTES.
+    """
+    stream, stat = box.get_archive(path)
+    if int(stat.get("size") or 0) > MAX_FILE_BYTES:
+        raise ActionFailed(f"{path} is {stat.get('size')} bytes: larger than the "
+                           f"{MAX_FILE_BYTES} bytes file actions handle")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        member = archive.next()
+        handle = archive.extractfile(member) if member is not None and member.isfile() else None
+        if member is None or handle is None:
+            raise ActionFailed(f"{path} is not a regular file")
+        return member, handle.read()
+
+
+def single_file_tar(name: str, data: bytes, mode: int, uid: int, gid: int) -> bytes:
+    """A tar archive holding one file, for put_archive."""
+    out = io.BytesIO()
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.uid, info.gid = len(data), mode, uid, gid
+    info.mtime = int(time.time())
+    with tarfile.open(fileobj=out, mode="w") as archive:
+        archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 def rename_in_tar(data: bytes, old: str, new: str) -> bytes:

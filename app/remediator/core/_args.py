@@ -46,6 +46,8 @@ class ArgKind(StrEnum):
     RESOURCES = "resources"    # {memory, memory_swap, cpus}, checked against target bounds
     METHOD = "method"          # an HTTP method: GET, HEAD or POST
     LEVEL = "level"            # an escalation level of config/escalation.yml: notify or page
+    FILE_MODE = "file_mode"    # permission bits in octal, "0644" or "644" -> int
+    OWNER = "owner"            # numeric "uid:gid" (what the container's files record)
 
 
 def coerce(kind: ArgKind, value: Any, *, static: bool = False) -> Any:
@@ -249,6 +251,23 @@ def _level(value: Any, static: bool) -> str:
     return str(value)
 
 
+def _file_mode(value: Any, static: bool) -> int:
+    # A number is refused: YAML reads 0644 as 420 and 644 as six hundred and forty-four.
+    text = value.strip() if isinstance(value, str) else ""
+    if not re.fullmatch(r"0?[0-7]{3}", text):
+        raise ValueError(f"expected permission bits in octal like '0644', got {_show(value)} "
+                         "(quote it: YAML reads 0644 as a number)")
+    return int(text, 8)
+
+
+def _owner(value: Any, static: bool) -> str:
+    text = _string(value, static).strip()
+    if not re.fullmatch(r"\d{1,10}:\d{1,10}", text):
+        raise ValueError(f"expected a numeric owner 'uid:gid' like '1000:1000', got "
+                         f"{_show(value)}")
+    return text
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "nothing"
@@ -262,5 +281,6 @@ _COERCERS: dict[ArgKind, Callable[[Any, bool], Any]] = {
     ArgKind.STRING_MAP: _string_map, ArgKind.JSON: _json, ArgKind.MAPPING: _mapping,
     ArgKind.EXPRESSION: _expression, ArgKind.REGEX: _regex, ArgKind.RULES: _rules,
     ArgKind.URL_PATH: _url_path, ArgKind.PATH: _path, ArgKind.RESOURCES: _resources,
-    ArgKind.METHOD: _method, ArgKind.LEVEL: _level,
+    ArgKind.METHOD: _method, ArgKind.LEVEL: _level, ArgKind.FILE_MODE: _file_mode,
+    ArgKind.OWNER: _owner,
 }

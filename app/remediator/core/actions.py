@@ -84,6 +84,12 @@ def _recreate_check(args: Mapping[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
+def _put_file_check(args: Mapping[str, Any]) -> list[tuple[str, str]]:
+    if ("content" in args) == (args.get("last_known_good") is True):
+        return [("content", "give content or last_known_good: true (exactly one)")]
+    return []
+
+
 def _http_check(args: Mapping[str, Any]) -> list[tuple[str, str]]:
     if "body" in args and args.get("method", "GET") != "POST":
         return [("body", "a body needs method: POST")]
@@ -116,8 +122,9 @@ _CATALOGUE = (
          ArgSpec("env", ArgKind.STRING_MAP),
          ArgSpec("timeout", ArgKind.DURATION, doc="the command's own limit"),
          ArgSpec("check", ArgKind.BOOLEAN, default=True, doc="fail on a non-zero exit")),
-        (_OUT, "stdout", "stderr", "exit_code"),
-        "Run a command in the container. Mutating unless the step says read_only: true.",
+        (_OUT, "stdout", "stderr", "exit_code", "data"),
+        "Run a command in the container. Mutating unless the step says read_only: true. "
+        "`data` is stdout parsed as JSON when it is a JSON object or list (else none).",
         read_only_allowed=True,
     ),
     ActionSpec(
@@ -156,6 +163,24 @@ _CATALOGUE = (
          ArgSpec("dest", ArgKind.PATH, required=True)),
         (_OUT, "bytes"),
         "Copy a file inside the container (e.g. restore a model from the backup path).",
+    ),
+    ActionSpec(
+        "docker.read_file", False,
+        (ArgSpec("path", ArgKind.PATH, required=True),),
+        (_OUT, "exists", "content", "bytes", "mode", "uid", "gid"),
+        "Read a file from the container (docker cp out; works on a stopped container).",
+    ),
+    ActionSpec(
+        "docker.put_file", True,
+        (ArgSpec("path", ArgKind.PATH, required=True),
+         ArgSpec("content", ArgKind.STRING, doc="the file's new text"),
+         ArgSpec("last_known_good", ArgKind.BOOLEAN, default=False,
+                 doc="write the text recorded for this path with the last-known-good"),
+         ArgSpec("mode", ArgKind.FILE_MODE, doc="e.g. '0644'; default: the file's current mode"),
+         ArgSpec("owner", ArgKind.OWNER, doc="uid:gid; default: the file's current owner")),
+        (_OUT, "bytes", "previous_bytes"),
+        "Write a file in the container (docker cp in), e.g. restore a config file.",
+        check=_put_file_check,
     ),
     ActionSpec(
         "http.check", False,

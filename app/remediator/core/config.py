@@ -101,7 +101,7 @@ _SCALARS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "port": ("port", _port),
 }
 _TARGET_KEYS = ("name", "selector", "container", "base_url", "backup_path", "bounds",
-                "description")
+                "description", "config_files")
 _BOUNDS_KEYS = ("max_memory", "min_cpus", "max_cpus")
 
 
@@ -172,10 +172,22 @@ def _target(checker: Checker, items: list[Any], index: int, item: object) -> Tar
     base_url = checker.convert(raw, "base_url", field_name, _url)
     backup = checker.string(raw, "backup_path", field_name)
     bounds = _bounds(checker, raw, field_name)
+    files = checker.convert(raw, "config_files", field_name, _config_files) or ()
     if len(checker.problems) > before or not (name and selector and container and base_url):
         return None
     return Target(name=name, selector=selector, container=container, base_url=base_url,
-                  backup_path=backup, description=str(raw.get("description", "")), **bounds)
+                  backup_path=backup, description=str(raw.get("description", "")),
+                  config_files=files, **bounds)
+
+
+def _config_files(value: object) -> tuple[str, ...]:
+    """Absolute paths inside the container, recorded with the target's last-known-good."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("expected a list of absolute paths inside the container")
+    for item in value:
+        if not item.startswith("/") or ".." in item.split("/") or "\x00" in item:
+            raise ValueError(f"expected an absolute path inside the container, got {item!r}")
+    return tuple(value)
 
 
 def _bounds(checker: Checker, raw: dict[str, Any], parent: str) -> dict[str, Any]:

@@ -30,6 +30,8 @@ class Target:
     cpu_min: float | None = None
     cpu_max: float | None = None
     description: str = ""
+    config_files: tuple[str, ...] = ()
+    """Files inside the container recorded with the last-known-good (e.g. model.yml)."""
 
     def context(self) -> dict[str, Any]:
         """The `target` variable templates see."""
@@ -42,12 +44,13 @@ class Target:
             "cpu_min": self.cpu_min,
             "cpu_max": self.cpu_max,
             "selector": dict(self.selector),
+            "config_files": list(self.config_files),
         }
 
 
 TARGET_CONTEXT_KEYS = frozenset(
     {"name", "container", "base_url", "backup_path", "max_memory", "cpu_min", "cpu_max",
-     "selector"}
+     "selector", "config_files"}
 )
 """Fields a template may read from `target` (checked by `remediator validate`)."""
 

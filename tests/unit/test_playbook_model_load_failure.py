@@ -1,0 +1,499 @@
+"""The shipped model_load_failure.yml, runbook scenario by scenario, with a fake target.
+
+Each test describes what the diagnose steps would see (what /model/health says, the
+findings of the one investigation exec, Docker's state, the logs) and checks what the
+playbook then changes, in which order, and whom it asks. The investigation script itself is
+run for real against a model folder on disk at the end of this file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from remediator.core.alerts import Alert, parse_alert
+from remediator.core.config import load_config
+from remediator.core.playbook import load_playbook, load_playbooks
+from remediator.core.results import ExecutionResult, Outcome
+from remediator.core.runner import run_playbook
+from remediator.core.targets import Target
+from tests.unit.test_core_runner import FakeClock
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = load_config(ROOT / "config" / "remediator.yml", env={})
+TARGET = CONFIG.targets[0]
+PLAYBOOK = load_playbook(ROOT / "playbooks" / "model_load_failure.yml", CONFIG.targets)
+GIB = 2**30
+MUTATING = ("docker.copy", "docker.restart", "docker.update", "docker.recreate",
+            "docker.put_file")
+READY = {"state": "READY", "model_loaded": True, "model_type": "primary",
+         "fallback_active": False, "fallback_available": True, "reason": None}
+
+
+@dataclass
+class Scene:
+    """The target as the diagnose steps see it, and how the fixes go."""
+
+    reason: str | None = None           # /model/health's reason; None with app_up: loading
+    state: str = "FAILED"
+    app_up: bool = True
+    findings: list[str] = field(default_factory=list)
+    logs: str = ""
+    oom_killed: bool = False
+    running: bool = True
+    memory_limit: int = 3 * GIB
+    backup: dict[str, Any] = field(default_factory=lambda: {
+        "exists": True, "readable": True, "checksum_ok": True, "usable": True,
+        "path": "/backup/models/best_model.pth", "sha256": "ab" * 32})
+    fallback_ok: bool = True
+    missing_modules: list[str] = field(default_factory=list)
+    config_error: str | None = None
+    healthy_after_fix: bool = True
+    failing: dict[str, str] = field(default_factory=dict)  # action or program -> error
+
+
+class SceneRuntime:
+    """A Runtime answering from a Scene; records every call."""
+
+    def __init__(self, scene: Scene) -> None:
+        self.scene = scene
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def fixed(self) -> bool:
+        return any(action in MUTATING or (action == "docker.exec" and args.get("user") == "root")
+                   for action, args in self.calls)
+
+    def call(self, action: str, args: dict[str, Any], target: Target,
+             timeout: float) -> dict[str, Any]:
+        self.calls.append((action, args))
+        what = " ".join(args["cmd"]) if action == "docker.exec" else action
+        error = next((e for key, e in self.scene.failing.items() if key in what), None)
+        if error is not None:
+            return {"ok": False, "output": error, "exit_code": 1, "stderr": error}
+        handler = getattr(self, action.replace(".", "_"), None)
+        return handler(args) if handler else {"output": f"{action} done"}
+
+    def docker_inspect(self, args: dict[str, Any]) -> dict[str, Any]:
+        scene = self.scene
+        return {"running": scene.running, "oom_killed": scene.oom_killed,
+                "memory_limit": scene.memory_limit, "exit_code": 137 if scene.oom_killed else 0,
+                "output": "inspect"}
+
+    def docker_logs(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"output": self.scene.logs, "lines": self.scene.logs.count("\n") + 1}
+
+    def http_check(self, args: dict[str, Any]) -> dict[str, Any]:
+        scene, path = self.scene, args["path"]
+        healthy = (self.fixed and scene.healthy_after_fix) or scene.state == "READY"
+        if path == "/model/health" and not self.fixed:
+            if not scene.app_up:
+                return {"ok": False, "status_code": None, "body": None, "output": "refused"}
+            body = {**READY, "state": scene.state, "reason": scene.reason,
+                    "model_loaded": scene.state == "READY",
+                    "fallback_available": scene.fallback_ok and scene.state != "FAILED"}
+            return {"ok": True, "status_code": 200, "body": body, "output": "200"}
+        if path == "/model/health":
+            body = READY if healthy else {**READY, "state": "FAILED", "model_loaded": False}
+            ok = healthy or not args.get("expect")
+            return {"ok": ok, "status_code": 200, "body": body, "output": "200"}
+        if path == "/health":
+            body = ({"status": "healthy", "model_loaded": True} if healthy
+                    else {"status": "failed", "model_loaded": False})
+            return {"ok": healthy, "status_code": 200 if healthy else 503, "body": body,
+                    "output": f"GET /health: {200 if healthy else 503}"}
+        return {"ok": True, "status_code": 200, "body": {"caption": "a red square"},
+                "output": "200"}
+
+    def docker_exec(self, args: dict[str, Any]) -> dict[str, Any]:
+        cmd = args["cmd"]
+        if cmd[:2] == ["python", "-c"] and "findings" in cmd[2]:
+            return self.investigation(cmd)
+        return {"exit_code": 0, "stdout": "", "stderr": "", "output": f"{cmd[0]} ok"}
+
+    def investigation(self, cmd: list[str]) -> dict[str, Any]:
+        scene = self.scene
+        data = {"findings": scene.findings, "missing_modules": scene.missing_modules,
+                "config": {"ok": scene.config_error is None, "error": scene.config_error},
+                "primary": {"path": "/app/models/best_model.pth"},
+                "fallback": {"path": "/app/models/int2_quantized.pth",
+                             "checksum_ok": scene.fallback_ok},
+                "backup": scene.backup}
+        text = json.dumps(data)
+        return {"exit_code": 0, "stdout": text, "stderr": "", "output": text, "data": data}
+
+    def mutations(self) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        for action, args in self.calls:
+            if action in MUTATING:
+                out.append((action, {k: v for k, v in args.items() if k != "stop_timeout"}))
+            elif action == "docker.exec" and args["cmd"][:2] != ["python", "-c"]:
+                out.append((action, args["cmd"]))
+        return out
+
+
+ALERT = parse_alert(json.loads(
+    (ROOT.parent / "shared/fixtures/alertmanager/firing-model-load-failure.json").read_text()
+)["alerts"][0])
+
+
+def execute(scene: Scene, alert: Alert = ALERT, dry_run: bool = False
+            ) -> tuple[ExecutionResult, SceneRuntime]:
+    runtime = SceneRuntime(scene)
+    clock = FakeClock()
+    result = run_playbook(PLAYBOOK, alert, TARGET, runtime, dry_run=dry_run,
+                          clock=clock.monotonic, sleep=clock.sleep, now=clock.now)
+    return result, runtime
+
+
+def statuses(result: ExecutionResult) -> dict[str, str]:
+    return {step.id: step.status.value for step in result.steps}
+
+
+def asked(result: ExecutionResult) -> list[tuple[str, str, str | None]]:
+    return [(e.team, e.level, e.step_id) for e in result.escalations]
+
+
+MISSING = "FileNotFoundError: model file not found: /app/models/best_model.pth (restore it)"
+VALIDATED = {"health": "ok", "model_health": "ok", "inference": "ok", "metrics": "ok"}
+
+
+def validated(result: ExecutionResult) -> bool:
+    return all(statuses(result).get(step) == status for step, status in VALIDATED.items())
+
+
+# -- scenario 1: model file missing or corrupted ----------------------------------------------
+def test_scenario_1_missing_file_is_restored_from_a_verified_backup_then_restarted() -> None:
+    result, runtime = execute(Scene(reason=MISSING, state="DEGRADED", findings=[
+        "file_missing_or_corrupted: primary model /app/models/best_model.pth does not exist"]))
+    assert result.scenario == "file_missing_or_corrupted"
+    assert result.outcome is Outcome.SUCCESS and validated(result)
+    assert runtime.mutations() == [
+        ("docker.copy", {"src": "/backup/models/best_model.pth",
+                         "dest": "/app/models/best_model.pth"}),
+        ("docker.restart", {})]
+    assert statuses(result)["verify_model"] == "ok"  # escalation fact: backup checksum ok
+    assert statuses(result)["download_model"] == "skipped" and asked(result) == []
+
+
+def test_scenario_1_corrupted_backup_fails_verify_model_and_downloads_instead() -> None:
+    bad_backup = {"exists": True, "readable": True, "checksum_ok": False, "usable": False,
+                  "path": "/backup/models/best_model.pth", "sha256": "00" * 32}
+    result, runtime = execute(Scene(
+        reason="ValueError: The model file is corrupted: /app/models/best_model.pth: CRC",
+        state="DEGRADED", backup=bad_backup,
+        findings=["file_missing_or_corrupted: primary model /app/models/best_model.pth is "
+                  "corrupted (ValueError: zip member archive/data/6 fails its CRC)"]))
+    steps = statuses(result)
+    # verify_model failing is what config/escalation.yml pages emergency on (corruption).
+    assert steps["verify_model"] == "failed" and steps["restore_model"] == "skipped"
+    assert "Data corruption suspected" in str(result.step("verify_model").error)  # type: ignore[union-attr]
+    assert runtime.mutations() == [
+        ("docker.exec", ["python", "/app/scripts/download_models.py", "--force"]),
+        ("docker.restart", {})]
+    assert result.outcome is Outcome.SUCCESS and validated(result) and asked(result) == []
+
+
+def test_scenario_1_no_good_copy_anywhere_pages_emergency() -> None:
+    bad_backup = {"exists": False, "path": "/backup/models/best_model.pth", "usable": False}
+    failing = {"download_models.py": "download_models: error: no store"}
+    result, runtime = execute(Scene(reason=MISSING, state="DEGRADED", backup=bad_backup,
+                                    failing=failing))
+    assert statuses(result)["verify_model"] == "skipped"  # a missing backup is not corruption
+    assert result.outcome is Outcome.ESCALATED
+    assert asked(result) == [("emergency", "page", "download_model")]
+    assert "docker.restart" not in [action for action, _ in runtime.mutations()]
+
+
+def test_scenario_1_a_lost_fallback_is_restored_too() -> None:
+    result, runtime = execute(Scene(reason="FileNotFoundError: ...", fallback_ok=False))
+    copies = [args for action, args in runtime.mutations() if action == "docker.copy"]
+    assert copies == [
+        {"src": "/backup/models/best_model.pth", "dest": "/app/models/best_model.pth"},
+        {"src": "/backup/models/int2_quantized.pth", "dest": "/app/models/int2_quantized.pth"}]
+    assert result.outcome is Outcome.SUCCESS
+
+
+# -- scenario 2: out of memory during load -----------------------------------------------------
+def test_scenario_2_oom_killed_raises_memory_to_the_target_bound_then_restarts() -> None:
+    result, runtime = execute(Scene(app_up=False, running=False, oom_killed=True,
+                                    memory_limit=120 * 2**20,
+                                    logs="Worker was killed by the kernel OOM killer"))
+    assert result.scenario == "out_of_memory"
+    assert statuses(result)["check"] == "skipped"  # nothing to exec into
+    assert runtime.mutations() == [
+        ("docker.update", {"memory": 4 * GIB, "memory_swap": 4 * GIB}), ("docker.restart", {})]
+    assert result.outcome is Outcome.SUCCESS and validated(result) and asked(result) == []
+
+
+def test_scenario_2_at_the_bound_asks_infrastructure_and_changes_nothing() -> None:
+    result, runtime = execute(Scene(app_up=False, running=False, oom_killed=True,
+                                    memory_limit=4 * GIB))
+    assert runtime.mutations() == []
+    assert asked(result) == [("infrastructure", "notify", "at_memory_ceiling")]
+    assert statuses(result)["health"] == "skipped"
+
+
+def test_scenario_2_oom_from_logs_when_docker_did_not_flag_it() -> None:
+    result, _ = execute(Scene(app_up=True, state="LOADING", reason=None, running=True,
+                              logs="ERROR Worker (pid:7) was killed by the kernel OOM killer: "
+                                   "out of memory while serving or loading the model"))
+    assert result.scenario == "out_of_memory"
+
+
+# -- scenario 3: CUDA/GPU issues -------------------------------------------------------------------
+def test_scenario_3_cuda_is_forced_to_cpu_by_recreating_with_cuda_visible_devices_empty() -> None:
+    result, runtime = execute(Scene(
+        reason="RuntimeError: CUDA requested (device='cuda') but CUDA is not available on this "
+               "machine; set device: cpu in config/model.yml or CUDA_VISIBLE_DEVICES=''",
+        findings=["cuda: the config asks for device cuda but this container sees no GPU"]))
+    assert result.scenario == "cuda"
+    assert runtime.mutations() == [("docker.recreate", {"env": {"CUDA_VISIBLE_DEVICES": ""},
+                                                        "last_known_good": False})]
+    assert result.outcome is Outcome.SUCCESS and validated(result) and asked(result) == []
+
+
+# -- scenario 4: permission issues -------------------------------------------------------------
+def test_scenario_4_permission_denied_is_fixed_by_chown_and_chmod_then_restarted() -> None:
+    result, runtime = execute(Scene(
+        reason="PermissionError: permission denied on model file /app/models/best_model.pth",
+        findings=["permission_denied: primary model /app/models/best_model.pth is not readable "
+                  "by uid 1000 (mode 0000, owner 1000:1000)"]))
+    assert result.scenario == "permission_denied"
+    assert runtime.mutations() == [
+        ("docker.exec", ["chown", "-R", "appuser:appuser", "/app/models/"]),
+        ("docker.exec", ["find", "/app/models", "-maxdepth", "1", "-name", "*.pth", "-exec",
+                         "chmod", "644", "{}", "+"]),
+        ("docker.restart", {})]
+    roots = [args["user"] for action, args in runtime.calls
+             if action == "docker.exec" and args["cmd"][0] in ("chown", "find")]
+    assert roots == ["root", "root"]
+    assert result.outcome is Outcome.SUCCESS and validated(result) and asked(result) == []
+
+
+# -- scenario 5: model format/version issues ------------------------------------------------------
+def test_scenario_5_old_format_is_converted_and_the_config_points_at_the_converted_file() -> None:
+    result, runtime = execute(Scene(
+        state="DEGRADED",
+        reason="ModelFormatTooOld: /app/models/best_model.pth uses checkpoint format version 0",
+        findings=["model_format: primary model /app/models/best_model.pth uses checkpoint format "
+                  "version 0, this release reads 2"]))
+    assert result.scenario == "model_format"
+    assert runtime.mutations() == [
+        ("docker.exec", ["python", "/app/scripts/convert_model.py", "--input",
+                         "/app/models/best_model.pth", "--output",
+                         "/app/models/best_model_converted.pth", "--target-version", "current"]),
+        ("docker.recreate", {"env": {"MODEL_PATH": "best_model_converted.pth"},
+                             "last_known_good": False})]
+    assert result.outcome is Outcome.SUCCESS and validated(result) and asked(result) == []
+
+
+def test_scenario_5_a_failed_conversion_asks_the_ml_team_lead() -> None:
+    result, runtime = execute(Scene(reason="ModelFormatTooOld: format version 0",
+                                    failing={"convert_model.py": "convert_model: unknown format"}))
+    assert asked(result) == [("ml-team-lead", "notify", "convert_model")]
+    assert runtime.mutations() == [("docker.exec", runtime.mutations()[0][1])]
+
+
+# -- scenario 6: missing dependencies -----------------------------------------------------------
+def test_scenario_6_missing_dependency_rolls_back_to_the_last_known_good_image() -> None:
+    result, runtime = execute(Scene(
+        reason="ImportError: No module named 'PIL' (No module named 'PIL'); this image lacks a "
+               "dependency", missing_modules=["PIL"],
+        findings=["missing_dependency: module PIL cannot be imported in this image"]))
+    assert result.scenario == "missing_dependency"
+    assert runtime.mutations() == [("docker.recreate", {"last_known_good": True})]
+    assert result.outcome is Outcome.SUCCESS and validated(result) and asked(result) == []
+
+
+def test_scenario_6_without_a_last_known_good_asks_for_a_rebuild() -> None:
+    result, _ = execute(Scene(reason="ImportError: No module named 'PIL'",
+                              missing_modules=["PIL"],
+                              failing={"docker.recreate": "no last-known-good recorded"}))
+    assert result.outcome is Outcome.ESCALATED
+    [request] = result.escalations
+    assert (request.team, request.step_id) == ("ml-team-lead", "rollback_image")
+    assert "without PIL" in request.reason and "make images" in request.reason
+
+
+# -- scenario 7: configuration issues ------------------------------------------------------------
+def test_scenario_7_invalid_config_is_restored_from_the_last_known_good_then_restarted() -> None:
+    error = "/app/config/model.yml: load_timeout: expected a duration like 30s or 2m, got 'soon'"
+    result, runtime = execute(Scene(reason=error, config_error=error,
+                                    findings=[f"configuration: {error}"]))
+    assert result.scenario == "configuration"
+    assert runtime.mutations() == [
+        ("docker.put_file", {"path": "/app/config/model.yml", "last_known_good": True}),
+        ("docker.restart", {})]
+    assert result.outcome is Outcome.SUCCESS and validated(result) and asked(result) == []
+
+
+def test_scenario_7_names_the_config_even_when_the_app_message_mentions_cuda() -> None:
+    result, _ = execute(Scene(reason="/app/config/model.yml: device: expected one of auto, cpu, "
+                                     "cuda, got 'gpu'"))
+    assert result.scenario == "configuration"
+
+
+# -- no fix needed, no fix known, fix did not help -----------------------------------------------
+def test_a_primary_already_serving_is_left_alone_and_validated() -> None:
+    result, runtime = execute(Scene(state="READY", reason=None,
+                                    logs="ERROR PermissionError: an hour-old line"))
+    assert result.scenario == "not_reproduced"
+    assert runtime.mutations() == []
+    assert result.outcome is Outcome.SUCCESS and validated(result)
+
+
+def test_what_the_app_says_now_beats_old_log_lines() -> None:
+    result, _ = execute(Scene(reason="FileNotFoundError: model file not found",
+                              state="DEGRADED", logs="ERROR RuntimeError: CUDA requested (old)"))
+    assert result.scenario == "file_missing_or_corrupted"
+
+
+def test_disk_full_goes_to_infrastructure_untouched() -> None:
+    result, runtime = execute(Scene(reason="OSError: [Errno 28] No space left on device"))
+    assert result.scenario == "disk_full" and runtime.mutations() == []
+    assert asked(result) == [("infrastructure", "notify", "needs_human")]
+
+
+def test_an_unknown_cause_goes_to_the_ml_team_lead_untouched() -> None:
+    result, runtime = execute(Scene(reason="SomethingNew: the flux capacitor"))
+    assert result.scenario == "unknown" and runtime.mutations() == []
+    assert asked(result) == [("ml-team-lead", "notify", "needs_human")]
+
+
+def test_still_unhealthy_after_the_fix_is_reported_by_still_failing() -> None:
+    result, _ = execute(Scene(reason=MISSING, healthy_after_fix=False))
+    assert statuses(result)["health"] == "failed"
+    assert asked(result) == [("ml-team-lead", "notify", "still_failing")]
+    assert "after the file_missing_or_corrupted fix" in result.escalations[0].reason
+
+
+def test_still_unhealthy_after_the_memory_fix_goes_to_infrastructure() -> None:
+    result, _ = execute(Scene(app_up=False, running=False, oom_killed=True,
+                              memory_limit=GIB, healthy_after_fix=False))
+    assert asked(result) == [("infrastructure", "notify", "still_failing")]
+
+
+def test_a_dry_run_diagnoses_for_real_and_changes_nothing() -> None:
+    result, runtime = execute(Scene(reason=MISSING), dry_run=True)
+    assert result.outcome is Outcome.DRY_RUN and result.scenario == "file_missing_or_corrupted"
+    assert runtime.mutations() == []
+    steps = statuses(result)
+    assert steps["check"] == "ok"  # read-only: runs in a dry run too
+    assert steps["restore_model"] == steps["restart"] == "skipped_dry_run"
+
+
+def test_the_budget_of_every_shipped_playbook_is_at_least_the_configured_one() -> None:
+    config = yaml.safe_load((ROOT / "config" / "remediator.yml").read_text())
+    for playbook in load_playbooks(ROOT / "playbooks", CONFIG.targets):
+        runs = playbook.limits.max_runs_per_hour
+        assert runs is None or runs >= config["max_runs_per_hour"] >= 5, playbook.name
+
+
+# -- the investigation script, run for real ------------------------------------------------------
+MANIFEST = json.loads((ROOT / "models" / "manifest.json").read_text())
+CHECK = str(PLAYBOOK.params["check"])
+
+
+def investigate(tmp: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run params.check as docker.exec would, on a copy of models/ laid out like the image."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CHECK, str(tmp / "models"), str(tmp / "backup"),
+         str(tmp / "model.yml"), "2"], capture_output=True, text=True, timeout=120,
+        env={"PATH": os.environ["PATH"], **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    report: dict[str, Any] = json.loads(proc.stdout)
+    return report
+
+
+@pytest.fixture
+def image_like(tmp_path: Path) -> Path:
+    for folder in ("models", "backup"):
+        (tmp_path / folder).mkdir()
+        for name in ["manifest.json"] + [m["file"] for m in MANIFEST["models"]]:
+            (tmp_path / folder / name).write_bytes((ROOT / "models" / name).read_bytes())
+    (tmp_path / "model.yml").write_text((ROOT / "config" / "model.yml").read_text())
+    return tmp_path
+
+
+def test_investigation_of_a_healthy_layout_finds_nothing(image_like: Path) -> None:
+    report = investigate(image_like)
+    assert report["findings"] == [] and report["config"]["ok"] is True
+    assert report["primary"]["checksum_ok"] is True and report["backup"]["usable"] is True
+    assert report["primary"]["path"].endswith("/models/best_model.pth")
+    assert report["fallback"]["path"].endswith("/models/int2_quantized.pth")
+    assert "format_version" not in report["primary"]  # published bytes: no torch.load needed
+
+
+def test_investigation_finds_a_missing_primary_and_a_usable_backup(image_like: Path) -> None:
+    (image_like / "models" / "best_model.pth").unlink()
+    report = investigate(image_like)
+    assert report["findings"] == [f"file_missing_or_corrupted: primary model "
+                                  f"{image_like}/models/best_model.pth does not exist"]
+    assert report["backup"]["usable"] is True
+
+
+def test_investigation_finds_corruption_by_zip_crc_and_a_bad_backup(image_like: Path) -> None:
+    for folder in ("models", "backup"):
+        path = image_like / folder / "best_model.pth"
+        data = bytearray(path.read_bytes())
+        data[600000:600064] = bytes(64)
+        path.write_bytes(bytes(data))
+    report = investigate(image_like)
+    assert report["primary"]["checksum_ok"] is False
+    assert "fails its CRC" in report["primary"]["error"]
+    assert report["findings"][0].startswith("file_missing_or_corrupted: primary model")
+    assert report["backup"]["checksum_ok"] is False and report["backup"]["usable"] is False
+
+
+def test_investigation_tells_an_old_format_by_a_weights_only_load(image_like: Path) -> None:
+    path = image_like / "models" / "best_model.pth"
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    torch.save(state, path)  # format 0: a bare state_dict
+    report = investigate(image_like)
+    assert report["primary"]["format_version"] == 0
+    assert report["findings"] == [f"model_format: primary model {path} uses checkpoint format "
+                                  "version 0, this release reads 2"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_investigation_finds_an_unreadable_model(image_like: Path) -> None:
+    (image_like / "models" / "best_model.pth").chmod(0)
+    report = investigate(image_like)
+    assert report["findings"][0].startswith("permission_denied: primary model")
+
+
+@pytest.mark.parametrize(("config", "needle"), [
+    ("load_timeout: soon\n", "load_timeout: expected a duration like 30s or 2m, got 'soon'"),
+    ("device: gpu\n", "device: expected one of auto, cpu, cuda, got 'gpu'"),
+    ("modle_path: x.pth\n", "unknown key 'modle_path'"),
+    ("device: [cpu\n", "ParserError"),
+])
+def test_investigation_validates_model_yml(image_like: Path, config: str, needle: str) -> None:
+    (image_like / "model.yml").write_text(config)
+    report = investigate(image_like)
+    assert report["config"]["ok"] is False and needle in report["config"]["error"]
+    assert report["findings"][0].startswith(f"configuration: {image_like}/model.yml: ")
+
+
+def test_investigation_finds_cuda_asked_for_without_a_gpu(image_like: Path) -> None:
+    (image_like / "model.yml").write_text("device: cuda\n")
+    assert investigate(image_like)["findings"] == [
+        "cuda: the config asks for device cuda but this container sees no GPU (no /dev/nvidia*)"]
+    # The runbook's fix, CUDA_VISIBLE_DEVICES="", is not a finding.
+    assert investigate(image_like, {"CUDA_VISIBLE_DEVICES": ""})["findings"] == []
+
+
+def test_investigation_follows_model_path_from_the_environment(image_like: Path) -> None:
+    report = investigate(image_like, {"MODEL_PATH": "int8_quantized.pth"})
+    assert report["primary"]["path"].endswith("/models/int8_quantized.pth")
+    assert report["primary"]["checksum_ok"] is True and report["findings"] == []
