@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -95,12 +96,49 @@ def test_old_format_wins_over_checksum_and_converting_in_place_records_it(
     assert validate_model_file(path).checksum_ok is True
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def validate_as_nobody(path: Path) -> str:
+    """validate_model_file in a forked child that gave up root: denied, ok or other.
+
+    The interpreter is already loaded, so nothing needs to be executable by that user.
+    """
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        status = 3
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            validate_model_file(path)
+            status = 1
+        except ModelPermissionDenied as exc:
+            status = 0 if str(exc).startswith("PermissionError") else 2
+        except BaseException:
+            status = 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    return {0: "denied", 1: "ok"}.get(os.waitstatus_to_exitcode(status), "other")
+
+
 def test_unreadable_is_permission_denied(models: Path) -> None:
     path = models / "best_model.pth"
-    path.chmod(0)
-    with pytest.raises(ModelPermissionDenied, match="PermissionError"):
-        validate_model_file(path)
+    if os.geteuid() != 0:
+        path.chmod(0)
+        with pytest.raises(ModelPermissionDenied, match="PermissionError"):
+            validate_model_file(path)
+        return
+    # Root reads files whatever their mode: ask as an unprivileged user, on a copy that user
+    # can reach, once readable (the control) and once not.
+    folder = Path(tempfile.mkdtemp(prefix="perm-"))
+    try:
+        folder.chmod(0o755)
+        copy = folder / "best_model.pth"
+        shutil.copy(path, copy)
+        copy.chmod(0o644)
+        assert validate_as_nobody(copy) == "ok"
+        copy.chmod(0)
+        assert validate_as_nobody(copy) == "denied"
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_a_missing_runtime_module_fails_the_load_not_the_first_request(
