@@ -310,13 +310,14 @@ def test_run_dry_run_prints_the_plan_and_mutates_nothing(
         "--dry-run", "--config", str(tmp_path / "remediator.yml")])
 
     assert result.exit_code == 0, result.output
-    for step in ("failures", "inspect", "logs", "app_state", "check", "classify"):
+    for step in ("failures", "inspect", "logs", "check", "classify"):
         assert f"] {step} (" in result.output
     assert "ok" in line_of(result.output, "  check:")  # the read-only exec runs in a dry run
     assert "scenario: file_missing_or_corrupted" in result.output
     assert "outcome: dry_run" in result.output
     for fix in ("restore_model", "restart"):
         assert "skipped_dry_run" in line_of(result.output, f"  {fix}:")
+    assert "skipped" in line_of(result.output, "  health:")  # nothing was fixed to validate
     box.reload()
     assert box.attrs["State"]["StartedAt"] == before and box.status == "running"
     assert box.exec_run(["test", "-e", MODEL]).exit_code == 1  # still gone
