@@ -92,16 +92,23 @@ class SceneRuntime:
     def docker_logs(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"output": self.scene.logs, "lines": self.scene.logs.count("\n") + 1}
 
+    def app_now(self) -> dict[str, Any] | None:
+        """/model/health before any fix, as the app answers it (None: the app is down)."""
+        scene = self.scene
+        if not scene.app_up:
+            return None
+        return {**READY, "state": scene.state, "reason": scene.reason,
+                "model_loaded": scene.state == "READY",
+                "fallback_available": scene.fallback_ok and scene.state != "FAILED"}
+
     def http_check(self, args: dict[str, Any]) -> dict[str, Any]:
         scene, path = self.scene, args["path"]
         healthy = (self.fixed and scene.healthy_after_fix) or scene.state == "READY"
-        if path == "/model/health" and not self.fixed:
-            if not scene.app_up:
-                return {"ok": False, "status_code": None, "body": None, "output": "refused"}
-            body = {**READY, "state": scene.state, "reason": scene.reason,
-                    "model_loaded": scene.state == "READY",
-                    "fallback_available": scene.fallback_ok and scene.state != "FAILED"}
-            return {"ok": True, "status_code": 200, "body": body, "output": "200"}
+        if path == "/model/health" and not args.get("expect"):  # after_fix: no expectation
+            return {"ok": True, "status_code": 200, "output": "200",
+                    "body": READY if healthy else {**READY, "state": "FAILED",
+                                                   "model_loaded": False,
+                                                   "fallback_available": False}}
         if path == "/model/health":
             body = READY if healthy else {**READY, "state": "FAILED", "model_loaded": False}
             ok = healthy or not args.get("expect")
@@ -122,7 +129,8 @@ class SceneRuntime:
 
     def investigation(self, cmd: list[str]) -> dict[str, Any]:
         scene = self.scene
-        data = {"findings": scene.findings, "missing_modules": scene.missing_modules,
+        data = {"app": self.app_now(), "findings": scene.findings,
+                "missing_modules": scene.missing_modules,
                 "config": {"ok": scene.config_error is None, "error": scene.config_error},
                 "primary": {"path": "/app/models/best_model.pth"},
                 "fallback": {"path": "/app/models/int2_quantized.pth",
@@ -373,6 +381,9 @@ def test_an_unknown_cause_goes_to_the_ml_team_lead_untouched() -> None:
 def test_still_unhealthy_after_the_fix_is_reported_by_still_failing() -> None:
     result, _ = execute(Scene(reason=MISSING, healthy_after_fix=False))
     assert statuses(result)["health"] == "failed"
+    # What the app says after the fix is kept for the policy (no fallback -> emergency).
+    after = result.step("after_fix")
+    assert after is not None and after.outputs["body"]["fallback_available"] is False
     assert asked(result) == [("ml-team-lead", "notify", "still_failing")]
     assert "after the file_missing_or_corrupted fix" in result.escalations[0].reason
 
@@ -390,6 +401,7 @@ def test_a_dry_run_diagnoses_for_real_and_changes_nothing() -> None:
     steps = statuses(result)
     assert steps["check"] == "ok"  # read-only: runs in a dry run too
     assert steps["restore_model"] == steps["restart"] == "skipped_dry_run"
+    assert steps["health"] == "skipped"  # nothing was changed, so nothing to wait for
 
 
 def test_the_budget_of_every_shipped_playbook_is_at_least_the_configured_one() -> None:
@@ -408,7 +420,8 @@ def investigate(tmp: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run params.check as docker.exec would, on a copy of models/ laid out like the image."""
     proc = subprocess.run(
         [sys.executable, "-c", CHECK, str(tmp / "models"), str(tmp / "backup"),
-         str(tmp / "model.yml"), "2"], capture_output=True, text=True, timeout=120,
+         str(tmp / "model.yml"), "2", "http://127.0.0.1:1"], capture_output=True, text=True,
+        timeout=120,
         env={"PATH": os.environ["PATH"], **(env or {})})
     assert proc.returncode == 0, proc.stderr
     report: dict[str, Any] = json.loads(proc.stdout)
@@ -428,6 +441,7 @@ def image_like(tmp_path: Path) -> Path:
 def test_investigation_of_a_healthy_layout_finds_nothing(image_like: Path) -> None:
     report = investigate(image_like)
     assert report["findings"] == [] and report["config"]["ok"] is True
+    assert report["app"] is None and "Connection refused" in report["app_error"]
     assert report["primary"]["checksum_ok"] is True and report["backup"]["usable"] is True
     assert report["primary"]["path"].endswith("/models/best_model.pth")
     assert report["fallback"]["path"].endswith("/models/int2_quantized.pth")
