@@ -366,6 +366,21 @@ def test_put_file_from_the_last_known_good(served: Container, docker_client: doc
                             base_url="http://x"), 10)
 
 
+def test_put_file_from_the_image_writes_back_the_config_the_image_ships(
+        served: Container, actions: DockerActions, docker_client: docker.DockerClient) -> None:
+    config, target = "/app/config/model.yml", target_for(served)
+    shipped = served.exec_run(["cat", config]).output
+    served.exec_run(["sh", "-c", f"echo 'device: gpu' > {config}"])
+    before = {c.id for c in docker_client.containers.list(all=True)}
+    out = actions.call("docker.put_file", {"path": config, "from_image": True}, target, 30)
+    assert served.exec_run(["cat", config]).output == shipped
+    assert out["bytes"] == len(shipped) and out["previous_bytes"] == len(b"device: gpu\n")
+    assert {c.id for c in docker_client.containers.list(all=True)} == before  # scratch gone
+    with pytest.raises(ActionFailed, match=r"ships no /app/config/nope\.yml"):
+        actions.call("docker.put_file", {"path": "/app/config/nope.yml", "from_image": True},
+                     target, 30)
+
+
 def test_exec_data_is_stdout_parsed_as_json(served: Container, actions: DockerActions) -> None:
     target = target_for(served)
     out = actions.call("docker.exec", {"cmd": ["python", "-c", "print('{\"a\": [1]}')"]},

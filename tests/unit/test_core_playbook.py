@@ -42,7 +42,7 @@ def test_the_runbook_playbook_loads_with_its_phases() -> None:
     assert {s.id for s in playbook.steps if s.mutating} == {
         "restore_model", "restore_fallback", "download_model", "fix_ownership", "fix_mode",
         "raise_memory", "force_cpu", "convert_model", "use_converted", "rollback_image",
-        "restore_config", "restart"}
+        "restore_config", "restore_image_config", "restart"}
     # Every mutating step may run again after a crash: each one is safe to repeat.
     assert all(s.idempotent for s in playbook.steps if s.mutating)
     # Diagnosis touches nothing: its one exec is declared read-only.
@@ -289,9 +289,12 @@ def test_the_playbook_guide_example_is_valid(tmp_path: Path) -> None:
     ({"path": "/app/config/model.yml", "content": "device: cpu\n"}, None),
     ({"path": "/app/config/model.yml", "last_known_good": True, "mode": "0644",
       "owner": "1000:1000"}, None),
-    ({"path": "/app/config/model.yml"}, "give content or last_known_good: true"),
+    ({"path": "/app/config/model.yml", "from_image": True}, None),
+    ({"path": "/app/config/model.yml"}, "give content, last_known_good: true or from_image"),
     ({"path": "/app/config/model.yml", "content": "x", "last_known_good": True},
-     "give content or last_known_good: true"),
+     "(exactly one)"),
+    ({"path": "/app/config/model.yml", "last_known_good": True, "from_image": True},
+     "(exactly one)"),
     ({"path": "config/model.yml", "content": "x"}, "expected an absolute path"),
     ({"path": "/app/../etc/passwd", "content": "x"}, "climbs out with '..'"),
     ({"path": "/a", "content": "x", "mode": 644}, "expected permission bits in octal"),

@@ -340,9 +340,23 @@ def test_scenario_7_invalid_config_is_restored_from_the_last_known_good_then_res
                                     findings=[f"configuration: {error}"]))
     assert result.scenario == "configuration"
     assert runtime.mutations() == [
-        ("docker.put_file", {"path": "/app/config/model.yml", "last_known_good": True}),
+        ("docker.put_file", {"path": "/app/config/model.yml", "last_known_good": True,
+                             "from_image": False}),
         ("docker.restart", {})]
     assert result.outcome is Outcome.SUCCESS and validated(result) and asked(result) == []
+
+
+def test_scenario_7_without_a_last_known_good_writes_back_the_images_own_config() -> None:
+    error = "/app/config/model.yml: device: expected one of auto, cpu, cuda, got 'gpu'"
+    result, runtime = execute(Scene(reason=error, failing={
+        "docker.put_file": "docker.put_file: no last-known-good recorded for app-prod"}))
+    assert statuses(result)["restore_config"] == "failed"
+    put_files = [args for action, args in runtime.calls if action == "docker.put_file"]
+    assert put_files[-1] == {"path": "/app/config/model.yml", "from_image": True,
+                             "last_known_good": False}
+    # The fake fails every put_file: with neither copy, the ML team lead is asked.
+    assert asked(result) == [("ml-team-lead", "notify", "restore_image_config")]
+    assert "cannot be restored" in result.escalations[0].reason
 
 
 def test_scenario_7_names_the_config_even_when_the_app_message_mentions_cuda() -> None:
@@ -358,6 +372,12 @@ def test_a_primary_already_serving_is_left_alone_and_validated() -> None:
     assert result.scenario == "not_reproduced"
     assert runtime.mutations() == []
     assert result.outcome is Outcome.SUCCESS and validated(result)
+
+
+def test_a_reason_the_app_gives_now_beats_an_oomkilled_flag_left_from_before() -> None:
+    result, _ = execute(Scene(oom_killed=True, reason="PermissionError: permission denied "
+                                                      "on model file x"))
+    assert result.scenario == "permission_denied"
 
 
 def test_what_the_app_says_now_beats_old_log_lines() -> None:

@@ -304,6 +304,8 @@ class DockerActions:
                           f"{mode:04o}, owner {uid}:{gid}"}
 
     def _put_content(self, args: dict[str, Any], target: Target, path: str) -> str:
+        if args.get("from_image"):
+            return self._image_copy(target, path)
         if not args.get("last_known_good"):
             return str(args["content"])
         files = self._last_known_good(target).get("files") or {}
@@ -312,6 +314,22 @@ class DockerActions:
                                f"no copy of {path} (record it: list it in the target's "
                                "config_files)")
         return str(files[path])
+
+    def _image_copy(self, target: Target, path: str) -> str:
+        """`path` as the container's image ships it: read from a container created, never
+        started, from the same image id, then removed."""
+        image = str(self.container(target).attrs["Image"])
+        api = self.client.api
+        scratch = str(api.create_container(image, command=["true"], labels={
+            "org.remediator.scratch": target.name})["Id"])
+        try:
+            _, data = read_member(self.client.containers.get(scratch), path)
+        except docker.errors.NotFound:
+            raise ActionFailed(f"docker.put_file: the image of {target.container} ships no "
+                               f"{path}") from None
+        finally:
+            api.remove_container(scratch, force=True, v=True)
+        return data.decode("utf-8", "replace")
 
     def do_restart(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
         box = self.container(target)

@@ -85,8 +85,11 @@ def _recreate_check(args: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _put_file_check(args: Mapping[str, Any]) -> list[tuple[str, str]]:
-    if ("content" in args) == (args.get("last_known_good") is True):
-        return [("content", "give content or last_known_good: true (exactly one)")]
+    sources = ["content" in args, args.get("last_known_good") is True,
+               args.get("from_image") is True]
+    if sources.count(True) != 1:
+        return [("content", "give content, last_known_good: true or from_image: true "
+                            "(exactly one)")]
     return []
 
 
@@ -176,6 +179,8 @@ _CATALOGUE = (
          ArgSpec("content", ArgKind.STRING, doc="the file's new text"),
          ArgSpec("last_known_good", ArgKind.BOOLEAN, default=False,
                  doc="write the text recorded for this path with the last-known-good"),
+         ArgSpec("from_image", ArgKind.BOOLEAN, default=False,
+                 doc="write the copy of this path that the container's image ships"),
          ArgSpec("mode", ArgKind.FILE_MODE, doc="e.g. '0644'; default: the file's current mode"),
          ArgSpec("owner", ArgKind.OWNER, doc="uid:gid; default: the file's current owner")),
         (_OUT, "bytes", "previous_bytes"),
