@@ -177,8 +177,16 @@ class Rig:
         raise AssertionError(f"notifications not settled after {timeout:.0f}s: {last}")
 
     def escalations(self) -> list[tuple[str, str, str]]:
-        """(team, level, rule) of every escalation (trigger) sent, oldest first."""
-        return [(n["team"], n["level"], n["rule"]) for n in reversed(self.notifications())
+        """(team, level, rule) of every escalation (trigger) sent, oldest first; checks that
+        the Slack and PagerDuty stand-ins received exactly what the API says was delivered
+        to them (escalations and the info notices: acting, fixed)."""
+        items = self.notifications()
+        delivered = [(c["channel_type"], n["kind"]) for n in items for c in n["channels"]
+                     if c["status"] == "delivered"]
+        assert len(self.slack.requests) == sum(1 for t, _ in delivered if t == "slack")
+        assert len(self.pagerduty.events) == sum(1 for t, _ in delivered if t == "pagerduty")
+        assert ("slack", "info") in delivered, items  # the owner hears what Remediator did
+        return [(n["team"], n["level"], n["rule"]) for n in reversed(items)
                 if n["kind"] == "trigger"]
 
     def seconds_to_validated(self, execution: dict[str, Any]) -> float:
