@@ -231,6 +231,16 @@ def test_scenario_1_a_lost_fallback_is_restored_too() -> None:
     assert result.outcome is Outcome.SUCCESS
 
 
+def test_a_restart_gives_a_serving_fallback_time_to_finish_and_a_dead_app_little() -> None:
+    def stop_timeout(runtime: SceneRuntime) -> float:
+        return float(next(args["stop_timeout"] for action, args in runtime.calls
+                          if action == "docker.restart"))
+    _, degraded = execute(Scene(reason=MISSING, state="DEGRADED"))
+    _, failed = execute(Scene(reason="PermissionError: x", state="FAILED"))
+    _, down = execute(Scene(app_up=False, running=False, oom_killed=True, memory_limit=GIB))
+    assert (stop_timeout(degraded), stop_timeout(failed), stop_timeout(down)) == (10, 1, 1)
+
+
 # -- scenario 2: out of memory during load -----------------------------------------------------
 def test_scenario_2_oom_killed_raises_memory_to_the_target_bound_then_restarts() -> None:
     result, runtime = execute(Scene(app_up=False, running=False, oom_killed=True,
