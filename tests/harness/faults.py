@@ -44,18 +44,17 @@ def wait_for_fault(client: docker.DockerClient, name: str, app_url: str, fault: 
     """Wait until `fault` is visible: the model failed or degraded, the container
     OOM-killed, a load in progress, or memory near the limit. Returns what was seen."""
     how = SHOWS.get(fault, "failed")
-    checks: dict[str, Callable[[dict[str, Any] | None], bool]] = {
-        "failed": lambda mh: bool(mh) and mh["state"] in ("DEGRADED", "FAILED")
-        and not mh.get("loading"),
-        "loading": lambda mh: bool(mh) and bool(mh.get("loading")),
-        "memory": lambda mh: bool(mh) and mh["memory_usage_mb"] >= 0.8 * _limit_mb(client, name),
+    checks: dict[str, Callable[[dict[str, Any]], bool]] = {
+        "failed": lambda mh: mh.get("state") in ("DEGRADED", "FAILED") and not mh["loading"],
+        "loading": lambda mh: bool(mh.get("loading")),
+        "memory": lambda mh: mh.get("memory_usage_mb", 0) >= 0.8 * _limit_mb(client, name),
         "oom_killed": lambda mh: _oom_killed(client, name),
     }
     deadline = time.monotonic() + timeout
     seen: dict[str, Any] | None = None
     while time.monotonic() < deadline:
         seen = _model_health(app_url)
-        if checks[how](seen):
+        if checks[how](seen or {}):
             return seen or {"oom_killed": True}
         time.sleep(0.1)
     raise AssertionError(f"fault {fault!r} did not show within {timeout:.0f}s: last "

@@ -191,7 +191,7 @@ class Rig:
 
     def seconds_to_validated(self, execution: dict[str, Any]) -> float:
         """From the alert's 202 to the end of the execution's last validation step."""
-        ends = [datetime.fromisoformat(s["started_at"]).timestamp() + s["duration_s"]
+        ends = [datetime.fromisoformat(s["started_at"]).timestamp() + float(s["duration_s"])
                 for s in execution["steps"] if s["phase"] == "validate" and s["started_at"]]
         return max(ends) - self.received_at
 
