@@ -80,9 +80,8 @@ class Intake:
         except Exception as exc:
             log.exception("inbox row %s cannot be processed; kept as a dead letter", inbox_id)
             with self.store.transaction() as db:
-                db.execute("INSERT INTO dead_letters(received_at, reason, content_type, body) "
-                           "VALUES (?, ?, ?, ?)", (utcnow(), f"intake failed: {exc}",
-                                                   "application/json", body))
+                self.store.insert_dead_letter(db, body, f"intake failed: {exc}",
+                                              "application/json")
                 db.execute("UPDATE inbox SET processed_at = ? WHERE id = ?",
                            (utcnow(), inbox_id))
             return []

@@ -75,9 +75,7 @@ class GroupCommitWriter:
             now = utcnow()
             with self.store.transaction() as db:
                 for item in batch:
-                    cur = db.execute("INSERT INTO inbox(received_at, body) VALUES (?, ?)",
-                                     (now, item.body))
-                    item.inbox_id = int(cur.lastrowid or 0)
+                    item.inbox_id = self.store.insert_inbox(db, item.body, now)
         except Exception as exc:  # every waiter must hear about it, whatever it was
             for item in batch:
                 item.inbox_id, item.error = None, f"could not store the payload: {exc}"

@@ -289,23 +289,33 @@ class Store:
             return False
 
     # -- intake ---------------------------------------------------------------------------
+    @staticmethod
+    def insert_inbox(db: sqlite3.Connection, body: bytes, received_at: str) -> int:
+        """One payload into the inbox, inside the caller's transaction."""
+        cur = db.execute("INSERT INTO inbox(received_at, body) VALUES (?, ?)",
+                         (received_at, body))
+        return int(cur.lastrowid or 0)
+
+    @staticmethod
+    def insert_dead_letter(db: sqlite3.Connection, body: bytes, reason: str,
+                           content_type: str | None) -> int:
+        """One refused body, kept with its reason, inside the caller's transaction."""
+        cur = db.execute("INSERT INTO dead_letters(received_at, reason, content_type, body) "
+                         "VALUES (?, ?, ?, ?)", (utcnow(), reason, content_type, body))
+        return int(cur.lastrowid or 0)
+
     def add_inbox(self, body: bytes) -> int:
         """Commit a webhook body; returns only once it is durable."""
         try:
             with self.transaction() as db:
-                cur = db.execute("INSERT INTO inbox(received_at, body) VALUES (?, ?)",
-                                 (utcnow(), body))
-                return int(cur.lastrowid or 0)
+                return self.insert_inbox(db, body, utcnow())
         except sqlite3.Error as exc:
             raise StoreError(f"could not store the webhook payload: {exc}") from exc
 
     def add_dead_letter(self, body: bytes, reason: str, content_type: str | None) -> int:
         try:
             with self.transaction() as db:
-                cur = db.execute(
-                    "INSERT INTO dead_letters(received_at, reason, content_type, body) "
-                    "VALUES (?, ?, ?, ?)", (utcnow(), reason, content_type, body))
-                return int(cur.lastrowid or 0)
+                return self.insert_dead_letter(db, body, reason, content_type)
         except sqlite3.Error as exc:
             raise StoreError(f"could not store the dead letter: {exc}") from exc
 
