@@ -53,9 +53,13 @@ class Service:
         self.metrics.paused.set(1 if self.worker.paused else 0)
 
     def readiness(self) -> dict[str, Any]:
+        """What /readyz reports. Docker counts only when a target is declared: with none,
+        nothing here would talk to the engine, so its absence cannot make us unready."""
+        checks: dict[str, Any] = {"store": self.store.ping(), "paused": self.worker.paused}
+        if not self.config.targets:
+            return checks
         docker_ok = bool(self.docker_ping()) if self.docker_ping else True
-        checks: dict[str, Any] = {"store": self.store.ping(), "docker": docker_ok,
-                                  "paused": self.worker.paused}
+        checks["docker"] = docker_ok
         if not docker_ok:  # say why, so an operator need not guess from the logs
             reason = self.docker_error() if self.docker_error else None
             checks["docker_error"] = reason or "the Docker engine did not answer the ping"

@@ -85,6 +85,7 @@ def setup(tmp: Path, container: str = "none") -> tuple[Path, Path]:
     return config, playbooks
 
 
+@pytest.mark.usefixtures("engine")  # a declared target makes /readyz want the engine
 def test_sigkill_right_after_the_nth_202_loses_and_doubles_nothing(tmp_path: Path) -> None:
     config, playbooks = setup(tmp_path)
     (playbooks / "two_fixes.yml").unlink()  # intake only: no execution against "none"

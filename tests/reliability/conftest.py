@@ -31,6 +31,7 @@ import docker
 import docker.errors
 import pytest
 import requests
+import yaml
 from docker.models.containers import Container
 
 from tests.harness.docker_engine import ROOT, Resources
@@ -188,13 +189,15 @@ def _launch(workdir: Path, argv: list[str], env: dict[str, str], port: int, read
 
 
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[ServeFactory]:
+def serve(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServeFactory]:
     """Start `remediator serve` processes; all of them are killed at teardown."""
     started: list[Served] = []
 
     def start(config: str, playbooks: Mapping[str, str], *,
               env: Mapping[str, str] | None = None, port: int | None = None,
               ready: str = "/readyz", threads: int = 8) -> Served:
+        if ready == "/readyz" and (yaml.safe_load(config) or {}).get("targets"):
+            request.getfixturevalue("engine")  # a declared target makes /readyz want Docker
         workdir = tmp_path / f"remediator-{len(started)}"
         books = workdir / "playbooks"
         books.mkdir(parents=True)

@@ -220,6 +220,25 @@ def test_probes_and_metrics(client: FlaskClient) -> None:
     assert 'remediator_webhook_requests_total{code="415"} 1.0' in text
 
 
+def test_readiness_wants_docker_only_when_a_target_needs_it(client: FlaskClient,
+                                                           service: Service) -> None:
+    pings: list[bool] = []
+
+    def engine_down() -> bool:
+        pings.append(True)
+        return False
+
+    service.docker_ping = engine_down
+    service.docker_error = lambda: "Docker engine unreachable at unix:///nowhere"
+    down = client.get("/readyz")
+    assert down.status_code == 503
+    assert down.get_json()["docker_error"] == "Docker engine unreachable at unix:///nowhere"
+    service.config.targets.clear()  # nothing to remediate: the engine is not a dependency
+    idle = client.get("/readyz")
+    assert idle.status_code == 200 and "docker" not in idle.get_json()
+    assert len(pings) == 1
+
+
 def test_serve_refuses_to_start_open_without_credentials(tmp_path: Path) -> None:
     from remediator.cli import main as cli
 
