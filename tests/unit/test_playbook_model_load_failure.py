@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -499,21 +501,100 @@ def test_investigation_finds_corruption_by_zip_crc_and_a_bad_backup(image_like: 
     assert report["backup"]["checksum_ok"] is False and report["backup"]["usable"] is False
 
 
-def test_investigation_tells_an_old_format_by_a_weights_only_load(image_like: Path) -> None:
+def without_torch(tmp: Path) -> dict[str, str]:
+    """An environment in which `import torch` fails: the investigation must not need it."""
+    blocker = tmp / "no-torch"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "torch.py").write_text("raise ImportError('torch imported by the investigation')\n")
+    return {"PYTHONPATH": str(blocker)}
+
+
+def test_investigation_tells_an_old_format_without_importing_torch(image_like: Path) -> None:
     path = image_like / "models" / "best_model.pth"
     state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
     torch.save(state, path)  # format 0: a bare state_dict
-    report = investigate(image_like)
+    report = investigate(image_like, without_torch(image_like))
     assert report["primary"]["format_version"] == 0
     assert report["findings"] == [f"model_format: primary model {path} uses checkpoint format "
                                   "version 0, this release reads 2"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_investigation_finds_an_unreadable_model(image_like: Path) -> None:
-    (image_like / "models" / "best_model.pth").chmod(0)
+@pytest.mark.parametrize("name", [m["file"] for m in MANIFEST["models"]])
+def test_investigation_reads_every_shipped_variant_as_the_current_format(
+        image_like: Path, name: str) -> None:
+    path = image_like / "models" / name
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    raw["note"] = "re-saved"  # other bytes than the manifest's: the deep read runs
+    torch.save(raw, path)
+    report = investigate(image_like, {"MODEL_PATH": name, **without_torch(image_like)})
+    assert report["primary"]["checksum_ok"] is False
+    assert report["primary"]["format_version"] == 2 and "error" not in report["primary"]
+
+
+class Payload:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, ("touch pwned",))
+
+
+def test_investigation_refuses_a_global_a_weights_only_load_refuses_and_runs_nothing(
+        image_like: Path) -> None:
+    path = image_like / "models" / "best_model.pth"
+    torch.save({"version": 2, "payload": Payload()}, path)
+    with pytest.raises(Exception, match="Weights only load failed"):
+        torch.load(path, weights_only=True)  # what the app's own load says
     report = investigate(image_like)
-    assert report["findings"][0].startswith("permission_denied: primary model")
+    assert "weights-only load refuses the global posix.system" in report["primary"]["error"]
+    assert report["findings"][0].startswith("file_missing_or_corrupted: primary model")
+    assert not list(image_like.rglob("pwned")) and not Path("pwned").exists()
+
+
+def investigate_as_nobody(tmp: Path) -> dict[str, Any]:
+    """params.check in a forked child that gave up root (root reads files whatever their mode).
+
+    The interpreter is already loaded, so only the model layout must be reachable by uid 65534.
+    """
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe and its exit status
+        status = 1
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            sys.stdout = os.fdopen(write, "w")  # print() goes to the pipe, not pytest's capture
+            sys.argv = ["-c", str(tmp / "models"), str(tmp / "backup"), str(tmp / "model.yml"),
+                        "2", "http://127.0.0.1:1"]
+            exec(compile(CHECK, "params.check", "exec"), {"__name__": "__main__"})
+            sys.stdout.flush()
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    with os.fdopen(read) as output:
+        text = output.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    report: dict[str, Any] = json.loads(text)
+    return report
+
+
+def test_investigation_finds_an_unreadable_model(tmp_path: Path) -> None:
+    base = Path(tempfile.mkdtemp(prefix="investigate-"))  # reachable by nobody, unlike tmp_path
+    try:
+        base.chmod(0o755)
+        for folder in ("models", "backup"):
+            shutil.copytree(ROOT / "models", base / folder)
+        (base / "model.yml").write_text((ROOT / "config" / "model.yml").read_text())
+        for path in base.rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (base / "models" / "best_model.pth").chmod(0)
+        report = (investigate_as_nobody(base) if os.geteuid() == 0 else investigate(base))
+        assert report["uid"] != 0
+        assert report["findings"] == [
+            f"permission_denied: primary model {base}/models/best_model.pth is not readable by "
+            f"uid {report['uid']} (mode 0000, owner {os.getuid()}:{os.getgid()})"]
+        assert report["backup"]["usable"] is True
+    finally:
+        shutil.rmtree(base)
 
 
 @pytest.mark.parametrize(("config", "needle"), [
