@@ -72,6 +72,7 @@ class Row:
     outcome: str
     scenario: str
     slowest: str
+    steps: str = ""
 
     @property
     def overhead_s(self) -> float:
@@ -105,8 +106,10 @@ def run_case(case: Case, resources: Resources, image: str) -> Row:
             execution = rig.wait_execution()
             steps = sorted(execution["steps"], key=lambda s: -s["duration_s"])[:2]
             slowest = ", ".join(f"{s['id']} {s['duration_s']:.1f}s" for s in steps)
+            every = " ".join(f"{s['id']}={s['duration_s']:.2f}" for s in execution["steps"]
+                             if s["status"] != "skipped")
             return Row(case, floor, rig.seconds_to_validated(execution),
-                       execution["outcome"], execution["scenario"] or "-", slowest)
+                       execution["outcome"], execution["scenario"] or "-", slowest, every)
     finally:
         monkeypatch.undo()
         resources.cleanup()
@@ -132,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=[c.fault for c in CASES],
                         help="run these faults only")
     parser.add_argument("--image", default=MODELSERVER_IMAGE)
+    parser.add_argument("--steps", action="store_true", help="also print every step's seconds")
     args = parser.parse_args(argv)
     client = docker.from_env(timeout=120)
     resources = Resources(client)
@@ -148,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             client.images.remove(WITHOUT_PILLOW, force=True)
     print()
     print(table(rows))
+    if args.steps:
+        for row in rows:
+            print(f"{row.case.fault}: {row.steps}")
     return 0 if all(row.outcome == "success" for row in rows) else 1
 
 

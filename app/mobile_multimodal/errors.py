@@ -55,7 +55,7 @@ __all__ = [
 
 CONVERT_HINT = (
     "convert it: python scripts/convert_model.py --input {path} "
-    "--output {path}.converted --target-version current"
+    "--output {converted} --target-version current, then set model_path to it and reload"
 )
 """What to run when a checkpoint uses an older format version."""
 
@@ -131,6 +131,12 @@ class ModelFileUnreadable(ModelError, OSError):
         super().__init__(f"OSError: cannot read model file {path}: {cause}", path)
 
 
+def converted_name(path: str) -> str:
+    """Where the runbook converts a checkpoint to: best_model.pth -> best_model_converted.pth."""
+    stem, dot, suffix = path.rpartition(".")
+    return f"{stem}_converted.{suffix}" if dot and "/" not in suffix else f"{path}_converted"
+
+
 class ModelFormatTooOld(ModelError):
     """The checkpoint format predates what this release reads; the converter migrates it."""
 
@@ -139,7 +145,8 @@ class ModelFormatTooOld(ModelError):
     def __init__(self, path: str, found: int, current: int) -> None:
         super().__init__(
             f"ModelFormatTooOld: {path} uses checkpoint format version {found}, this release "
-            f"reads version {current}; " + CONVERT_HINT.format(path=path),
+            f"reads version {current}; " + CONVERT_HINT.format(path=path,
+                                                               converted=converted_name(path)),
             path,
         )
         self.found = found

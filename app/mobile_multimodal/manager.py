@@ -153,8 +153,10 @@ class ModelManager:
                  loader: Loader = default_loader, config_error: ModelError | None = None,
                  env: Mapping[str, str] | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 checksum: Callable[[Path], bool | None] = file_checksum_ok) -> None:
+                 checksum: Callable[[Path], bool | None] = file_checksum_ok,
+                 config_source: Callable[[], ServeConfig] | None = None) -> None:
         self.config = config
+        self._config_source = config_source  # re-read on reload (config file + environment)
         self.metrics = metrics
         self._loader = loader
         self._env = os.environ if env is None else env
@@ -182,7 +184,12 @@ class ModelManager:
 
     def reload(self) -> bool:
         """Start a background reload; False when a load is already running. The load counts
-        as in progress from this call on (so a poll right after it sees ``loading``)."""
+        as in progress from this call on (so a poll right after it sees ``loading``).
+
+        The configuration is read again first, so an edited config file (say, a new
+        model_path) takes effect without a restart; a config that no longer parses fails
+        the reload and the model already serving keeps serving."""
+        self._refresh_config()
         if self._config_error is not None:
             self.start()
             return True
@@ -190,6 +197,17 @@ class ModelManager:
             return False
         threading.Thread(target=self._load_begun, name="model-reload", daemon=True).start()
         return True
+
+    def _refresh_config(self) -> None:
+        if self._config_source is None:
+            return
+        try:
+            config, error = self._config_source(), None
+        except ModelError as exc:
+            config, error = self.config, exc
+        with self._lock:
+            if self._load_started is None:  # a running load keeps the config it started with
+                self.config, self._config_error = config, error
 
     def load(self) -> Status:
         """Load the primary (else the fallback); returns the resulting status."""

@@ -220,7 +220,8 @@ def build_manager(config_path: Path | None, model_dir: Path | None,
     except ModelConfigError as exc:
         config = ServeConfig(model_dir=model_dir or ServeConfig().model_dir)
         error = exc
-    return ModelManager(config, metrics, config_error=error)
+    return ModelManager(config, metrics, config_error=error,
+                        config_source=lambda: load_config(config_path, model_dir=model_dir))
 
 
 def serve(host: str, port: int, model_dir: Path | None, config_path: Path | None,

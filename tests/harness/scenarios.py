@@ -216,7 +216,7 @@ targets:
     return path
 
 
-def _wait_healthy(app_url: str, timeout: float = 120.0) -> None:
+def wait_healthy(app_url: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(requests.RequestException, ValueError):
@@ -242,7 +242,7 @@ def start_app(resources: Resources, image: str, name: str, *,
     box = resources.client.containers.run(**kwargs)
     resources.containers.append(box)
     app_url = f"http://127.0.0.1:{spec.port}"
-    _wait_healthy(app_url)
+    wait_healthy(app_url)
     return box, app_url
 
 

@@ -8,20 +8,23 @@ run for real against a model folder on disk at the end of this file.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
 import yaml
 
+from mobile_multimodal import MobileMultiModalLLM
 from remediator.core.alerts import Alert, parse_alert
 from remediator.core.config import load_config
 from remediator.core.playbook import load_playbook, load_playbooks
@@ -35,6 +38,7 @@ CONFIG = load_config(ROOT / "config" / "remediator.yml", env={})
 TARGET = CONFIG.targets[0]
 PLAYBOOK = load_playbook(ROOT / "playbooks" / "model_load_failure.yml", CONFIG.targets)
 GIB = 2**30
+POINT_CONFIG = str(PLAYBOOK.params["point_config"])
 MUTATING = ("docker.copy", "docker.restart", "docker.update", "docker.recreate",
             "docker.put_file")
 READY = {"state": "READY", "model_loaded": True, "model_type": "primary",
@@ -72,8 +76,9 @@ class SceneRuntime:
 
     @property
     def fixed(self) -> bool:
-        return any(action in MUTATING or (action == "docker.exec" and args.get("user") == "root")
-                   for action, args in self.calls)
+        return any(action in MUTATING or (action == "docker.exec" and (
+            args.get("user") == "root" or args["cmd"][2:3] == [POINT_CONFIG]))
+            for action, args in self.calls)
 
     def call(self, action: str, args: dict[str, Any], target: Target,
              timeout: float) -> dict[str, Any]:
@@ -146,6 +151,8 @@ class SceneRuntime:
         for action, args in self.calls:
             if action in MUTATING:
                 out.append((action, {k: v for k, v in args.items() if k != "stop_timeout"}))
+            elif action == "docker.exec" and args["cmd"][2:3] == [POINT_CONFIG]:
+                out.append((action, ["python", "-c", "params.point_config", *args["cmd"][3:]]))
             elif action == "docker.exec" and args["cmd"][:2] != ["python", "-c"]:
                 out.append((action, args["cmd"]))
         return out
@@ -312,8 +319,20 @@ def test_scenario_5_old_format_is_converted_and_the_config_points_at_the_convert
         ("docker.exec", ["python", "/app/scripts/convert_model.py", "--input",
                          "/app/models/best_model.pth", "--output",
                          "/app/models/best_model_converted.pth", "--target-version", "current"]),
-        ("docker.recreate", {"env": {"MODEL_PATH": "best_model_converted.pth"},
-                             "last_known_good": False})]
+        ("docker.exec", ["python", "-c", "params.point_config", "/app/config/model.yml",
+                         "best_model_converted.pth", "http://127.0.0.1:8080"])]
+    assert statuses(result)["use_converted_env"] == "skipped"
+    assert result.outcome is Outcome.SUCCESS and validated(result) and asked(result) == []
+
+
+def test_scenario_5_a_config_that_cannot_take_it_recreates_with_model_path() -> None:
+    result, runtime = execute(Scene(
+        state="DEGRADED", reason="ModelFormatTooOld: format version 0",
+        failing={"/model/reload": "MODEL_PATH=best_model.pth in the environment overrides "
+                                  "/app/config/model.yml"}))
+    assert statuses(result)["use_converted"] == "failed"
+    assert runtime.mutations()[-1] == ("docker.recreate", {
+        "env": {"MODEL_PATH": "best_model_converted.pth"}, "last_known_good": False})
     assert result.outcome is Outcome.SUCCESS and validated(result) and asked(result) == []
 
 
@@ -511,8 +530,8 @@ def without_torch(tmp: Path) -> dict[str, str]:
 
 def test_investigation_tells_an_old_format_without_importing_torch(image_like: Path) -> None:
     path = image_like / "models" / "best_model.pth"
-    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    torch.save(state, path)  # format 0: a bare state_dict
+    model = MobileMultiModalLLM.from_pretrained(str(path))
+    torch.save(model.network.state_dict(), path)  # format 0, as an older release wrote it
     report = investigate(image_like, without_torch(image_like))
     assert report["primary"]["format_version"] == 0
     assert report["findings"] == [f"model_format: primary model {path} uses checkpoint format "
@@ -622,3 +641,47 @@ def test_investigation_follows_model_path_from_the_environment(image_like: Path)
     report = investigate(image_like, {"MODEL_PATH": "int8_quantized.pth"})
     assert report["primary"]["path"].endswith("/models/int8_quantized.pth")
     assert report["primary"]["checksum_ok"] is True and report["findings"] == []
+
+
+# -- the scenario 5 config change, run for real ----------------------------------------------------
+class ReloadSink(http.server.BaseHTTPRequestHandler):
+    posts: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        ReloadSink.posts.append(self.path)
+        body = b'{"reloading": true, "state": "DEGRADED"}'
+        self.send_response(202)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_point_config_changes_model_path_keeps_the_rest_and_asks_for_a_reload(
+        tmp_path: Path) -> None:
+    shipped = (ROOT / "config" / "model.yml").read_text()
+    config = tmp_path / "model.yml"
+    config.write_text(shipped)
+    server = http.server.HTTPServer(("127.0.0.1", 0), ReloadSink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    argv = [sys.executable, "-c", POINT_CONFIG, str(config), "best_model_converted.pth", url]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                              env={"PATH": os.environ["PATH"]})
+        assert done.returncode == 0, done.stderr
+        assert "POST /model/reload: 202" in done.stdout and ReloadSink.posts == ["/model/reload"]
+        expected = shipped.replace("model_path: best_model.pth  ",
+                                   "model_path: best_model_converted.pth  ")
+        assert config.read_text() == expected != shipped  # the comment after the value stays
+        assert yaml.safe_load(config.read_text())["model_path"] == "best_model_converted.pth"
+        # MODEL_PATH in the environment would win over the file: refuse, touch nothing.
+        config.write_text(shipped)
+        refused = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                                 env={"PATH": os.environ["PATH"], "MODEL_PATH": "best_model.pth"})
+        assert refused.returncode == 1 and "MODEL_PATH=best_model.pth" in refused.stderr
+        assert config.read_text() == shipped and ReloadSink.posts == ["/model/reload"]
+    finally:
+        server.shutdown()

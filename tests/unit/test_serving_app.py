@@ -19,6 +19,7 @@ from mobile_multimodal.errors import (
     ModelError,
     ModelFileCorrupted,
     ModelFileMissing,
+    ModelFormatTooOld,
 )
 from mobile_multimodal.manager import ModelManager, ModelState, resolve_device
 from mobile_multimodal.metrics import FAILURE_REASONS, ServingMetrics
@@ -324,6 +325,42 @@ def test_reload_is_refused_while_a_load_runs_and_marks_loading_at_once() -> None
     while manager.loading and time.monotonic() < deadline:
         time.sleep(0.01)
     assert manager.status.state is ModelState.READY
+
+
+def wait_loaded(manager: ModelManager) -> None:
+    deadline = time.monotonic() + 5
+    while manager.loading and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_reload_reads_the_config_file_again(tmp_path: Path) -> None:
+    """Runbook scenario 5's "update configuration to use converted model", no restart."""
+    path = tmp_path / "model.yml"
+    path.write_text("# the shipped comments stay\nmodel_path: best_model.pth\ndevice: cpu\n")
+    loader = Recorder()
+    loader.failures["best_model.pth"] = ModelFormatTooOld("/models/best_model.pth", 0, 2)
+    manager = ModelManager(load_config(path, env={}, model_dir=Path("/models")),
+                           ServingMetrics(CollectorRegistry()), loader=loader, env={},
+                           checksum=lambda p: None,
+                           config_source=lambda: load_config(path, env={},
+                                                             model_dir=Path("/models")))
+    assert manager.load().state is ModelState.DEGRADED
+    path.write_text("model_path: best_model_converted.pth\ndevice: cpu\n")
+    client = create_app(manager).test_client()
+    assert client.post("/model/reload").status_code == 202
+    wait_loaded(manager)
+    status = manager.status
+    assert (status.state, status.model_type) == (ModelState.READY, "primary")
+    assert loader.calls[-1] == "/models/best_model_converted.pth"
+    # A config that no longer parses fails the reload; the model serving keeps serving.
+    path.write_text("device: [cpu\n")
+    client.post("/model/reload")
+    deadline = time.monotonic() + 5
+    while not sample(manager, "model_load_failures_total", reason="config_invalid"):
+        assert time.monotonic() < deadline, "the failed reload was not counted"
+        time.sleep(0.01)
+    assert manager.status.state is ModelState.READY
+    assert manager.config.primary_path == Path("/models/best_model_converted.pth")
 
 
 def test_model_health_has_every_field_the_issue_names() -> None:
