@@ -116,6 +116,37 @@ def test_down_for_10_minutes_pages_at_10_00_not_9_59(service: Service, clock: Fa
     assert event["dedup_key"] == page["dedup_key"] == "remediator/1/emergency/page"
 
 
+def test_a_pass_evaluates_again_only_what_changed_or_is_due(
+        service: Service, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert service.escalation is not None
+    evaluated: list[str] = []
+    real = service.escalation.policy.evaluate
+
+    def counting(facts: Any) -> Any:
+        evaluated.append(facts.service)
+        return real(facts)
+
+    monkeypatch.setattr(service.escalation.policy, "evaluate", counting)
+    for n, name in enumerate("abc"):
+        alert_in(service, firing(T0, fingerprint=f"{n:016x}",
+                                 labels={"service": f"not-a-target-{name}"}))
+    timer(service)
+    assert sorted(evaluated) == ["not-a-target-a", "not-a-target-b", "not-a-target-c"]
+    evaluated.clear()
+    clock.advance(minutes=1)
+    timer(service)  # nothing changed, nothing due: an alert storm costs no rule evaluations
+    assert evaluated == []
+    alert_in(service, firing(T0, fingerprint=f"{0:016x}",
+                             labels={"service": "not-a-target-a"}))  # a repeat notice
+    timer(service)
+    assert evaluated == ["not-a-target-a"]
+    evaluated.clear()
+    clock.advance(minutes=9)  # 10:00: every one's down-for rule is due
+    timer(service)
+    assert sorted(evaluated) == ["not-a-target-a", "not-a-target-b", "not-a-target-c"]
+    assert len(pages(service)) == 3
+
+
 def test_a_rule_that_keeps_matching_notifies_once(service: Service, clock: FakeClock,
                                                   pagerduty: PagerDutySink) -> None:
     alert_in(service, firing(T0, labels={"service": "not-a-target"}))

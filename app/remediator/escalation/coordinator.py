@@ -64,6 +64,9 @@ PASS_GAP_FACTOR: Final = 9.0
 
 _INFO_LEVEL: Final = "notify"
 
+_IN_CHUNK: Final = 500
+"""Ids per `IN (...)` query (SQLite allows 32,766 parameters; small keeps each read short)."""
+
 
 @dataclass(frozen=True)
 class _Subject:
@@ -103,6 +106,11 @@ class EscalationService:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The timer thread's memory of its last passes (see evaluate_open).
+        self._views: dict[int, dict[str, Any]] = {}
+        self._views_lock = threading.Lock()  # the timer and an execution's hook both read
+        self._pass_lock = threading.Lock()
+        self._evaluated: dict[int, tuple[tuple[Any, ...], datetime | None]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -186,17 +194,42 @@ class EscalationService:
             self._outcome_notice(subject, result, now)
 
     def evaluate_open(self, now: datetime | None = None) -> datetime | None:
-        """One timer pass over every open incident; returns when the next rule is due."""
-        now = now or self.clock()
+        """One timer pass over every open incident; returns when the next rule is due.
+
+        An incident is evaluated again only when something its facts come from changed
+        (its row, its latest finished execution, whether an execution started, the
+        fleet) or when its next time-based rule is due: in an alert storm a pass costs
+        one light query per open incident, not the rules and their queries for each."""
+        with self._pass_lock:
+            return self._evaluate_open(now or self.clock())
+
+    def _evaluate_open(self, now: datetime) -> datetime | None:
         dues = []
         open_incidents = self._open_incidents()
         others = fleet(open_incidents)
-        for subject in self._subjects(open_incidents):
-            if subject.execution is None and self._started(subject.id):
-                self._info(subject, "acting", self._acting_reason(subject), now)
-            due = self._evaluate(subject, now, others=others)
+        ids = [int(i["id"]) for i in open_incidents]
+        latest, started = self._latest_finished(ids), self._started_among(ids)
+        for incident in open_incidents:
+            if incident["claimed_by"]:
+                continue
+            number = int(incident["id"])
+            inputs = (incident["updated_at"], incident["note"], incident["notices"],
+                      latest.get(number), number in started, others)
+            seen = self._evaluated.get(number)
+            if seen is not None and seen[0] == inputs and (seen[1] is None or seen[1] > now):
+                due = seen[1]
+            else:
+                execution_id = latest.get(number)
+                subject = _Subject(incident, self.store.execution(execution_id)
+                                   if execution_id is not None else None)
+                if subject.execution is None and number in started:
+                    self._info(subject, "acting", self._acting_reason(subject), now)
+                due = self._evaluate(subject, now, others=others)
+                self._evaluated[number] = (inputs, due)
             if due is not None:
                 dues.append(due)
+        for gone in self._evaluated.keys() - set(ids):
+            del self._evaluated[gone]
         self.send_resolve_notices(now)
         self.dispatcher.wake()
         return min(dues) if dues else None
@@ -315,22 +348,58 @@ class EscalationService:
                            source=subject.incident["target"] or "remediator")
 
     def _open_incidents(self) -> list[dict[str, Any]]:
-        rows = self.store.query("SELECT * FROM incidents WHERE status = 'firing' ORDER BY id")
-        return [incident_view(row) for row in rows]
+        """Every firing incident as a store view; views of unchanged rows are reused (the
+        labels' JSON is parsed once per change, not once per pass)."""
+        with self._views_lock:
+            return self._open_views()
 
-    def _subjects(self, open_incidents: Sequence[dict[str, Any]]) -> list[_Subject]:
-        return [_Subject(i, self._latest_execution(int(i["id"])))
-                for i in open_incidents if not i["claimed_by"]]
+    def _open_views(self) -> list[dict[str, Any]]:
+        light = self.store.query("SELECT id, updated_at, claimed_by FROM incidents "
+                                 "WHERE status = 'firing' ORDER BY id")
+        cache = self._views
+        stale = [int(r["id"]) for r in light if (view := cache.get(int(r["id"]))) is None
+                 or (view["updated_at"], view["claimed_by"]) != (r["updated_at"],
+                                                                 r["claimed_by"])]
+        for start in range(0, len(stale), _IN_CHUNK):
+            chunk = stale[start:start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.store.query(f"SELECT * FROM incidents WHERE id IN ({marks})",
+                                        chunk):
+                cache[int(row["id"])] = incident_view(row)
+        views = [cache[int(r["id"])] for r in light if int(r["id"]) in cache]
+        if len(cache) > len(views):
+            keep = {int(v["id"]) for v in views}
+            for gone in cache.keys() - keep:
+                del cache[gone]
+        return [v for v in views if v["status"] == "firing"]
+
+    def _latest_finished(self, ids: Sequence[int]) -> dict[int, int]:
+        """Incident id -> its latest finished execution's id, for these incidents."""
+        found: dict[int, int] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = list(ids[start:start + _IN_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            for row in self.store.query(
+                    f"SELECT incident_id, MAX(id) AS id FROM executions WHERE state = "
+                    f"'finished' AND incident_id IN ({marks}) GROUP BY incident_id", chunk):
+                found[int(row["incident_id"])] = int(row["id"])
+        return found
+
+    def _started_among(self, ids: Sequence[int]) -> set[int]:
+        """Those of these incidents with an execution that really started (not a dry run)."""
+        found: set[int] = set()
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = list(ids[start:start + _IN_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            found |= {int(row["incident_id"]) for row in self.store.query(
+                f"SELECT DISTINCT incident_id FROM executions WHERE dry_run = 0 AND "
+                f"started_at IS NOT NULL AND incident_id IN ({marks})", chunk)}
+        return found
 
     def _latest_execution(self, incident_id: int) -> dict[str, Any] | None:
         rows = self.store.query("SELECT id FROM executions WHERE incident_id = ? AND "
                                 "state = 'finished' ORDER BY id DESC LIMIT 1", (incident_id,))
         return self.store.execution(int(rows[0]["id"])) if rows else None
-
-    def _started(self, incident_id: int) -> bool:
-        return bool(self.store.query(
-            "SELECT 1 FROM executions WHERE incident_id = ? AND dry_run = 0 AND "
-            "started_at IS NOT NULL LIMIT 1", (incident_id,)))
 
     def notifications(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.outbox.notifications(limit)
