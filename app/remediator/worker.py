@@ -103,7 +103,8 @@ class Worker:
 
     def close_stable(self) -> list[int]:
         """Close incidents that stayed healthy for the stability window after their fix,
-        and remember each target's image and environment as last-known-good."""
+        and remember each target's image and environment as last-known-good (again: it was
+        first recorded when the fix validated)."""
         window = timedelta(seconds=self.config.stability_window_s)
         closed = []
         for incident in self.store.closable(ago(window)):
@@ -225,8 +226,11 @@ class Worker:
     def _finish(self, execution_id: int, result: ExecutionResult,
                 incident_id: int | None = None) -> None:
         escalations = [e.to_dict() for e in result.escalations]
-        if incident_id is not None and result.outcome is Outcome.SUCCESS and not result.dry_run:
+        validated = result.outcome is Outcome.SUCCESS and not result.dry_run
+        if incident_id is not None and validated:
             self.store.mark_fixed(incident_id)
+        if validated:  # the playbook's validation passed: this is a known-good state
+            self._record_last_known_good(result.target)
         self.store.finish_execution(execution_id, ExecutionState.FINISHED.value,
                                     result.outcome.value, result.scenario, result.reason,
                                     escalations)

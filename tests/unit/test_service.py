@@ -151,7 +151,8 @@ def test_alert_becomes_incident_and_execution_with_its_steps(
     assert [(s["id"], s["status"]) for s in ex["steps"]] == [
         ("logs", "ok"), ("restore", "ok"), ("restart", "ok"), ("healthy", "ok")]
     assert [c[0] for c in runtime.calls] == ["docker.logs", "docker.copy", "docker.restart",
-                                             "http.check"]
+                                             "http.check",
+                                             "docker.inspect"]  # validated: last-known-good
     assert {c[2] for c in runtime.calls} == {"app-under-test"}
     detail = client.get(f"/api/v1/executions/{ex['id']}", headers=AUTH).get_json()
     assert detail["steps"][1]["rendered_args"]["src"] == "/backup/models/best_model.pth"
@@ -387,6 +388,39 @@ def test_regression_inside_the_stability_window_reopens_the_same_incident(
     (incident,) = service.store.incidents()
     assert (incident["id"], incident["status"], incident["reopened"]) == (incident_id, "firing", 1)
     assert len(service.store.executions_for(incident_id)) == 2
+
+
+def test_a_fix_that_validates_records_last_known_good_at_once(
+        client: FlaskClient, service: Service, runtime: FakeRuntime) -> None:
+    assert service.store.last_known_good("app-prod") is None
+    runtime.calls.clear()
+    post(client, fixture("firing-model-load-failure.json"))
+    service.worker.intake.drain()
+    run_pending(service)
+    (execution,) = service.store.executions()
+    assert execution["outcome"] == "success"
+    recorded = service.store.last_known_good("app-prod")
+    assert recorded is not None and recorded["image"] == "mobile-multimodal:0.1.0"
+    assert runtime.calls[-1][0] == "docker.inspect"  # read after the validation, not before
+
+
+def test_a_fix_that_does_not_validate_records_nothing(
+        client: FlaskClient, service: Service, runtime: FakeRuntime,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = runtime.call
+
+    def unhealthy(action: str, args: dict[str, Any], target: Target,
+                  timeout: float) -> dict[str, Any]:
+        if action == "http.check":
+            return {"ok": False, "status_code": 503, "output": "503", "body": {}}
+        return real(action, args, target, timeout)
+
+    monkeypatch.setattr(runtime, "call", unhealthy)
+    post(client, fixture("firing-model-load-failure.json"))
+    service.worker.intake.drain()
+    run_pending(service)
+    assert service.store.executions()[0]["outcome"] != "success"
+    assert service.store.last_known_good("app-prod") is None
 
 
 def test_incident_closes_after_the_window_and_records_last_known_good(
