@@ -29,6 +29,7 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     inbox_id: int | None = None
     error: str | None = None
+    abandoned: bool = False  # its request gave up (503): do not store it after all
 
 
 class GroupCommitWriter:
@@ -36,20 +37,26 @@ class GroupCommitWriter:
         self.store = store
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._closed = False
         self._thread = threading.Thread(target=self._loop, name="inbox-writer", daemon=True)
         self._thread.start()
 
     def submit(self, body: bytes) -> int:
         """Store `body` in the inbox; returns its id once committed, else raises StoreError."""
+        if self._closed:
+            raise StoreError("the inbox writer is closed (shutting down)")
         pending = _Pending(body)
         self._queue.put(pending)
         if not pending.done.wait(SUBMIT_TIMEOUT):
+            pending.abandoned = True  # still queued: never stored; mid-commit: a duplicate
             raise StoreError(f"inbox commit did not finish within {SUBMIT_TIMEOUT:.0f}s")
         if pending.error is not None or pending.inbox_id is None:
             raise StoreError(pending.error or "inbox commit failed")
         return pending.inbox_id
 
     def close(self) -> None:
+        """Refuse new payloads; those already queued are committed first."""
+        self._closed = True
         self._queue.put(None)
         self._thread.join(5)
 
@@ -71,6 +78,7 @@ class GroupCommitWriter:
             self._commit(batch)
 
     def _commit(self, batch: list[_Pending]) -> None:
+        batch = [item for item in batch if not item.abandoned]
         try:
             now = utcnow()
             with self.store.transaction() as db:
