@@ -1,8 +1,13 @@
-"""Reconciliation: ask Alertmanager what is firing, and open the incidents we missed.
+"""Reconciliation: ask Alertmanager what is firing; open what we missed, resolve what ended.
 
 Webhooks are lost while Remediator is down. On start and every few minutes it reads
 Alertmanager's v2 API for active alerts routed to it, and stores those it does not know
 as an ordinary payload in the inbox, so they go through the same intake and dedup.
+
+The other way round: an incident still firing here whose alert Alertmanager no longer has
+(its resolved notice was lost) is resolved, through a `resolved` payload in the inbox,
+once two reconciliations in a row did not find it. One miss is not enough: an
+Alertmanager restarted without its state has no alerts until Prometheus sends them again.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -31,13 +37,15 @@ RECEIVER = "remediator"
 """Alertmanager receiver whose alerts are Remediator's (the name in alertmanager.yml)."""
 
 
-def to_webhook(alerts: list[dict[str, Any]], receiver: str = RECEIVER) -> dict[str, Any]:
-    """Alertmanager v2 API alerts as a webhook v4 payload (firing, endsAt year 1)."""
-    items = [{"status": "firing", "labels": a.get("labels", {}),
+def to_webhook(alerts: list[dict[str, Any]], receiver: str = RECEIVER,
+               status: str = "firing") -> dict[str, Any]:
+    """Alertmanager v2 API alerts as a webhook v4 payload (firing: endsAt year 1)."""
+    items = [{"status": status, "labels": a.get("labels", {}),
               "annotations": a.get("annotations", {}), "startsAt": a["startsAt"],
-              "endsAt": "0001-01-01T00:00:00Z", "generatorURL": a.get("generatorURL", ""),
+              "endsAt": a.get("endsAt") if status == "resolved" else "0001-01-01T00:00:00Z",
+              "generatorURL": a.get("generatorURL", ""),
               "fingerprint": a["fingerprint"]} for a in alerts]
-    return {"receiver": receiver, "status": "firing", "alerts": items, "groupLabels": {},
+    return {"receiver": receiver, "status": status, "alerts": items, "groupLabels": {},
             "commonLabels": {}, "commonAnnotations": {}, "externalURL": "", "version": "4",
             "groupKey": "reconcile", "truncatedAlerts": 0}
 
@@ -55,6 +63,7 @@ class Reconciler:
         self.client = client or HttpClient()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._absent: set[str] = set()  # firing here, not in Alertmanager at the last look
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
@@ -75,9 +84,14 @@ class Reconciler:
                 log.exception("reconciliation with %s failed", self.url)
             self._stop.wait(self.interval)
 
-    def fetch(self) -> list[dict[str, Any]]:
+    def fetch(self, everything: bool = False) -> list[dict[str, Any]]:
+        """Active alerts routed to us, not silenced or inhibited (what intake would act on);
+        with ``everything``, every alert Alertmanager still has, whoever receives it."""
         params = {"active": "true", "silenced": "false", "inhibited": "false",
                   "receiver": f"^{self.receiver}$"}
+        if everything:
+            params = {"active": "true", "silenced": "true", "inhibited": "true",
+                      "unprocessed": "true"}
         try:
             resp = self.client.request("GET", f"{self.url}/api/v2/alerts", params=params)
             resp.raise_for_status()
@@ -87,20 +101,53 @@ class Reconciler:
         return [a for a in alerts if isinstance(a, dict) and "fingerprint" in a]
 
     def reconcile(self) -> int:
-        """Store the firing alerts we do not know; returns how many were missed."""
-        missed = [a for a in self.fetch() if not self._known(a)]
+        """Store the firing alerts we do not know, and resolve the incidents Alertmanager
+        has not had twice running; returns how many firing alerts were missed."""
+        active = self.fetch()
+        missed = [a for a in active if not self._known(a)]
         if missed:
             body = json.dumps(to_webhook(missed, self.receiver)).encode()
             self.submit(body)
             self.wake()
             log.warning("reconciliation: %d firing alert(s) were missed; stored", len(missed))
+        # Silenced, inhibited or routed elsewhere is still firing: only an alert
+        # Alertmanager no longer has at all has ended.
+        self._resolve_ended({key for a in self.fetch(everything=True)
+                             if (key := _key(a)) is not None})
         return len(missed)
 
+    def _resolve_ended(self, active: set[str]) -> None:
+        firing = self.store.query("SELECT incident_key, fingerprint, starts_at, labels, "
+                                  "annotations, generator_url FROM incidents "
+                                  "WHERE status = 'firing'")
+        absent = {row["incident_key"]: row for row in firing
+                  if row["incident_key"] not in active}
+        ended = [row for key, row in absent.items() if key in self._absent]
+        self._absent = set(absent) - {row["incident_key"] for row in ended}
+        if not ended:
+            return
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        alerts = [{"labels": json.loads(row["labels"]),
+                   "annotations": json.loads(row["annotations"]),
+                   "startsAt": row["starts_at"], "endsAt": now,
+                   "generatorURL": row["generator_url"], "fingerprint": row["fingerprint"]}
+                  for row in ended]
+        self.submit(json.dumps(to_webhook(alerts, self.receiver, "resolved")).encode())
+        self.wake()
+        log.warning("reconciliation: %d incident(s) firing here are no longer active in "
+                    "Alertmanager (twice running): their resolved notices were missed; "
+                    "resolving them", len(ended))
+
     def _known(self, raw: dict[str, Any]) -> bool:
-        try:
-            alert = parse_alert(to_webhook([raw])["alerts"][0])
-        except PayloadError:
+        key = _key(raw)
+        if key is None:
             return True  # not something intake could use either
-        rows = self.store.query("SELECT 1 FROM incidents WHERE incident_key = ?",
-                                (alert.incident_key,))
-        return bool(rows)
+        return bool(self.store.query("SELECT 1 FROM incidents WHERE incident_key = ?", (key,)))
+
+
+def _key(raw: dict[str, Any]) -> str | None:
+    """The incident key of an Alertmanager v2 alert; None when intake could not parse it."""
+    try:
+        return parse_alert(to_webhook([raw])["alerts"][0]).incident_key
+    except PayloadError:
+        return None

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from remediator.core.config import RemediatorConfig
+from remediator.service import build_service
 from remediator.stack import render_alertmanager_config
 from tests.harness.docker_engine import ROOT
 from tests.harness.processes import alertmanager, free_port
@@ -48,3 +50,55 @@ def test_alert_fired_while_remediator_was_down_is_reconciled_on_start(tmp_path: 
             db = sqlite3.connect(tmp_path / "remediator" / "remediator.db")
             groups = [json.loads(b)["groupKey"] for (b,) in db.execute("SELECT body FROM inbox")]
             assert groups[0] == "reconcile"
+
+
+def test_an_incident_whose_alert_ended_while_remediator_was_down_is_resolved(
+        tmp_path: Path) -> None:
+    """Its resolved notice was lost: two reconciliations that do not find it in Alertmanager
+    resolve it (no page for a service 'down' for hours). A silenced alert still fires."""
+    am_config = render_alertmanager_config(
+        (ROOT / "monitoring/alertmanager.yml").read_text(),
+        f"http://127.0.0.1:{free_port()}/api/v1/alerts", str(tmp_path / "token"))
+    (tmp_path / "token").write_text(TOKEN)
+    fixture = json.loads(FIXTURE.read_text())
+    alert = fixture["alerts"][0]
+    with alertmanager(tmp_path, am_config) as am:
+        assert requests.post(f"{am.url}/api/v2/alerts", timeout=5, json=[{
+            "labels": alert["labels"], "annotations": alert["annotations"],
+            "startsAt": alert["startsAt"]}]).status_code == 200
+        books = tmp_path / "playbooks"
+        books.mkdir()
+        service = build_service(RemediatorConfig(alertmanager_url=am.url, targets=[]),
+                                db_path=tmp_path / "r.db", playbooks_dir=books, token=TOKEN)
+        try:
+            reconciler = service.reconciler
+            assert reconciler.reconcile() == 1  # the live alert: opened from Alertmanager
+            # One whose resolved notice never came: Alertmanager has never heard of it.
+            gone = json.loads(FIXTURE.read_text())
+            gone["alerts"][0]["labels"]["instance"] = "app-prod-2:8080"
+            gone["alerts"][0]["fingerprint"] = "00000000000000ff"
+            service.store.add_inbox(json.dumps(gone).encode())
+            service.worker.intake.drain()
+
+            def statuses() -> dict[str, str]:
+                return {i["labels"]["instance"]: i["status"]
+                        for i in service.store.incidents()}
+
+            assert statuses() == {"app-prod:8080": "firing", "app-prod-2:8080": "firing"}
+            silence = {"matchers": [{"name": "alertname", "value": "ModelLoadFailure",
+                                     "isRegex": False, "isEqual": True}],
+                       "startsAt": "2026-01-01T00:00:00Z", "endsAt": "2099-01-01T00:00:00Z",
+                       "createdBy": "test", "comment": "silenced is not resolved"}
+            assert requests.post(f"{am.url}/api/v2/silences", json=silence,
+                                 timeout=5).status_code == 200
+            reconciler.reconcile()  # first miss: Alertmanager may just have restarted
+            service.worker.intake.drain()
+            assert statuses() == {"app-prod:8080": "firing", "app-prod-2:8080": "firing"}
+            reconciler.reconcile()  # second miss in a row: its resolve was lost
+            service.worker.intake.drain()
+            assert statuses() == {"app-prod:8080": "firing", "app-prod-2:8080": "resolved"}
+            reconciler.reconcile()
+            service.worker.intake.drain()
+            assert statuses() == {"app-prod:8080": "firing", "app-prod-2:8080": "resolved"}
+        finally:
+            service.close()
