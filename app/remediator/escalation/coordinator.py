@@ -67,6 +67,10 @@ _INFO_LEVEL: Final = "notify"
 _IN_CHUNK: Final = 500
 """Ids per `IN (...)` query (SQLite allows 32,766 parameters; small keeps each read short)."""
 
+_MUTABLE: Final = ("status", "updated_at", "note", "notices", "claimed_by", "fixed_at",
+                   "reopened", "target")
+"""Incident columns that can change after insert: a cached view is re-read when one did."""
+
 
 @dataclass(frozen=True)
 class _Subject:
@@ -107,7 +111,7 @@ class EscalationService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # The timer thread's memory of its last passes (see evaluate_open).
-        self._views: dict[int, dict[str, Any]] = {}
+        self._views: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         self._views_lock = threading.Lock()  # the timer and an execution's hook both read
         self._pass_lock = threading.Lock()
         self._evaluated: dict[int, tuple[tuple[Any, ...], datetime | None]] = {}
@@ -354,24 +358,23 @@ class EscalationService:
             return self._open_views()
 
     def _open_views(self) -> list[dict[str, Any]]:
-        light = self.store.query("SELECT id, updated_at, claimed_by FROM incidents "
+        light = self.store.query(f"SELECT id, {', '.join(_MUTABLE)} FROM incidents "
                                  "WHERE status = 'firing' ORDER BY id")
         cache = self._views
-        stale = [int(r["id"]) for r in light if (view := cache.get(int(r["id"]))) is None
-                 or (view["updated_at"], view["claimed_by"]) != (r["updated_at"],
-                                                                 r["claimed_by"])]
+        marks = {int(r["id"]): tuple(r[c] for c in _MUTABLE) for r in light}
+        stale = [number for number, mark in marks.items()
+                 if (cached := cache.get(number)) is None or cached[0] != mark]
         for start in range(0, len(stale), _IN_CHUNK):
             chunk = stale[start:start + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for row in self.store.query(f"SELECT * FROM incidents WHERE id IN ({marks})",
+            places = ",".join("?" * len(chunk))
+            for row in self.store.query(f"SELECT * FROM incidents WHERE id IN ({places})",
                                         chunk):
-                cache[int(row["id"])] = incident_view(row)
-        views = [cache[int(r["id"])] for r in light if int(r["id"]) in cache]
-        if len(cache) > len(views):
-            keep = {int(v["id"]) for v in views}
-            for gone in cache.keys() - keep:
-                del cache[gone]
-        return [v for v in views if v["status"] == "firing"]
+                number = int(row["id"])
+                cache[number] = (tuple(row[c] for c in _MUTABLE), incident_view(row))
+        for gone in cache.keys() - marks.keys():
+            del cache[gone]
+        return [cache[number][1] for number in marks if number in cache
+                and cache[number][1]["status"] == "firing"]
 
     def _latest_finished(self, ids: Sequence[int]) -> dict[int, int]:
         """Incident id -> its latest finished execution's id, for these incidents."""
