@@ -217,8 +217,8 @@ class EscalationService:
             if incident["claimed_by"]:
                 continue
             number = int(incident["id"])
-            inputs = (incident["updated_at"], incident["note"], incident["notices"],
-                      latest.get(number), number in started, others)
+            inputs = (tuple(incident[c] for c in _MUTABLE), latest.get(number),
+                      number in started, others)
             seen = self._evaluated.get(number)
             if seen is not None and seen[0] == inputs and (seen[1] is None or seen[1] > now):
                 due = seen[1]
