@@ -168,13 +168,23 @@ class Intake:
             return "no declared target matches the alert's labels; not acted on"
         if playbook is None:
             return f"no playbook matches alertname {alert.labels.get('alertname')!r}"
-        if self._budget_spent(db, target.name):
+        if self._runs_last_hour(db, target.name) >= self.config.max_runs_per_hour:
             return (f"budget exhausted: {self.config.max_runs_per_hour} runs per hour on "
                     f"{target.name}; escalating instead of acting")
+        own = playbook.limits.max_runs_per_hour
+        if own is not None and self._runs_last_hour(db, target.name, playbook.name) >= own:
+            return (f"budget exhausted: playbook {playbook.name} allows {own} runs per hour "
+                    f"on {target.name} (its limits.max_runs_per_hour); escalating instead "
+                    "of acting")
         return None
 
-    def _budget_spent(self, db: sqlite3.Connection, target: str) -> bool:
-        since = ago(timedelta(hours=1))
-        row = db.execute("SELECT COUNT(*) FROM executions WHERE target = ? AND dry_run = 0 "
-                         "AND replay_of IS NULL AND created_at >= ?", (target, since)).fetchone()
-        return int(row[0]) >= self.config.max_runs_per_hour
+    @staticmethod
+    def _runs_last_hour(db: sqlite3.Connection, target: str, playbook: str | None = None
+                        ) -> int:
+        """Real runs started by alerts on ``target`` in the last hour (of ``playbook``)."""
+        sql = ("SELECT COUNT(*) FROM executions WHERE target = ? AND dry_run = 0 "
+               "AND replay_of IS NULL AND created_at >= ?")
+        params: tuple[str, ...] = (target, ago(timedelta(hours=1)))
+        if playbook is not None:
+            sql, params = sql + " AND playbook = ?", (*params, playbook)
+        return int(db.execute(sql, params).fetchone()[0])

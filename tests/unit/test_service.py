@@ -437,6 +437,33 @@ def test_incident_closes_after_the_window_and_records_last_known_good(
     assert [i["id"] != incident_id for i in service.store.incidents()] == [True, False]
 
 
+def test_a_playbooks_own_runs_per_hour_is_enforced_beside_the_configs(
+        tmp_path: Path, runtime: FakeRuntime) -> None:
+    books = tmp_path / "strict"
+    books.mkdir()
+    (books / "skeleton.yml").write_text(PLAYBOOK.replace(
+        "match: {alertname: ModelLoadFailure}\n",
+        "match: {alertname: ModelLoadFailure}\nlimits: {max_runs_per_hour: 2}\n"))
+    target = Target(name="app-prod", selector={"service": "app-prod"}, container="c",
+                    base_url="http://127.0.0.1:1")
+    svc = build_service(RemediatorConfig(targets=[target], max_runs_per_hour=5),
+                        db_path=tmp_path / "strict.db", playbooks_dir=books, token=TOKEN,
+                        runtime=runtime)
+    try:
+        body = json.loads(fixture("firing-model-load-failure.json"))
+        for n in range(3):
+            body["alerts"][0]["fingerprint"] = f"{n:016x}"
+            svc.store.add_inbox(json.dumps(body).encode())
+        svc.worker.intake.drain()
+        assert len(svc.store.executions()) == 2  # the config's 5 would have allowed 3
+        third = svc.store.incidents()[0]  # newest first
+        assert third["note"] == ("budget exhausted: playbook skeleton allows 2 runs per hour "
+                                 "on app-prod (its limits.max_runs_per_hour); escalating "
+                                 "instead of acting")
+    finally:
+        svc.store.close()
+
+
 def test_retention_prunes_old_executions_but_keeps_incidents(
         client: FlaskClient, service: Service) -> None:
     post(client, fixture("firing-model-load-failure.json"))
