@@ -212,14 +212,18 @@ class Worker:
 
         return record
 
-    def _resolved_check(self, incident_id: Any) -> Callable[[], bool]:
-        def resolved() -> bool:
+    def _resolved_check(self, incident_id: Any) -> Callable[[], bool | str]:
+        def resolved() -> bool | str:
+            """Why fixing should stop now (the runner's note says it), else False."""
             if incident_id is None:
                 return False
             incident = self.store.incident(int(incident_id))
+            if incident is None:
+                return False
             # A claimed incident is a human's: stop fixing it, as when it resolves.
-            return bool(incident and (incident["status"] == "resolved"
-                                      or incident["claimed_by"]))
+            if incident["claimed_by"]:
+                return f"incident claimed by {incident['claimed_by']}"
+            return "the alert resolved" if incident["status"] == "resolved" else False
 
         return resolved
 

@@ -325,6 +325,8 @@ def test_claim_during_a_run_skips_the_remaining_fix_steps(
     (execution,) = service.store.executions()
     fixes = {s["id"]: s["status"] for s in execution["steps"] if s["phase"] == "fix"}
     assert fixes == {"restore_model": "skipped", "restart": "skipped"}
+    assert {s["note"] for s in execution["steps"] if s["phase"] == "fix"} == {
+        "incident claimed by bob: remaining fix steps skipped"}
     assert "docker.copy" not in runtime.calls and "docker.restart" not in runtime.calls
     assert [n["dedup_key"] for n in rows(service)] == []  # claimed: Remediator stays quiet
 

@@ -305,6 +305,9 @@ def test_resolved_notice_during_an_execution_skips_the_rest_of_the_fix(
     (ex,) = service.store.executions()
     status = {s["id"]: s["status"] for s in ex["steps"]}
     assert status["restore"] == "ok" and status["restart"] == "skipped"
+    assert {s["id"]: s["note"] for s in ex["steps"]}["restart"] == (
+        "the alert resolved: remaining fix steps skipped")
+    assert ex["error"] == "the alert resolved; validation passed"
     assert status["healthy"] == "ok"  # validation still runs
     assert "docker.restart" not in [c[0] for c in runtime.calls]
 

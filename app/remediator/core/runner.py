@@ -10,7 +10,8 @@ Order and semantics (the README documents these for playbook authors):
   Runtime, which enforces it; `retries` extra attempts, `delay` apart;
 - a failed step: abort -> outcome failed; continue -> next step; escalate -> escalation
   request and outcome escalated. Past limits.timeout -> outcome aborted + escalation;
-- `should_stop_fixing()` true (the alert resolved) -> remaining fix steps are skipped,
+- `should_stop_fixing()` true, or a string saying why (the alert resolved, the incident was
+  claimed) -> remaining fix steps are skipped,
   validate steps still run;
 - resume: steps finished in `resume_from` are not re-run (their outputs feed later
   templates). A step found still `running` there is re-run if it is read-only or
@@ -83,7 +84,7 @@ class _Services:
     sleep: Callable[[float], None]
     now: Callable[[], datetime]
     on_step: StepCallback | None
-    should_stop_fixing: Callable[[], bool] | None
+    should_stop_fixing: Callable[[], bool | str] | None
 
 
 def run_playbook(
@@ -98,7 +99,7 @@ def run_playbook(
     now: Callable[[], datetime] = _utcnow,
     on_step: StepCallback | None = None,
     resume_from: Sequence[StepResult] | None = None,
-    should_stop_fixing: Callable[[], bool] | None = None,
+    should_stop_fixing: Callable[[], bool | str] | None = None,
 ) -> ExecutionResult:
     """Run a playbook to an outcome. Step failures are recorded, never raised.
 
@@ -126,6 +127,7 @@ class _Execution:
                                         "target": target.context(), "steps": self.steps}
         self.deadline = services.clock() + playbook.limits.timeout_s
         self.stop: tuple[Outcome, str] | None = None
+        self._stopped_because = "the alert resolved"  # what should_stop_fixing said
 
     def run(self, resume: Mapping[str, StepResult]) -> ExecutionResult:
         self._check_target()
@@ -297,13 +299,16 @@ class _Execution:
         check = self.services.should_stop_fixing
         if step.phase is not Phase.FIX or check is None:
             return False
-        if not (self.result.stopped_fixing or check()):
-            return False
-        self.result.stopped_fixing = True
+        if not self.result.stopped_fixing:
+            why = check()
+            if not why:
+                return False
+            self.result.stopped_fixing = True
+            self._stopped_because = why if isinstance(why, str) else "the alert resolved"
         result = StepResult(step.id, step.action, step.phase.value, StepStatus.RUNNING,
                             started_at=self.services.now())
         self._done(step, result, self.services.clock(), StepStatus.SKIPPED,
-                   note="the alert resolved: remaining fix steps skipped")
+                   note=f"{self._stopped_because}: remaining fix steps skipped")
         return True
 
     def _past_deadline(self, step_id: str) -> bool:
@@ -375,5 +380,5 @@ class _Execution:
                 return Outcome.FAILED, (f"validation step {step.id!r} {step.status.value}: "
                                         f"{step.error}")
         if self.result.stopped_fixing:
-            return Outcome.SUCCESS, "the alert resolved; validation passed"
+            return Outcome.SUCCESS, f"{self._stopped_because}; validation passed"
         return Outcome.SUCCESS, None
