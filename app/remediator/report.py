@@ -1,8 +1,9 @@
 """`remediator report ID`: a Markdown incident report from the store.
 
 Timeline, diagnosis, actions with their outputs, validation, outcome, and the changes a
-human must make permanent (a raised memory limit or a recreated container lives only in
-the running engine until someone writes it into docker-compose.yml). Captured output is
+human must make permanent (a raised memory limit, a recreated container, a file rewritten
+or a command run inside the container live only in the running engine until someone
+writes them into the image or docker-compose.yml). Captured output is
 redacted of secret-looking values before it is printed.
 """
 
@@ -44,7 +45,26 @@ def permanent_changes(execution: dict[str, Any]) -> list[str]:
         elif step["action"] == "docker.copy":
             changes.append(f"`{args.get('dest')}` was restored from `{args.get('src')}`: find "
                            "out why the original went missing or bad.")
+        elif step["action"] == "docker.put_file":
+            changes.append(f"`{args.get('path')}` was rewritten in the running `{target}`: "
+                           "unless it is on a volume, a recreate (docker-compose up) loses "
+                           "it; put the same file in the image or mount it.")
+        elif step["action"] == "docker.exec" and step["phase"] == "fix":
+            changes.append(f"`{_command(args.get('cmd'))}` ran in `{target}` (step "
+                           f"{step['id']}): what it changed outside the container's volumes "
+                           "is lost on a recreate; make it part of the image or "
+                           "docker-compose.yml.")
     return changes
+
+
+def _command(cmd: Any) -> str:
+    """A command line for people: an inline `python -c` script is shown as <script>."""
+    if not isinstance(cmd, list):
+        return redact(str(cmd))
+    words = [str(word) for word in cmd]
+    if len(words) > 2 and words[1] == "-c":
+        words[2] = "<script>"
+    return redact(" ".join(words))
 
 
 def _step_rows(execution: dict[str, Any]) -> list[str]:

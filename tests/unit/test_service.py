@@ -287,6 +287,29 @@ def test_report_tells_the_story_and_what_to_make_permanent(
     assert "`/app/models/best_model.pth` was restored from `/backup/models/best_model.pth`" in text
 
 
+def test_make_permanent_names_rewritten_files_and_commands_run_in_the_container() -> None:
+    from remediator.report import permanent_changes
+
+    def step(step_id: str, action: str, phase: str, args: dict[str, Any],
+             status: str = "ok") -> dict[str, Any]:
+        return {"id": step_id, "action": action, "phase": phase, "status": status,
+                "rendered_args": args}
+
+    changes = permanent_changes({"target": "app-prod", "steps": [
+        step("check", "docker.exec", "diagnose", {"cmd": ["python", "-c", "import os"]}),
+        step("use_converted", "docker.exec", "fix",
+             {"cmd": ["python", "-c", "long script", "/app/config/model.yml", "x.pth"]}),
+        step("restore_config", "docker.put_file", "fix", {"path": "/app/config/model.yml"}),
+        step("failed_fix", "docker.exec", "fix", {"cmd": ["true"]}, status="failed")]})
+    assert changes == [
+        "`python -c <script> /app/config/model.yml x.pth` ran in `app-prod` (step "
+        "use_converted): what it changed outside the container's volumes is lost on a "
+        "recreate; make it part of the image or docker-compose.yml.",
+        "`/app/config/model.yml` was rewritten in the running `app-prod`: unless it is on a "
+        "volume, a recreate (docker-compose up) loses it; put the same file in the image or "
+        "mount it."]
+
+
 def test_resolved_notice_during_an_execution_skips_the_rest_of_the_fix(
         client: FlaskClient, service: Service, runtime: FakeRuntime) -> None:
     post(client, fixture("firing-model-load-failure.json"))
