@@ -147,6 +147,27 @@ def test_a_pass_evaluates_again_only_what_changed_or_is_due(
     assert len(pages(service)) == 3
 
 
+def test_a_once_per_window_rule_notifies_again_in_the_next_window(
+        service: Service, clock: FakeClock) -> None:
+    for n, name in enumerate("ab"):
+        alert_in(service, firing(clock.now, fingerprint=f"{n:016x}",
+                                 labels={"service": f"not-a-target-{name}"}))
+    clock.advance(minutes=15)  # past every time-based rule: no incident has a due time left
+    assert timer(service) == T0.replace(hour=13)  # but the fleet rule's window ends at 13:00
+    clock.advance(minutes=5)
+    timer(service)  # same window, nothing changed: no second notice
+
+    def fleet_notices() -> list[dict[str, Any]]:
+        return [n for n in rows(service, "trigger")
+                if n["rule"] == "infra-multiple-services-affected"]
+
+    assert len(fleet_notices()) == 1
+    clock.advance(hours=1)  # both still fire, nothing else changed: a new window
+    timer(service)
+    first, second = fleet_notices()
+    assert first["dedup_key"] != second["dedup_key"]
+
+
 def test_a_rule_that_keeps_matching_notifies_once(service: Service, clock: FakeClock,
                                                   pagerduty: PagerDutySink) -> None:
     alert_in(service, firing(T0, labels={"service": "not-a-target"}))

@@ -362,6 +362,13 @@ class EscalationPolicy:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self.budget_window = budget_window
 
+    def window_start(self, now: datetime) -> datetime | None:
+        """Start of the current budget window when some rule notifies once per window (its
+        dedup key changes at each boundary, so it may notify again then), else None."""
+        if all(rule.once_per == "incident" for rule in self.rules):
+            return None
+        return _window_start(now, self.budget_window)
+
     def evaluate(self, facts: IncidentFacts) -> list[Escalation]:
         """Escalations the facts call for, one per dedup key, in rule order.
 

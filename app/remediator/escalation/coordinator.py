@@ -213,12 +213,17 @@ class EscalationService:
         others = fleet(open_incidents)
         ids = [int(i["id"]) for i in open_incidents]
         latest, started = self._latest_finished(ids), self._started_among(ids)
+        # A rule notifying once per window may notify again in the next one: a new window
+        # is an input of every incident, and its start a due time.
+        window = self.policy.window_start(now)
+        if window is not None and any(not i["claimed_by"] for i in open_incidents):
+            dues.append(window + self.policy.budget_window)
         for incident in open_incidents:
             if incident["claimed_by"]:
                 continue
             number = int(incident["id"])
             inputs = (tuple(incident[c] for c in _MUTABLE), latest.get(number),
-                      number in started, others)
+                      number in started, others, window)
             seen = self._evaluated.get(number)
             if seen is not None and seen[0] == inputs and (seen[1] is None or seen[1] > now):
                 due = seen[1]
