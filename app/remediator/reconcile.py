@@ -63,7 +63,7 @@ class Reconciler:
         self.client = client or HttpClient()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._absent: set[str] = set()  # firing here, not in Alertmanager at the last look
+        self._absent: set[int] = set()  # incidents firing here, not in Alertmanager last look
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
@@ -117,13 +117,12 @@ class Reconciler:
         return len(missed)
 
     def _resolve_ended(self, active: set[str]) -> None:
-        firing = self.store.query("SELECT incident_key, fingerprint, starts_at, labels, "
-                                  "annotations, generator_url FROM incidents "
-                                  "WHERE status = 'firing'")
-        absent = {row["incident_key"]: row for row in firing
-                  if row["incident_key"] not in active}
-        ended = [row for key, row in absent.items() if key in self._absent]
-        self._absent = set(absent) - {row["incident_key"] for row in ended}
+        live = self._incident_ids(active)
+        firing = self.store.query("SELECT id, fingerprint, starts_at, labels, annotations, "
+                                  "generator_url FROM incidents WHERE status = 'firing'")
+        absent = {int(row["id"]): row for row in firing if int(row["id"]) not in live}
+        ended = [row for number, row in absent.items() if number in self._absent]
+        self._absent = set(absent) - {int(row["id"]) for row in ended}
         if not ended:
             return
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -142,7 +141,21 @@ class Reconciler:
         key = _key(raw)
         if key is None:
             return True  # not something intake could use either
-        return bool(self.store.query("SELECT 1 FROM incidents WHERE incident_key = ?", (key,)))
+        return bool(self._incident_ids({key}))
+
+    def _incident_ids(self, keys: set[str]) -> set[int]:
+        """The incidents these alert keys belong to: by their own key, or by the key of a
+        re-fire that reopened them (an alias)."""
+        found: set[int] = set()
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found |= {int(row["id"]) for row in self.store.query(
+                f"SELECT id FROM incidents WHERE incident_key IN ({marks}) UNION "
+                f"SELECT incident_id AS id FROM incident_aliases WHERE incident_key IN "
+                f"({marks})", [*chunk, *chunk])}
+        return found
 
 
 def _key(raw: dict[str, Any]) -> str | None:

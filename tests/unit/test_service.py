@@ -449,6 +449,48 @@ def test_a_fix_that_does_not_validate_records_nothing(
     assert service.store.last_known_good("app-prod") is None
 
 
+class FakeAlertmanager:
+    """Alertmanager's v2 API answering with fixed alerts (both of reconciliation's reads)."""
+
+    def __init__(self, alerts: list[dict[str, Any]]) -> None:
+        self.alerts = alerts
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        alerts = self.alerts
+
+        class Answer:
+            def raise_for_status(self) -> None:
+                pass
+
+            def json(self) -> list[dict[str, Any]]:
+                return alerts
+
+        return Answer()
+
+
+def test_reconciliation_keeps_a_reopened_incident_its_alert_still_fires_under_a_new_start(
+        client: FlaskClient, service: Service) -> None:
+    from remediator.reconcile import Reconciler
+
+    incident_id = fix_and_resolve(client, service)
+    post(client, refire(3))  # re-fires inside the stability window: the same incident reopens
+    service.worker.intake.drain()
+    refired = json.loads(refire(3))["alerts"][0]
+    manager = FakeAlertmanager([{**refired, "startsAt": "2026-11-29T11:30:02.749Z"}])
+    reconciler = Reconciler(service.store, "http://alertmanager", service.writer.submit,
+                            lambda: None, client=manager)  # type: ignore[arg-type]
+    for _ in range(3):
+        assert reconciler.reconcile() == 0  # known, by the re-fire's key (an alias)
+        service.worker.intake.drain()
+    (incident,) = service.store.incidents()
+    assert (incident["id"], incident["status"]) == (incident_id, "firing")
+    manager.alerts = []  # now it ended, and its resolved notice was lost
+    reconciler.reconcile()
+    reconciler.reconcile()
+    service.worker.intake.drain()
+    assert service.store.incident(incident_id)["status"] == "resolved"  # type: ignore[index]
+
+
 def test_incident_closes_after_the_window_and_records_last_known_good(
         client: FlaskClient, service: Service) -> None:
     incident_id = fix_and_resolve(client, service)
