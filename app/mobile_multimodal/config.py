@@ -65,6 +65,9 @@ def _read_yaml(path: Path) -> Mapping[str, Any]:
         raise ModelConfigError(f"config file {path} not found") from None
     except OSError as exc:
         raise ModelConfigError(f"config file {path} unreadable: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ModelConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})"
+                               ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -233,8 +233,6 @@ class Worker:
         validated = result.outcome is Outcome.SUCCESS and not result.dry_run
         if incident_id is not None and validated:
             self.store.mark_fixed(incident_id)
-        if validated:  # the playbook's validation passed: this is a known-good state
-            self._record_last_known_good(result.target)
         self.store.finish_execution(execution_id, ExecutionState.FINISHED.value,
                                     result.outcome.value, result.scenario, result.reason,
                                     escalations)
@@ -246,4 +244,9 @@ class Worker:
                  extra={"execution_id": execution_id, "playbook": result.playbook,
                         "target": result.target})
         self.on_finished(execution_id, result)
+        if validated:  # the playbook's validation passed: this is a known-good state
+            try:
+                self._record_last_known_good(result.target)
+            except Exception:  # the execution's outcome is stored: this must not change it
+                log.exception("last-known-good of %s not recorded", result.target)
 

@@ -320,7 +320,7 @@ def test_scenario_5_old_format_is_converted_and_the_config_points_at_the_convert
                          "/app/models/best_model.pth", "--output",
                          "/app/models/best_model_converted.pth", "--target-version", "current"]),
         ("docker.exec", ["python", "-c", "params.point_config", "/app/config/model.yml",
-                         "best_model_converted.pth", "http://127.0.0.1:8080"])]
+                         "best_model_converted.pth", "http://127.0.0.1:8080", "60"])]
     assert statuses(result)["use_converted_env"] == "skipped"
     assert result.outcome is Outcome.SUCCESS and validated(result) and asked(result) == []
 
@@ -550,6 +550,25 @@ def test_investigation_reads_every_shipped_variant_as_the_current_format(
     assert report["primary"]["format_version"] == 2 and "error" not in report["primary"]
 
 
+def test_investigation_reads_plain_data_a_weights_only_load_allows(image_like: Path) -> None:
+    path = image_like / "models" / "best_model.pth"
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    raw.update(tags={"int2", "qat"}, scale=complex(1, 2))  # protocol 2: __builtin__.set
+    torch.save(raw, path)
+    torch.load(path, weights_only=True)  # the app's own load takes it
+    report = investigate(image_like, without_torch(image_like))
+    assert report["primary"]["format_version"] == 2 and "error" not in report["primary"]
+
+
+def test_investigation_calls_a_version_that_is_no_int_corrupted(image_like: Path) -> None:
+    path = image_like / "models" / "best_model.pth"
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    torch.save({**raw, "version": "2"}, path)
+    report = investigate(image_like, without_torch(image_like))
+    assert report["primary"]["error"] == "ValueError: 'version' must be an int, got str"
+    assert report["findings"][0].startswith("file_missing_or_corrupted: primary model")
+
+
 class Payload:
     def __reduce__(self) -> tuple[Any, ...]:
         return (os.system, ("touch pwned",))
@@ -645,15 +664,30 @@ def test_investigation_follows_model_path_from_the_environment(image_like: Path)
 
 # -- the scenario 5 config change, run for real ----------------------------------------------------
 class ReloadSink(http.server.BaseHTTPRequestHandler):
+    """The app's /model/reload and /model/health: loading for two polls, then `serves`."""
+
     posts: ClassVar[list[str]] = []
+    serves: ClassVar[str] = "/app/models/best_model_converted.pth"
+    polls: ClassVar[int] = 0
+
+    def _answer(self, code: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self) -> None:
         ReloadSink.posts.append(self.path)
-        body = b'{"reloading": true, "state": "DEGRADED"}'
-        self.send_response(202)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        ReloadSink.polls = 0
+        self._answer(202, {"reloading": True, "state": "LOADING"})
+
+    def do_GET(self) -> None:
+        ReloadSink.polls += 1
+        if ReloadSink.polls <= 2:
+            self._answer(200, {"state": "LOADING", "model_path": None})
+        else:
+            self._answer(200, {"state": "READY", "model_path": ReloadSink.serves})
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -667,12 +701,15 @@ def test_point_config_changes_model_path_keeps_the_rest_and_asks_for_a_reload(
     server = http.server.HTTPServer(("127.0.0.1", 0), ReloadSink)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}"
-    argv = [sys.executable, "-c", POINT_CONFIG, str(config), "best_model_converted.pth", url]
+    argv = [sys.executable, "-c", POINT_CONFIG, str(config), "best_model_converted.pth", url,
+            "10"]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30,
                               env={"PATH": os.environ["PATH"]})
         assert done.returncode == 0, done.stderr
         assert "POST /model/reload: 202" in done.stdout and ReloadSink.posts == ["/model/reload"]
+        assert "serving /app/models/best_model_converted.pth" in done.stdout
+        assert ReloadSink.polls == 3  # it waited for the load to end
         expected = shipped.replace("model_path: best_model.pth  ",
                                    "model_path: best_model_converted.pth  ")
         assert config.read_text() == expected != shipped  # the comment after the value stays
@@ -683,5 +720,13 @@ def test_point_config_changes_model_path_keeps_the_rest_and_asks_for_a_reload(
                                  env={"PATH": os.environ["PATH"], "MODEL_PATH": "best_model.pth"})
         assert refused.returncode == 1 and "MODEL_PATH=best_model.pth" in refused.stderr
         assert config.read_text() == shipped and ReloadSink.posts == ["/model/reload"]
+        # The app reloaded but still serves the old file (it reads another config): fail, so
+        # use_converted_env sets MODEL_PATH instead.
+        ReloadSink.serves = "/app/models/best_model.pth"
+        other = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                               env={"PATH": os.environ["PATH"]})
+        assert other.returncode == 1
+        assert "serves /app/models/best_model.pth (READY" in other.stderr
     finally:
+        ReloadSink.serves = "/app/models/best_model_converted.pth"
         server.shutdown()

@@ -186,6 +186,14 @@ def test_invalid_config_names_file_and_key_and_the_server_reports_it(tmp_path: P
     assert sample(manager, "model_load_failures_total", reason="config_invalid") == 1.0
 
 
+def test_a_config_that_is_not_utf8_is_a_config_error_not_a_crash(tmp_path: Path) -> None:
+    bad = tmp_path / "model.yml"
+    bad.write_bytes(b"model_path: best\xff.pth\n")
+    with pytest.raises(ModelConfigError, match=r"model.yml is not UTF-8 text \(byte 16\)"):
+        load_config(bad, env={})
+    assert build_manager(bad, tmp_path).load().state is ModelState.FAILED
+
+
 def test_config_layers_defaults_file_and_environment(tmp_path: Path) -> None:
     path = tmp_path / "model.yml"
     path.write_text("model_path: int8_quantized.pth\nload_timeout: 2m\n")
