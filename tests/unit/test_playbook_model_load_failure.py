@@ -684,10 +684,12 @@ class ReloadSink(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         ReloadSink.polls += 1
-        if ReloadSink.polls <= 2:
-            self._answer(200, {"state": "LOADING", "model_path": None})
+        if ReloadSink.polls <= 2:  # as the app answers while the fallback keeps serving
+            self._answer(200, {"state": "DEGRADED", "loading": True,
+                               "model_path": "/app/models/best_model_converted.pth"})
         else:
-            self._answer(200, {"state": "READY", "model_path": ReloadSink.serves})
+            self._answer(200, {"state": "READY", "loading": False,
+                               "model_path": ReloadSink.serves})
 
     def log_message(self, *args: Any) -> None:
         pass
