@@ -217,6 +217,30 @@ def test_recreate_last_known_good_restores_its_image_and_env(
     assert env[:3] == ["MODEL_DIR=/app/models", "GOOD=1", "EXTRA="] and "BROKEN=1" not in env
 
 
+def test_recreate_last_known_good_writes_back_its_config_files_before_the_start(
+    images: dict[str, str], docker_resources: Resources, docker_client: docker.DockerClient,
+    replaced: Callable[[str], None],
+) -> None:
+    """A fix wrote model_path into the container's config (scenario 5); a rollback recreate
+    must not lose it: the last-known-good's copy goes into the new container."""
+    config = "/app/config/model.yml"
+    old = docker_resources.run(images["modelserver"], SLEEPER)
+    replaced(str(old.name))
+    shipped = old.exec_run(["cat", config]).output.decode()
+    good = shipped.replace("model_path: best_model.pth", "model_path: best_model_converted.pth")
+    assert good != shipped
+    records = {"t": {"image": images["modelserver"], "env": ["MODEL_DIR=/app/models"],
+                     "files": {config: good}}}
+    target = Target(name="t", selector={}, container=str(old.name), base_url="http://x")
+    out = DockerActions(lambda: docker_client, records.get).call(
+        "docker.recreate", {"last_known_good": True}, target, 60)
+    assert out["output"].endswith(f"running; restored {config}")
+    new = docker_client.containers.get(str(old.name))
+    assert new.id != old.id
+    assert new.exec_run(["cat", config]).output.decode() == good
+    assert new.exec_run(["stat", "-c", "%a %U", config]).output == b"644 appuser\n"
+
+
 # -- http.check and prometheus.query against real endpoints ------------------------------------
 def test_http_check_against_a_real_modelserver(served: Container) -> None:
     http = HttpActions("http://127.0.0.1:1")

@@ -129,6 +129,25 @@ def parse_since(value: Any) -> int | None:
     return int(time.time() - float(match.group(1)) * scale)
 
 
+def write_file(box: Container, path: str, content: str, mode: int | None = None,
+               owner: tuple[int, ...] | None = None) -> tuple[bytes, int | None, int, int, int]:
+    """Write `path` in a container (created or running), keeping the mode and owner of the
+    file it replaces (a new one: 0644 root) unless given; returns what was written, the
+    previous size (None: absent), and the mode and owner used."""
+    was_mode, uid, gid, previous = 0o644, 0, 0, None
+    with contextlib.suppress(docker.errors.NotFound):
+        member, old = read_member(box, path)
+        was_mode, uid, gid, previous = member.mode & 0o7777, member.uid, member.gid, len(old)
+    mode = was_mode if mode is None else mode
+    if owner:
+        uid, gid = owner[0], owner[1]
+    data = content.encode()
+    folder, name = posixpath.split(path)
+    if not box.put_archive(folder or "/", single_file_tar(name, data, mode, uid, gid)):
+        raise ActionFailed(f"could not write {path} in {box.name}")
+    return data, previous, mode, uid, gid
+
+
 def engine_address() -> str:
     """Where the SDK looks for the engine (DOCKER_HOST, else the default socket)."""
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
@@ -285,19 +304,11 @@ class DockerActions:
         """
         path = str(args["path"])
         content = self._put_content(args, target, path)
-        box = self.container(target)
-        mode, uid, gid, previous = 0o644, 0, 0, None
-        with contextlib.suppress(docker.errors.NotFound):
-            member, old = read_member(box, path)
-            mode, uid, gid, previous = member.mode & 0o7777, member.uid, member.gid, len(old)
-        if args.get("mode") is not None:
-            mode = int(args["mode"])
-        if args.get("owner"):
-            uid, gid = (int(part) for part in str(args["owner"]).split(":"))
-        data = content.encode()
-        folder, name = posixpath.split(path)
-        if not box.put_archive(folder or "/", single_file_tar(name, data, mode, uid, gid)):
-            raise ActionFailed(f"docker.put_file: could not write {path} in {target.container}")
+        owner = (tuple(int(part) for part in str(args["owner"]).split(":"))
+                 if args.get("owner") else None)
+        data, previous, mode, uid, gid = write_file(
+            self.container(target), path, content,
+            int(args["mode"]) if args.get("mode") is not None else None, owner)
         return {"bytes": len(data), "previous_bytes": previous,
                 "output": f"wrote {path}: {len(data)} bytes (was "
                           f"{'absent' if previous is None else f'{previous} bytes'}), mode "
@@ -403,15 +414,19 @@ class DockerActions:
         body = recreate_body(old.attrs, args, lkg, self._image_config)
         body["Image"] = self._same_image(old.attrs, body["Image"], overridden=bool(
             args.get("image") or lkg))
+        # A rollback is to the whole known-good state: its config files too (a fix may have
+        # written one, e.g. scenario 5's model_path), into the new container before it starts.
+        files = {str(k): str(v) for k, v in ((lkg or {}).get("files") or {}).items()}
         parked = f"{target.container}-old-{int(time.time())}"
         old.rename(parked)
-        new_id = self._replace(old, body, target.container, parked)
+        new_id = self._replace(old, body, target.container, parked, files)
         removed = self._remove_parked(old)
         new = self.client.containers.get(new_id)
         image = new.attrs["Config"].get("Image")
         note = "" if removed else f"; the old container is left as {parked}"
-        return {"output": f"recreated {target.container} from {image}: {new.status}{note}",
-                "container_id": new.id, "image": image}
+        restored = f"; restored {', '.join(sorted(files))}" if files else ""
+        return {"output": f"recreated {target.container} from {image}: {new.status}"
+                          f"{restored}{note}", "container_id": new.id, "image": image}
 
     def _last_known_good(self, target: Target) -> dict[str, Any]:
         record = self.lkg_provider(target.name) if self.lkg_provider else None
@@ -436,14 +451,20 @@ class DockerActions:
                 return image
         return str(attrs.get("Image") or image)
 
-    def _replace(self, old: Container, body: dict[str, Any], name: str, parked: str) -> str:
-        """Create and start the new container; on failure put the old one back and raise."""
+    def _replace(self, old: Container, body: dict[str, Any], name: str, parked: str,
+                 files: dict[str, str] | None = None) -> str:
+        """Create the new container, write `files` into it, start it; on failure put the
+        old one back and raise."""
         api = self.client.api
         new_id: str | None = None
         try:
             new_id = str(api.create_container_from_config(body, name=name)["Id"])
             for network, endpoint in extra_networks(old.attrs):
                 api.connect_container_to_network(new_id, network, **endpoint)
+            if files:
+                created = self.client.containers.get(new_id)
+                for path, text in files.items():
+                    write_file(created, path, text)
             if old.status in ("running", "restarting"):
                 old.stop(timeout=stop_timeout(old.attrs))
             api.start(new_id)
