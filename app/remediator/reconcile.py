@@ -146,17 +146,10 @@ class Reconciler:
     def _incident_ids(self, keys: set[str]) -> set[int]:
         """The incidents these alert keys belong to: by their own key, or by the key of a
         re-fire that reopened them (an alias)."""
-        found: set[int] = set()
-        ordered = sorted(keys)
-        for start in range(0, len(ordered), 500):
-            chunk = ordered[start:start + 500]
-            marks = ",".join("?" * len(chunk))
-            found |= {int(row["id"]) for row in self.store.query(
-                f"SELECT id FROM incidents WHERE incident_key IN ({marks}) UNION "
-                f"SELECT incident_id AS id FROM incident_aliases WHERE incident_key IN "
-                f"({marks})", [*chunk, *chunk])}
-        return found
-
+        return {int(row["id"]) for row in self.store.query_in(
+            "SELECT id FROM incidents WHERE incident_key IN ({marks}) UNION "
+            "SELECT incident_id AS id FROM incident_aliases WHERE incident_key IN ({marks})",
+            sorted(keys))}
 
 def _key(raw: dict[str, Any]) -> str | None:
     """The incident key of an Alertmanager v2 alert; None when intake could not parse it."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,7 +43,8 @@ from remediator.core.config import load_config
 from remediator.stack import AppSpec, app_container_kwargs
 from tests.harness.docker_engine import LABEL, ROOT, SESSION_ID, Resources
 from tests.harness.faults import inject
-from tests.harness.processes import Proc, free_port, spawn, stop, wait_ready
+from tests.harness.processes import Proc, free_port
+from tests.harness.stack import remediator_config, serve_remediator
 from tests.support import HttpSink, PagerDutySink
 from tests.support.escalation_kit import ROUTING_KEY
 
@@ -197,23 +197,11 @@ class Rig:
 
 
 def _write_config(tmp: Path, container: str, app_url: str) -> Path:
-    path = tmp / "remediator.yml"
-    path.write_text(f"""
-mode: act
-prometheus_url: http://127.0.0.1:{free_port()}
-alertmanager_url: http://127.0.0.1:{free_port()}
-escalation_path: {ROOT / "config" / "escalation.yml"}
-max_runs_per_hour: 5
-targets:
-  - name: app-prod
-    selector: {{service: app-prod}}
-    container: {container}
-    base_url: {app_url}
-    backup_path: /backup/models
-    config_files: [/app/config/model.yml]
-    bounds: {{max_memory: 4g, min_cpus: 0.5, max_cpus: 2}}
-""")
-    return path
+    return remediator_config(
+        tmp, container, app_url, f"http://127.0.0.1:{free_port()}",
+        alertmanager_url=f"http://127.0.0.1:{free_port()}",
+        escalation_path=ROOT / "config" / "escalation.yml",
+        config_files=["/app/config/model.yml"])
 
 
 def wait_healthy(app_url: str, timeout: float = 120.0) -> None:
@@ -260,16 +248,8 @@ def seed_last_known_good(client: docker.DockerClient, config: Path, db: Path) ->
 
 @contextlib.contextmanager
 def remediator_serve(workdir: Path, config: Path, db: Path) -> Iterator[Proc]:
-    port = free_port()
-    argv = [str(Path(sys.executable).parent / "remediator"), "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--db", str(db), "--config", str(config),
-            "--playbooks", str(ROOT / "playbooks")]
-    proc = spawn("remediator", argv, port, workdir)
-    try:
-        wait_ready(proc, "/readyz", timeout=60)
+    with serve_remediator(workdir, config, db, free_port()) as proc:
         yield proc
-    finally:
-        stop(proc)
 
 
 def remove_app(client: docker.DockerClient, name: str) -> None:

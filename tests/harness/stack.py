@@ -88,37 +88,51 @@ def start_app(resources: Resources, image: str) -> Container:
     return box
 
 
-def remediator_config(tmp: Path, container: str, app_url: str, prom_url: str) -> Path:
+def remediator_config(tmp: Path, container: str, app_url: str, prom_url: str, *,
+                      alertmanager_url: str | None = None, escalation_path: Path | None = None,
+                      config_files: list[str] | None = None) -> Path:
+    """config/remediator.yml for one app-prod target; the optional keys only when given."""
+    top = "".join(f"{key}: {value}\n" for key, value in (
+        ("alertmanager_url", alertmanager_url), ("escalation_path", escalation_path))
+        if value is not None)
+    files = f"    config_files: [{', '.join(config_files)}]\n" if config_files else ""
     path = tmp / "remediator.yml"
     path.write_text(f"""
 mode: act
 prometheus_url: {prom_url}
-max_runs_per_hour: 5
+{top}max_runs_per_hour: 5
 targets:
   - name: app-prod
     selector: {{service: app-prod}}
     container: {container}
     base_url: {app_url}
     backup_path: /backup/models
-    bounds: {{max_memory: 4g, min_cpus: 0.5, max_cpus: 2}}
+{files}    bounds: {{max_memory: 4g, min_cpus: 0.5, max_cpus: 2}}
 """)
     return path
 
 
 @contextlib.contextmanager
-def remediator(tmp: Path, config: Path, port: int) -> Iterator[Proc]:
-    workdir = tmp / "remediator"
-    workdir.mkdir()
+def serve_remediator(workdir: Path, config: Path, db: Path, port: int) -> Iterator[Proc]:
+    """`remediator serve` with the shipped playbooks, ready (/readyz) until the block ends."""
     argv = [str(Path(sys.executable).parent / "remediator"), "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--db", str(workdir / "remediator.db"), "--config", str(config),
+            "--port", str(port), "--db", str(db), "--config", str(config),
             "--playbooks", str(ROOT / "playbooks")]
-    os.environ["REMEDIATOR_WEBHOOK_TOKEN"] = TOKEN
     proc = spawn("remediator", argv, port, workdir)
     try:
         wait_ready(proc, "/readyz", timeout=60)
         yield proc
     finally:
         stop(proc)
+
+
+@contextlib.contextmanager
+def remediator(tmp: Path, config: Path, port: int) -> Iterator[Proc]:
+    workdir = tmp / "remediator"
+    workdir.mkdir()
+    os.environ["REMEDIATOR_WEBHOOK_TOKEN"] = TOKEN
+    with serve_remediator(workdir, config, workdir / "remediator.db", port) as proc:
+        yield proc
 
 
 @contextlib.contextmanager

@@ -267,6 +267,17 @@ class Store:
                 return self._read(reader, sql, params)
         return self._read(reader, sql, params)
 
+    def query_in(self, sql: str, values: Sequence[Any], chunk: int = 500
+                 ) -> list[dict[str, Any]]:
+        """`sql` with each `{marks}` filled by placeholders for `values`, run over chunks of
+        them (SQLite caps the parameters of one statement); the rows of every chunk."""
+        rows: list[dict[str, Any]] = []
+        uses = sql.count("{marks}")
+        for start in range(0, len(values), chunk):
+            part = list(values[start:start + chunk])
+            rows += self.query(sql.format(marks=",".join("?" * len(part))), part * uses)
+        return rows
+
     @staticmethod
     def _read(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         try:

@@ -64,9 +64,6 @@ PASS_GAP_FACTOR: Final = 9.0
 
 _INFO_LEVEL: Final = "notify"
 
-_IN_CHUNK: Final = 500
-"""Ids per `IN (...)` query (SQLite allows 32,766 parameters; small keeps each read short)."""
-
 _MUTABLE: Final = ("status", "updated_at", "note", "notices", "claimed_by", "fixed_at",
                    "reopened", "target")
 """Incident columns that can change after insert: a cached view is re-read when one did."""
@@ -369,13 +366,8 @@ class EscalationService:
         marks = {int(r["id"]): tuple(r[c] for c in _MUTABLE) for r in light}
         stale = [number for number, mark in marks.items()
                  if (cached := cache.get(number)) is None or cached[0] != mark]
-        for start in range(0, len(stale), _IN_CHUNK):
-            chunk = stale[start:start + _IN_CHUNK]
-            places = ",".join("?" * len(chunk))
-            for row in self.store.query(f"SELECT * FROM incidents WHERE id IN ({places})",
-                                        chunk):
-                number = int(row["id"])
-                cache[number] = (tuple(row[c] for c in _MUTABLE), incident_view(row))
+        for row in self.store.query_in("SELECT * FROM incidents WHERE id IN ({marks})", stale):
+            cache[int(row["id"])] = (tuple(row[c] for c in _MUTABLE), incident_view(row))
         for gone in cache.keys() - marks.keys():
             del cache[gone]
         return [cache[number][1] for number in marks if number in cache
@@ -383,26 +375,15 @@ class EscalationService:
 
     def _latest_finished(self, ids: Sequence[int]) -> dict[int, int]:
         """Incident id -> its latest finished execution's id, for these incidents."""
-        found: dict[int, int] = {}
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = list(ids[start:start + _IN_CHUNK])
-            marks = ",".join("?" * len(chunk))
-            for row in self.store.query(
-                    f"SELECT incident_id, MAX(id) AS id FROM executions WHERE state = "
-                    f"'finished' AND incident_id IN ({marks}) GROUP BY incident_id", chunk):
-                found[int(row["incident_id"])] = int(row["id"])
-        return found
+        return {int(row["incident_id"]): int(row["id"]) for row in self.store.query_in(
+            "SELECT incident_id, MAX(id) AS id FROM executions WHERE state = 'finished' "
+            "AND incident_id IN ({marks}) GROUP BY incident_id", ids)}
 
     def _started_among(self, ids: Sequence[int]) -> set[int]:
         """Those of these incidents with an execution that really started (not a dry run)."""
-        found: set[int] = set()
-        for start in range(0, len(ids), _IN_CHUNK):
-            chunk = list(ids[start:start + _IN_CHUNK])
-            marks = ",".join("?" * len(chunk))
-            found |= {int(row["incident_id"]) for row in self.store.query(
-                f"SELECT DISTINCT incident_id FROM executions WHERE dry_run = 0 AND "
-                f"started_at IS NOT NULL AND incident_id IN ({marks})", chunk)}
-        return found
+        return {int(row["incident_id"]) for row in self.store.query_in(
+            "SELECT DISTINCT incident_id FROM executions WHERE dry_run = 0 AND "
+            "started_at IS NOT NULL AND incident_id IN ({marks})", ids)}
 
     def _latest_execution(self, incident_id: int) -> dict[str, Any] | None:
         rows = self.store.query("SELECT id FROM executions WHERE incident_id = ? AND "
