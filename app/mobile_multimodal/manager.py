@@ -286,7 +286,6 @@ class ModelManager:
 
     def _finish(self, attempt: Attempt, role: str | None, checksum_ok: bool | None) -> Status:
         with self._lock:
-            self._load_started = None
             if attempt.model is None and self._model is not None:
                 log.error("Reload failed (%s); keeping the %s model already serving",
                           attempt.reason, self._status.model_type)
@@ -294,6 +293,9 @@ class ModelManager:
             else:
                 self._model = attempt.model
                 self._status = self._status_for(attempt, role, checksum_ok)
+            # Last: `loading` is read without the lock (/model/health), and whoever sees it
+            # false must see the load's outcome already in the status.
+            self._load_started = None
         self._publish()
         self._log_outcome()
         return self._status
