@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import pytest
 
@@ -75,8 +76,15 @@ def test_channel_down_delays_the_notice_not_the_fix_and_delivers_it_once(
         assert execution["outcome"] == "escalated", execution
         # The channel was tried and refused, more than once, after the fix had ended.
         wait_for(lambda: len(sink.answered(503)) >= 2, 30, "two refused attempts")
-        (pending,) = [n for n in rem.api("/api/v1/notifications")["items"]
-                      if n["kind"] == "trigger"]
+
+        def between_attempts() -> list[dict[str, Any]]:
+            # Read between two attempts, not during one (then the channel says "sending").
+            (trigger,) = [n for n in rem.api("/api/v1/notifications")["items"]
+                          if n["kind"] == "trigger"]
+            webhook_channel = next(c for c in trigger["channels"] if c["channel"] == "webhook")
+            return [trigger] if webhook_channel["status"] != "sending" else []
+
+        (pending,) = wait_for(between_attempts, 30, "the channel between two attempts")
         hook = next(c for c in pending["channels"] if c["channel"] == "webhook")
         assert pending["status"] == "pending" and hook["status"] == "retry", pending
         assert "503" in hook["last_error"], hook
