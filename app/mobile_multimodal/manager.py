@@ -293,10 +293,10 @@ class ModelManager:
             else:
                 self._model = attempt.model
                 self._status = self._status_for(attempt, role, checksum_ok)
+            self._publish()
             # Last: `loading` is read without the lock (/model/health), and whoever sees it
-            # false must see the load's outcome already in the status.
+            # false must see the load's outcome already in the status and the metrics.
             self._load_started = None
-        self._publish()
         self._log_outcome()
         return self._status
 

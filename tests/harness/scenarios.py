@@ -25,7 +25,7 @@ import contextlib
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,15 +159,17 @@ class Rig:
         raise AssertionError(f"no finished execution after {timeout:.0f}s; executions "
                              f"{self.api('/api/v1/executions')}\n{self.remediator.log_tail(40)}")
 
-    def notifications(self, settle: float = 1.5, timeout: float = 30.0) -> list[dict[str, Any]]:
-        """GET /api/v1/notifications once every one is delivered (or failed) and nothing new
-        has appeared for `settle` seconds."""
+    def notifications(self, settle: float = 1.5, timeout: float = 30.0,
+                      until: Callable[[list[dict[str, Any]]], bool] = lambda _items: True
+                      ) -> list[dict[str, Any]]:
+        """GET /api/v1/notifications once `until(items)` holds, every one is delivered (or
+        failed) and nothing new has appeared for `settle` seconds."""
         deadline = time.monotonic() + timeout
         last: list[dict[str, Any]] = []
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             items = self.api("/api/v1/notifications")["items"]
-            if [i["id"] for i in items] != [i["id"] for i in last]:
+            if [i["id"] for i in items] != [i["id"] for i in last] or not until(items):
                 quiet_since = time.monotonic()
             last = items
             settled = all(i["status"] not in ("pending", "sending") for i in items)
@@ -180,7 +182,9 @@ class Rig:
         """(team, level, rule) of every escalation (trigger) sent, oldest first; checks that
         the Slack and PagerDuty stand-ins received exactly what the API says was delivered
         to them (escalations and the info notices: acting, fixed)."""
-        items = self.notifications()
+        # The finished execution's notices are written just after its outcome: wait for one,
+        # so the quiet period cannot start (and end) before they exist.
+        items = self.notifications(until=lambda items: any(n["kind"] == "info" for n in items))
         delivered = [(c["channel_type"], n["kind"]) for n in items for c in n["channels"]
                      if c["status"] == "delivered"]
         assert len(self.slack.requests) == sum(1 for t, _ in delivered if t == "slack")

@@ -58,9 +58,9 @@ class Loop:
         resp.raise_for_status()
         return resp.json()
 
-    def health(self) -> dict[str, Any]:
+    def health(self, timeout: float = 2) -> dict[str, Any]:
         with contextlib.suppress(requests.RequestException, ValueError):
-            return dict(requests.get(f"{self.app_url}/health", timeout=2).json())
+            return dict(requests.get(f"{self.app_url}/health", timeout=timeout).json())
         return {}
 
     def alerts(self, name: str) -> list[dict[str, Any]]:

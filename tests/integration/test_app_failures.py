@@ -41,8 +41,11 @@ pytestmark = pytest.mark.docker
 RUNBOOK_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6"
                "kgAAAABJRU5ErkJggg==")
 MODELS = "/app/models"
-SETTLE_S = 60.0
-"""Longest a container may take to finish loading (they all start at once on few CPUs)."""
+SETTLE_S = 150.0
+"""Longest we wait for a container to finish loading (they all start at once on few CPUs,
+beside image builds)."""
+LOAD_BOUND_S = 60.0
+"""What a healthy load may report as its duration, however busy the machine."""
 
 
 # --- plumbing ----------------------------------------------------------------------------
@@ -437,7 +440,7 @@ def test_healthy_container_captions_the_runbook_png_and_counts_it(fleet: Any) ->
     assert metric(samples, "model_loaded") == 1.0
     assert metric(samples, "model_fallback_active") == 0.0
     assert metric(samples, "model_load_in_progress_seconds") == 0.0
-    assert 0 < (metric(samples, "model_load_duration_seconds") or 0) < SETTLE_S
+    assert 0 < (metric(samples, "model_load_duration_seconds") or 0) < LOAD_BOUND_S
     assert (metric(samples, "model_memory_usage_bytes") or 0) > 50e6
     assert only(failures(result))  # every reason's series exists, at 0
 

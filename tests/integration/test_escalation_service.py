@@ -120,7 +120,8 @@ def test_down_past_the_threshold_pages_pagerduty_without_another_alert_and_resol
     with PagerDutySink() as pagerduty, remediator_serve(tmp_path, pagerduty, monkeypatch) as rem:
         started, clock_start = datetime.now(UTC), time.monotonic()
         post(rem, "/api/v1/alerts", alert("firing", started.isoformat().replace("+00:00", "Z")))
-        wait_for(lambda: pagerduty.requests, THRESHOLD_S + 10, "the page", rem)
+        # verdicts fill once the sink has judged a request (requests fill before that)
+        wait_for(lambda: pagerduty.verdicts, THRESHOLD_S + 10, "the page", rem)
         paged_after = time.monotonic()
         waited = pagerduty.requests[0].received_at - clock_start
         assert THRESHOLD_S <= waited < THRESHOLD_S + 1.0  # at the threshold: not before, no lag
@@ -135,15 +136,18 @@ def test_down_past_the_threshold_pages_pagerduty_without_another_alert_and_resol
         assert len(pagerduty.requests) == 1 and time.monotonic() - paged_after >= 1.5
 
         post(rem, "/api/v1/alerts", alert("resolved", started.isoformat().replace("+00:00", "Z")))
-        wait_for(lambda: len(pagerduty.requests) >= 2, 10, "the resolve", rem)
+        wait_for(lambda: len(pagerduty.verdicts) >= 2, 10, "the resolve", rem)
         assert pagerduty.verdicts == [202, 202], pagerduty.rejections
         resolve = pagerduty.events[1]
         assert (resolve["event_action"], resolve["dedup_key"]) == ("resolve", trigger["dedup_key"])
 
-        items = post(rem, "/api/v1/notifications")["items"]
-        assert [(n["kind"], n["status"]) for n in items] == [("resolve", "delivered"),
-                                                             ("trigger", "delivered")]
-        assert ROUTING_KEY not in json.dumps(items)
-        metrics = requests.get(rem.url + "/metrics", timeout=5).text
-        assert ('remediator_notifications_total{channel="pagerduty",outcome="delivered"} 2.0'
-                in metrics)
+        # Remediator records "delivered" once PagerDuty's answer is back: wait for that.
+        def kinds() -> list[tuple[str, str]]:
+            return [(n["kind"], n["status"]) for n in post(rem, "/api/v1/notifications")["items"]]
+
+        wait_for(lambda: kinds() == [("resolve", "delivered"), ("trigger", "delivered")], 10,
+                 "both notifications recorded as delivered", rem)
+        assert ROUTING_KEY not in json.dumps(post(rem, "/api/v1/notifications")["items"])
+        delivered = 'remediator_notifications_total{channel="pagerduty",outcome="delivered"} 2.0'
+        wait_for(lambda: delivered in requests.get(rem.url + "/metrics", timeout=5).text, 10,
+                 "the delivered metric at 2", rem)

@@ -38,8 +38,9 @@ from tests.support.http_sink import HttpSink
 
 pytestmark = pytest.mark.docker
 
-HOLD_S = 2
+HOLD_S = 5  # the test must see the pause and cut the engine inside it, under load too
 RETRIES = 4
+DELAY_S = 2  # between attempts: the short outage ends before the last one, with margin
 
 PLAYBOOK = f"""
 name: survive-outage
@@ -56,7 +57,7 @@ steps:
     phase: diagnose
     action: docker.inspect
     retries: {RETRIES}
-    delay: 1s
+    delay: {DELAY_S}s
     timeout: 5s
     on_failure: escalate
     escalate: {{team: infrastructure, level: notify, reason: "Docker engine unreachable"}}
@@ -186,7 +187,7 @@ def test_docker_engine_outage_mid_playbook_is_retried_then_escalated_and_readyz_
         engine_proxy.cut()
         wait_for(lambda: execution_where(rem, short, step=("during", "running")), 30,
                  "the Docker step to start while the engine is away")
-        time.sleep(1.5)  # attempts 1s apart fail; a later one finds the engine back
+        time.sleep(DELAY_S * 0.75)  # attempts DELAY_S apart fail; a later one finds it back
         engine_proxy.restore()
         done = wait_for(lambda: execution_where(rem, short, state="finished"), 30,
                         "the execution after a short outage")
