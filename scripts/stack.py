@@ -162,20 +162,57 @@ def docker_client() -> docker.DockerClient:
 
 
 def start_app(client: docker.DockerClient, spec: AppSpec) -> None:
+    """app-prod up and healthy. A container `up` creates runs on the kept model volumes; if
+    what they hold does not load (an earlier `make demo` broke it, and the fix lived in the
+    container `down` removed), they are recreated from the image, saying so. A container
+    that was already there is left as it is: its state is someone's, so `up` only says why."""
     try:
         box = client.containers.get(spec.name)
         if box.status != "running":
             box.start()
         say(f"{spec.name}: container present ({box.short_id})")
+        created = False
     except docker.errors.NotFound:
         box = client.containers.run(**app_container_kwargs(spec, {"org.remediator.stack": "up"}))
         say(f"{spec.name}: container started ({box.short_id})")
-    wait_for(f"{spec.name} /health", health_is("healthy"), 180)
+        created = True
+    health = settled_health(spec, 180)
+    if health.get("status") == "healthy":
+        return
+    why = f"{health.get('status')}: {health.get('reason') or 'no reason given'}"
+    if not created:
+        raise StackError(f"{spec.name} is {why}. `make down && make up` recreates it; "
+                         "`make clean && make up` also resets its model volumes")
+    say(f"{spec.name}: {why}")
+    say(f"{spec.name}: its kept model volumes do not load (an earlier `make demo`?); "
+        f"recreating {spec.models_volume} and {spec.backup_volume} from the image")
+    box.remove(force=True)
+    for name in (spec.models_volume, spec.backup_volume):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.volumes.get(name).remove(force=True)
+    box = client.containers.run(**app_container_kwargs(spec, {"org.remediator.stack": "up"}))
+    say(f"{spec.name}: container started on fresh volumes ({box.short_id})")
+    wait_for(f"{spec.name} /health", health_is("healthy", spec.port), 180)
 
 
-def health_is(status: str) -> Callable[[], bool]:
+def settled_health(spec: AppSpec, timeout: float) -> dict[str, Any]:
+    """/health once the app answers and no model load is in progress."""
+    base = f"http://127.0.0.1:{spec.port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.RequestException, ValueError):
+            health = dict(requests.get(f"{base}/health", timeout=2).json())
+            if health.get("status") == "healthy":
+                return health
+            if not requests.get(f"{base}/model/health", timeout=2).json().get("loading"):
+                return health
+        time.sleep(0.5)
+    raise StackError(f"{spec.name} /health not ready after {timeout:.0f}s")
+
+
+def health_is(status: str, port: int) -> Callable[[], bool]:
     def check() -> bool:
-        return bool(requests.get("http://127.0.0.1:8080/health", timeout=2).json()
+        return bool(requests.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
                     .get("status") == status)
     return check
 
