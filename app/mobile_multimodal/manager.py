@@ -177,8 +177,13 @@ class ModelManager:
 
     # -- loading --------------------------------------------------------------------------
     def start(self) -> threading.Thread:
-        """Load in the background so the server answers /health while it loads."""
-        thread = threading.Thread(target=self.load, name="model-load", daemon=True)
+        """Load in the background so the server answers /health while it loads. As for a
+        reload, the load counts as in progress from this call on: no request sees
+        ``loading`` false before the first load has an outcome."""
+        target = self.load
+        if self._config_error is None and self._begin():
+            target = self._load_begun
+        thread = threading.Thread(target=target, name="model-load", daemon=True)
         thread.start()
         return thread
 

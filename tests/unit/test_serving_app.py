@@ -133,6 +133,32 @@ def test_hung_load_is_abandoned_at_its_timeout_and_shows_in_progress() -> None:
     assert sample(manager, "model_load_in_progress_seconds") == 0.0
 
 
+def test_the_first_load_is_in_progress_as_soon_as_start_returns(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make up` reads `loading` false as 'this is the outcome'; right after start() it
+    must already say a load is running, however late the scheduler runs its thread."""
+
+    class LateThread(threading.Thread):
+        def run(self) -> None:
+            time.sleep(0.3)
+            super().run()
+
+    monkeypatch.setattr("mobile_multimodal.manager.threading.Thread", LateThread)
+    release = threading.Event()
+
+    def slow(name: str, device: str, model_dir: Path) -> FakeModel:
+        release.wait(5)
+        return FakeModel("fp32")
+
+    manager = ModelManager(ServeConfig(device="cpu", load_timeout=5, fallback_model=None),
+                           ServingMetrics(CollectorRegistry()), loader=slow, env={})
+    thread = manager.start()
+    assert manager.loading and manager.status.state is ModelState.LOADING
+    release.set()
+    thread.join(5)
+    assert not manager.loading and manager.status.state is ModelState.READY
+
+
 def test_inference_on_the_runbook_png_returns_a_caption() -> None:
     manager = make()
     manager.load()
