@@ -163,9 +163,11 @@ def docker_client() -> docker.DockerClient:
 
 def start_app(client: docker.DockerClient, spec: AppSpec) -> None:
     """app-prod up and healthy. A container `up` creates runs on the kept model volumes; if
-    what they hold does not load (an earlier `make demo` broke it, and the fix lived in the
-    container `down` removed), they are recreated from the image, saying so. A container
-    that was already there is left as it is: its state is someone's, so `up` only says why."""
+    it does not load because the primary model file is not the one shipped (an earlier
+    `make demo` broke it, and the fix lived in the container `down` removed), the volumes
+    are recreated from the image, saying so. Any other failure (a slow or out-of-memory
+    load, a broken image) leaves the volumes alone and fails saying why; so does a
+    container that was already there: its state is someone's."""
     try:
         box = client.containers.get(spec.name)
         if box.status != "running":
@@ -176,38 +178,56 @@ def start_app(client: docker.DockerClient, spec: AppSpec) -> None:
         box = client.containers.run(**app_container_kwargs(spec, {"org.remediator.stack": "up"}))
         say(f"{spec.name}: container started ({box.short_id})")
         created = True
-    health = settled_health(spec, 180)
-    if health.get("status") == "healthy":
+    model = settled_model_health(spec, 180)
+    if model.get("state") == "READY":
         return
-    why = f"{health.get('status')}: {health.get('reason') or 'no reason given'}"
+    why = f"{model.get('state')}: {model.get('reason') or 'no reason given'}"
     if not created:
         raise StackError(f"{spec.name} is {why}. `make down && make up` recreates it; "
                          "`make clean && make up` also resets its model volumes")
+    if model.get("checksum_ok") is True:  # the files are the shipped ones: not their fault
+        raise StackError(f"{spec.name} is {why}; its model files are intact (checksums "
+                         f"match), so {spec.models_volume} is kept. See `docker logs "
+                         f"{spec.name}`")
     say(f"{spec.name}: {why}")
-    say(f"{spec.name}: its kept model volumes do not load (an earlier `make demo`?); "
-        f"recreating {spec.models_volume} and {spec.backup_volume} from the image")
-    box.remove(force=True)
-    for name in (spec.models_volume, spec.backup_volume):
-        with contextlib.suppress(docker.errors.NotFound):
-            client.volumes.get(name).remove(force=True)
+    say(f"{spec.name}: the primary model in the kept volume is not the one shipped (an "
+        f"earlier `make demo`?); recreating {spec.models_volume} and {spec.backup_volume} "
+        "from the image")
+    recreate_volumes(client, spec, box)
     box = client.containers.run(**app_container_kwargs(spec, {"org.remediator.stack": "up"}))
     say(f"{spec.name}: container started on fresh volumes ({box.short_id})")
     wait_for(f"{spec.name} /health", health_is("healthy", spec.port), 180)
 
 
-def settled_health(spec: AppSpec, timeout: float) -> dict[str, Any]:
-    """/health once the app answers and no model load is in progress."""
-    base = f"http://127.0.0.1:{spec.port}"
+def recreate_volumes(client: docker.DockerClient, spec: AppSpec, box: Any) -> None:
+    """Remove app-prod and its two volumes (they come back from the image with the next
+    container); refuse, before removing anything, if another container uses them."""
+    names = (spec.models_volume, spec.backup_volume)
+    users = {c.name for name in names
+             for c in client.containers.list(all=True, filters={"volume": name})} - {box.name}
+    if users:
+        raise StackError(f"{', '.join(sorted(users))} also use(s) {' and '.join(names)}; "
+                         "remove them first (or `make clean`)")
+    try:
+        box.remove(force=True)
+        for name in names:
+            with contextlib.suppress(docker.errors.NotFound):
+                client.volumes.get(name).remove(force=True)
+    except docker.errors.APIError as exc:
+        raise StackError(f"could not recreate {spec.name}'s volumes: {exc}") from exc
+
+
+def settled_model_health(spec: AppSpec, timeout: float) -> dict[str, Any]:
+    """/model/health once the app answers and its load has an outcome."""
+    url = f"http://127.0.0.1:{spec.port}/model/health"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(requests.RequestException, ValueError):
-            health = dict(requests.get(f"{base}/health", timeout=2).json())
-            if health.get("status") == "healthy":
-                return health
-            if not requests.get(f"{base}/model/health", timeout=2).json().get("loading"):
-                return health
+            model = dict(requests.get(url, timeout=2).json())
+            if not model.get("loading") and model.get("state") != "LOADING":
+                return model
         time.sleep(0.5)
-    raise StackError(f"{spec.name} /health not ready after {timeout:.0f}s")
+    raise StackError(f"{spec.name} /model/health: no load outcome after {timeout:.0f}s")
 
 
 def health_is(status: str, port: int) -> Callable[[], bool]:

@@ -180,10 +180,9 @@ class ModelManager:
         """Load in the background so the server answers /health while it loads. As for a
         reload, the load counts as in progress from this call on: no request sees
         ``loading`` false before the first load has an outcome."""
-        target = self.load
-        if self._config_error is None and self._begin():
-            target = self._load_begun
-        thread = threading.Thread(target=target, name="model-load", daemon=True)
+        began = self._begin()  # False: a load is running; self.load then just says so
+        thread = threading.Thread(target=self._load_begun if began else self.load,
+                                  name="model-load", daemon=True)
         thread.start()
         return thread
 
@@ -216,16 +215,17 @@ class ModelManager:
 
     def load(self) -> Status:
         """Load the primary (else the fallback); returns the resulting status."""
-        if self._config_error is not None:
-            self._record_failure(self._config_error, "config")
-            return self._finish(Attempt(None, None, self._config_error.reason,
-                                        str(self._config_error)), None, None)
         if not self._begin():
             log.info("A model load is already running; not starting another")
             return self._status
         return self._load_begun()
 
     def _load_begun(self) -> Status:
+        """The load that _begin() marked in progress; every path ends in _finish()."""
+        if self._config_error is not None:
+            self._record_failure(self._config_error, "config")
+            return self._finish(Attempt(None, None, self._config_error.reason,
+                                        str(self._config_error)), None, None)
         started = self._clock()
         attempt, role = self._load_models()
         self.last_load_seconds = self._clock() - started

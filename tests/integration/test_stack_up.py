@@ -68,19 +68,20 @@ def test_up_after_a_demo_broke_the_kept_model_volume_recreates_it_and_comes_up_h
     # A demo's fault: an older release's checkpoint in the model volume (the app restarts
     # on it and serves the fallback).
     inject_fault(docker_client, app_spec.name, "old-format")
-    broken = stack.settled_health(app_spec, 120)
-    assert broken["status"] == "degraded" and "ModelFormatTooOld" in str(broken["reason"])
+    broken = stack.settled_model_health(app_spec, 120)
+    assert broken["state"] == "DEGRADED" and "ModelFormatTooOld" in str(broken["reason"])
+    assert broken["checksum_ok"] is False  # not the shipped file
 
     # The container is still there: `up` leaves it alone and says why.
-    with pytest.raises(stack.StackError, match=r"is degraded: ModelFormatTooOld.*make clean"):
+    with pytest.raises(stack.StackError, match=r"is DEGRADED: ModelFormatTooOld.*make clean"):
         stack.start_app(docker_client, app_spec)
-    assert docker_client.volumes.get(app_spec.models_volume)  # nothing was removed
+    assert stack.settled_model_health(app_spec, 30)["checksum_ok"] is False  # not reset
 
     # `make down` removes the container and keeps the volumes; the next `up` recreates them.
     docker_client.containers.get(app_spec.name).remove(force=True)
     capsys.readouterr()
     stack.start_app(docker_client, app_spec)
     said = capsys.readouterr().out
-    assert "degraded: ModelFormatTooOld" in said
+    assert "DEGRADED: ModelFormatTooOld" in said
     assert f"recreating {app_spec.models_volume} and {app_spec.backup_volume}" in said
     assert health(app_spec) == {"status": "healthy", "model_loaded": True}  # the primary

@@ -158,6 +158,16 @@ def test_the_first_load_is_in_progress_as_soon_as_start_returns(
     thread.join(5)
     assert not manager.loading and manager.status.state is ModelState.READY
 
+    # A broken config is an outcome too, reached the same way.
+    broken = ModelManager(ServeConfig(device="cpu"), ServingMetrics(CollectorRegistry()),
+                          loader=slow, env={},
+                          config_error=ModelConfigError("model.yml: device: bad"))
+    thread = broken.start()
+    assert broken.loading
+    thread.join(5)
+    assert not broken.loading and broken.status.state is ModelState.FAILED
+    assert sample(broken, "model_load_failures_total", reason="config_invalid") == 1.0
+
 
 def test_inference_on_the_runbook_png_returns_a_caption() -> None:
     manager = make()

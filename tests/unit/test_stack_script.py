@@ -1,0 +1,130 @@
+"""scripts/stack.py's start_app decides from /model/health whether `make up` may recreate
+app-prod's kept model volumes: only when it created the container and the primary model
+file is not the shipped one. Docker is a recording stand-in here; the app's /model/health
+is a real local HTTP server. (tests/integration/test_stack_up.py runs it on a real engine.)"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator, Mapping
+from types import ModuleType
+from typing import Any
+
+import docker.errors
+import pytest
+
+from remediator.stack import AppSpec
+from tests.harness.docker_engine import ROOT
+from tests.support.http_sink import HttpSink, RecordedRequest, normalise_response
+
+
+def load_stack_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("stack_script", ROOT / "scripts/stack.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeBox:
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.short_id, self.status, self.log = name, "abc123", "running", log
+
+    def remove(self, force: bool = False) -> None:
+        self.log.append(f"remove container {self.name}")
+
+
+class FakeVolume:
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+
+    def remove(self, force: bool = False) -> None:
+        self.log.append(f"remove volume {self.name}")
+
+
+class FakeClient:
+    """containers.get/run/list and volumes.get, recording what would change."""
+
+    def __init__(self, present: bool, other_users: list[str] | None = None) -> None:
+        self.log: list[str] = []
+        self.present = present
+        self.other_users = other_users or []
+        outer = self
+
+        class Containers:
+            def get(self, name: str) -> FakeBox:
+                if not outer.present:
+                    raise docker.errors.NotFound("no such container")
+                return FakeBox(name, outer.log)
+
+            def run(self, **kwargs: Any) -> FakeBox:
+                outer.log.append(f"run {kwargs['name']}")
+                return FakeBox(kwargs["name"], outer.log)
+
+            def list(self, all: bool = False, filters: dict[str, str] | None = None
+                     ) -> list[FakeBox]:
+                return [FakeBox(n, outer.log) for n in outer.other_users]
+
+        class Volumes:
+            def get(self, name: str) -> FakeVolume:
+                return FakeVolume(name, outer.log)
+
+        self.containers, self.volumes = Containers(), Volumes()
+
+
+@pytest.fixture
+def model_health() -> Iterator[tuple[int, dict[str, Any]]]:
+    """A local /model/health answering whatever the test puts in the dict."""
+    answer: dict[str, Any] = {}
+
+    class ModelHealth(HttpSink):
+        def respond(self, request: RecordedRequest) -> tuple[int, Mapping[str, str], bytes]:
+            assert request.path == "/model/health", request.path
+            return normalise_response((200, {}, dict(answer)))
+
+    with ModelHealth(path="/model/health") as sink:
+        yield int(sink.url.split(":")[2].split("/")[0]), answer
+
+
+def failed(checksum_ok: bool | None, reason: str) -> dict[str, Any]:
+    return {"state": "FAILED", "loading": False, "checksum_ok": checksum_ok, "reason": reason}
+
+
+def test_a_created_app_whose_files_are_intact_keeps_its_volumes(
+        model_health: tuple[int, dict[str, Any]]) -> None:
+    port, answer = model_health
+    answer.update(failed(True, "ModelLoadTimeout: the load took longer than 120s"))
+    stack, client = load_stack_script(), FakeClient(present=False)
+    with pytest.raises(stack.StackError, match=r"FAILED: ModelLoadTimeout.*intact.*is kept"):
+        stack.start_app(client, AppSpec(port=port))
+    assert client.log == ["run app-prod"]  # created, and nothing removed
+
+
+def test_a_present_container_is_never_touched(model_health: tuple[int, dict[str, Any]]
+                                              ) -> None:
+    port, answer = model_health
+    answer.update(failed(False, "ModelFormatTooOld: version 0"))
+    stack, client = load_stack_script(), FakeClient(present=True)
+    with pytest.raises(stack.StackError, match=r"is FAILED: ModelFormatTooOld.*make clean"):
+        stack.start_app(client, AppSpec(port=port))
+    assert client.log == []
+
+
+def test_volumes_another_container_uses_are_not_removed(
+        model_health: tuple[int, dict[str, Any]]) -> None:
+    port, answer = model_health
+    answer.update(failed(None, "ModelFileMissing: best_model.pth"))
+    stack, client = load_stack_script(), FakeClient(present=False, other_users=["app-prod-old"])
+    with pytest.raises(stack.StackError, match=r"app-prod-old also use\(s\) app-prod-models"):
+        stack.start_app(client, AppSpec(port=port))
+    assert client.log == ["run app-prod"]  # the new container stays; no volume removed
+
+
+def test_a_load_in_progress_is_waited_for(model_health: tuple[int, dict[str, Any]]) -> None:
+    port, answer = model_health
+    answer.update({"state": "LOADING", "loading": False, "checksum_ok": None})
+    stack = load_stack_script()
+    with pytest.raises(stack.StackError, match="no load outcome after 1s"):
+        stack.settled_model_health(AppSpec(port=port), 1)
+    answer.update({"state": "READY", "loading": False, "checksum_ok": True})
+    assert stack.settled_model_health(AppSpec(port=port), 5)["state"] == "READY"
