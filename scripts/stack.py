@@ -175,8 +175,7 @@ def start_app(client: docker.DockerClient, spec: AppSpec) -> None:
         say(f"{spec.name}: container present ({box.short_id})")
         created = False
     except docker.errors.NotFound:
-        box = client.containers.run(**app_container_kwargs(spec, {"org.remediator.stack": "up"}))
-        say(f"{spec.name}: container started ({box.short_id})")
+        box = run_app(client, spec, "container started")
         created = True
     model = settled_model_health(spec, 180)
     if model.get("state") == "READY":
@@ -194,9 +193,14 @@ def start_app(client: docker.DockerClient, spec: AppSpec) -> None:
         f"earlier `make demo`?); recreating {spec.models_volume} and {spec.backup_volume} "
         "from the image")
     recreate_volumes(client, spec, box)
-    box = client.containers.run(**app_container_kwargs(spec, {"org.remediator.stack": "up"}))
-    say(f"{spec.name}: container started on fresh volumes ({box.short_id})")
+    run_app(client, spec, "container started on fresh volumes")
     wait_for(f"{spec.name} /health", health_is("healthy", spec.port), 180)
+
+
+def run_app(client: docker.DockerClient, spec: AppSpec, what: str) -> Any:
+    box = client.containers.run(**app_container_kwargs(spec, {"org.remediator.stack": "up"}))
+    say(f"{spec.name}: {what} ({box.short_id})")
+    return box
 
 
 def recreate_volumes(client: docker.DockerClient, spec: AppSpec, box: Any) -> None:

@@ -151,6 +151,7 @@ class Reconciler:
             "SELECT incident_id AS id FROM incident_aliases WHERE incident_key IN ({marks})",
             sorted(keys))}
 
+
 def _key(raw: dict[str, Any]) -> str | None:
     """The incident key of an Alertmanager v2 alert; None when intake could not parse it."""
     try:

@@ -7,12 +7,14 @@ changed (remediator.stack renders them), and a test-named container as the targe
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import requests
@@ -43,6 +45,15 @@ FAST = Timings(scrape_interval="1s", evaluation_interval="1s", alert_for="5s",
 
 TOKEN = "e2e-token"
 
+
+
+def load_stack_script() -> ModuleType:
+    """scripts/stack.py (`make up`/`down`/`demo`) as a module, to call its own functions."""
+    spec = importlib.util.spec_from_file_location("stack_script", ROOT / "scripts/stack.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 @dataclass
 class Loop:

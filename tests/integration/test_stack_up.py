@@ -8,10 +8,7 @@ touched: `up` fails saying why. Runs scripts/stack.py's own code on a test-named
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import socket
 from collections.abc import Iterator
-from types import ModuleType
 
 import docker
 import docker.errors
@@ -20,23 +17,11 @@ import requests
 
 from remediator.demo import inject_fault
 from remediator.stack import AppSpec
-from tests.harness.docker_engine import ROOT, SESSION_ID
+from tests.harness.docker_engine import SESSION_ID
+from tests.harness.processes import free_port
+from tests.harness.stack import load_stack_script
 
 pytestmark = pytest.mark.docker
-
-
-def load_stack_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("stack_script", ROOT / "scripts/stack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -114,15 +114,21 @@ def test_failed_reload_keeps_the_model_already_serving() -> None:
     assert manager.load().state is ModelState.READY
 
 
-def test_hung_load_is_abandoned_at_its_timeout_and_shows_in_progress() -> None:
+def gated(load_timeout: float) -> tuple[ModelManager, threading.Event]:
+    """A manager (no fallback) whose load waits, at most 5 s, for the returned event."""
     release = threading.Event()
 
-    def hang(name: str, device: str, model_dir: Path) -> FakeModel:
+    def loader(name: str, device: str, model_dir: Path) -> FakeModel:
         release.wait(5)
         return FakeModel("fp32")
 
-    manager = ModelManager(ServeConfig(device="cpu", load_timeout=0.3, fallback_model=None),
-                           ServingMetrics(CollectorRegistry()), loader=hang, env={})
+    config = ServeConfig(device="cpu", load_timeout=load_timeout, fallback_model=None)
+    return ModelManager(config, ServingMetrics(CollectorRegistry()), loader=loader,
+                        env={}), release
+
+
+def test_hung_load_is_abandoned_at_its_timeout_and_shows_in_progress() -> None:
+    manager, release = gated(load_timeout=0.3)
     thread = manager.start()
     time.sleep(0.15)
     assert (sample(manager, "model_load_in_progress_seconds") or 0.0) > 0.0
@@ -144,14 +150,7 @@ def test_the_first_load_is_in_progress_as_soon_as_start_returns(
             super().run()
 
     monkeypatch.setattr("mobile_multimodal.manager.threading.Thread", LateThread)
-    release = threading.Event()
-
-    def slow(name: str, device: str, model_dir: Path) -> FakeModel:
-        release.wait(5)
-        return FakeModel("fp32")
-
-    manager = ModelManager(ServeConfig(device="cpu", load_timeout=5, fallback_model=None),
-                           ServingMetrics(CollectorRegistry()), loader=slow, env={})
+    manager, release = gated(load_timeout=5)
     thread = manager.start()
     assert manager.loading and manager.status.state is ModelState.LOADING
     release.set()
@@ -160,8 +159,7 @@ def test_the_first_load_is_in_progress_as_soon_as_start_returns(
 
     # A broken config is an outcome too, reached the same way.
     broken = ModelManager(ServeConfig(device="cpu"), ServingMetrics(CollectorRegistry()),
-                          loader=slow, env={},
-                          config_error=ModelConfigError("model.yml: device: bad"))
+                          env={}, config_error=ModelConfigError("model.yml: device: bad"))
     thread = broken.start()
     assert broken.loading
     thread.join(5)

@@ -5,25 +5,15 @@ is a real local HTTP server. (tests/integration/test_stack_up.py runs it on a re
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator, Mapping
-from types import ModuleType
 from typing import Any
 
 import docker.errors
 import pytest
 
 from remediator.stack import AppSpec
-from tests.harness.docker_engine import ROOT
+from tests.harness.stack import load_stack_script
 from tests.support.http_sink import HttpSink, RecordedRequest, normalise_response
-
-
-def load_stack_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("stack_script", ROOT / "scripts/stack.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class FakeBox:
