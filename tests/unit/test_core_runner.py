@@ -290,6 +290,27 @@ def test_on_failure_escalate_defaults_to_the_playbook_team() -> None:
     assert request.reason == "step 'restore' (docker.copy) failed: no backup"
 
 
+def test_a_label_in_a_step_error_reaches_the_escalation_as_text_never_as_a_template() -> None:
+    pb = playbook("""
+  - id: check_instance
+    phase: fix
+    action: assert
+    with: {that: "false", message: "instance {{ alert.labels.instance }} is not ours"}
+    on_failure: escalate
+""")
+    result = run(pb, FakeRuntime(), alert=make_alert(instance="{{ 'x' * 10**7 }}"))
+    [request] = result.escalations
+    assert request.reason == ("step 'check_instance' (assert) failed: "
+                              "instance {{ 'x' * 10**7 }} is not ours")
+
+
+def test_an_engine_error_reaches_the_escalation_as_text_never_as_a_template() -> None:
+    engine_says = ActionFailed("engine said: {{ range(3)|list }}")
+    result = run(failing_step("escalate"), FakeRuntime(docker__copy=engine_says))
+    [request] = result.escalations
+    assert request.reason == "step 'restore' (docker.copy) failed: engine said: {{ range(3)|list }}"
+
+
 def test_a_failed_validation_step_fails_the_run_even_with_continue() -> None:
     pb = playbook("""
   - id: health

@@ -340,13 +340,21 @@ class _Execution:
     def _request(
         self, spec: EscalationSpec, step_id: str | None, default: str,
     ) -> EscalationRequest:
-        """Render an escalation spec; if a template fails, escalate anyway with raw text."""
-        fields = {"team": spec.team, "level": spec.level, "reason": spec.reason or default}
+        """Render an escalation spec; if a template fails, escalate anyway with raw text.
+
+        Only the playbook author's fields are templates. `default` is built from runtime
+        data (step errors carry rendered labels, stderr, engine messages): it is plain text,
+        never rendered, or a label `{{ ... }}` would run as template source.
+        """
+        fields = {"team": spec.team, "level": spec.level}
+        if spec.reason is not None:
+            fields["reason"] = spec.reason
         for name, value in fields.items():
             try:
                 fields[name] = str(render(value, self.context))
             except TemplateError:
                 fields[name] = value if name != "reason" else f"{default} ({value})"
+        fields.setdefault("reason", default)
         if fields["level"] not in LEVELS:  # a human must still be asked: at the default level
             fields["reason"] += f" (level {fields['level']!r} unknown)"
             fields["level"] = defaults.DEFAULT_ESCALATION_LEVEL
