@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from remediator.core.targets import Target
-from remediator.errors import ActionFailed, RuntimeError_
+from remediator.errors import ActionFailed, ActionTimeout, RuntimeError_
 
 __all__ = ["HttpActions", "HttpClient", "json_contains"]
 
@@ -42,22 +42,26 @@ def json_contains(body: Any, expected: Any) -> bool:
 
 class HttpActions:
     def __init__(self, prometheus_url: str, client: HttpClient | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.prometheus_url = prometheus_url.rstrip("/")
         self.client = client or HttpClient()
         self.sleep = sleep
+        self.clock = clock
 
     def call(self, action: str, args: dict[str, Any], target: Target,
              timeout: float) -> dict[str, Any]:
+        """Run one action within `timeout` seconds (ActionTimeout when it runs out)."""
         if action == "http.check":
             return self.check(args, target, timeout)
         if action == "prometheus.query":
-            return self.query(args)
+            return self.query(args, timeout)
         raise ActionFailed(f"unknown http action {action!r}")
 
-    def _observe(self, method: str, url: str, body: Any) -> tuple[int | None, Any, str]:
+    def _observe(self, method: str, url: str, body: Any,
+                 timeout: float) -> tuple[int | None, Any, str]:
         try:
-            resp = self.client.request(method, url, json=body)
+            resp = self.client.request(method, url, json=body, timeout=timeout)
         except requests.RequestException as exc:
             return None, None, f"{method} {url}: {type(exc).__name__}"
         try:
@@ -67,27 +71,45 @@ class HttpActions:
         return resp.status_code, parsed, f"{method} {url}: {resp.status_code} {_short(parsed)}"
 
     def check(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
-        """Retry until the status and JSON subset hold; `ok: false` keeps the last evidence."""
+        """Retry until the status and JSON subset hold; `ok: false` keeps the last evidence.
+
+        The step's `timeout` bounds the whole check: no request or retry starts after it,
+        and passing it raises ActionTimeout (with the last answer in the message).
+        """
         url = target.base_url.rstrip("/") + "/" + str(args["path"]).lstrip("/")
         method, expect_status = str(args.get("method") or "GET"), int(args.get("expect_status")
                                                                        or 200)
         attempts = int(args.get("retries") or 0) + 1
-        deadline = time.monotonic() + timeout
-        status, body, summary = None, None, ""
+        interval = float(args.get("interval") or 1.0)
+        deadline = self.clock() + timeout
+        status, body, summary = None, None, "no answer yet"
         for attempt in range(1, attempts + 1):
-            status, body, summary = self._observe(method, url, args.get("body"))
+            left = deadline - self.clock()
+            if left <= 0:
+                raise _late(f"http.check {method} {url}", timeout, attempt - 1, summary)
+            status, body, summary = self._observe(method, url, args.get("body"),
+                                                  min(REQUEST_TIMEOUT, left))
             if status == expect_status and json_contains(body, args.get("expect") or {}):
                 return {"ok": True, "status_code": status, "body": body, "output": summary}
-            if attempt < attempts and time.monotonic() < deadline:
-                self.sleep(float(args.get("interval") or 1.0))
+            if attempt < attempts and self.clock() + interval >= deadline:
+                raise _late(f"http.check {method} {url}", timeout, attempt, summary)
+            if attempt < attempts:
+                self.sleep(interval)
+        if self.clock() >= deadline:
+            raise _late(f"http.check {method} {url}", timeout, attempts, summary)
         return {"ok": False, "status_code": status, "body": body,
                 "output": f"expectation not met after {attempts} attempt(s): {summary}"}
 
-    def query(self, args: dict[str, Any]) -> dict[str, Any]:
+    def query(self, args: dict[str, Any], timeout: float = REQUEST_TIMEOUT) -> dict[str, Any]:
+        """An instant query, its request bounded by `timeout` (ActionTimeout past it)."""
         url = f"{self.prometheus_url}/api/v1/query"
         try:
-            resp = self.client.request("GET", url, params={"query": args["query"]})
+            resp = self.client.request("GET", url, params={"query": args["query"]},
+                                       timeout=min(REQUEST_TIMEOUT, timeout))
             data = resp.json()
+        except requests.Timeout:
+            raise ActionTimeout(f"prometheus.query: {url} did not answer within "
+                                f"{min(REQUEST_TIMEOUT, timeout):g}s") from None
         except (requests.RequestException, ValueError) as exc:
             raise RuntimeError_(f"prometheus.query: {url} unreachable: {exc}") from None
         if data.get("status") != "success":
@@ -96,6 +118,11 @@ class HttpActions:
         value = _first_value(result)
         return {"result": result, "value": value,
                 "output": f"{args['query']} = {value if value is not None else '(no data)'}"}
+
+
+def _late(what: str, timeout: float, attempts: int, summary: str) -> ActionTimeout:
+    return ActionTimeout(f"{what}: expectation not met within the step timeout of "
+                         f"{timeout:g}s ({attempts} attempt(s)); last: {summary}")
 
 
 def _first_value(result: Any) -> float | None:
