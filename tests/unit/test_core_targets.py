@@ -41,7 +41,14 @@ def test_an_empty_selector_never_matches_everything() -> None:
 
 def test_resources_within_bounds_pass() -> None:
     assert check_bounds(SERVICE, memory=4 * 1024**3, memory_swap=4 * 1024**3, cpus=2.0) == []
-    assert check_bounds(SERVICE, memory=1024**3, memory_swap=-1, cpus=0.5) == []
+    assert check_bounds(SERVICE, memory=1024**3, memory_swap=2 * 1024**3, cpus=0.5) == []
+
+
+def test_unlimited_swap_is_refused_on_a_target_whose_max_memory_caps_memory_plus_swap() -> None:
+    assert check_bounds(SERVICE, memory=1024**3, memory_swap=-1) == [(
+        "memory_swap", "-1 (unlimited swap) would lift the max_memory 4g of target 'app-prod', "
+        "which caps memory plus swap; give a size up to it")]
+    assert check_bounds(REPLICA, memory_swap=-1)[0][1].endswith("so it cannot be changed")
 
 
 @pytest.mark.parametrize(("kwargs", "arg", "message"), [

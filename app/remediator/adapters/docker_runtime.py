@@ -11,6 +11,7 @@ import contextlib
 import copy
 import io
 import json
+import math
 import os
 import posixpath
 import re
@@ -36,6 +37,9 @@ LkgProvider = Callable[[str], "dict[str, Any] | None"]
 
 DEFAULT_STOP_TIMEOUT = 10
 """Seconds docker.restart waits for a clean stop before SIGKILL."""
+
+START_ALLOWANCE_S = 1.0
+"""Seconds of a step's time left kept for the engine to start a container after a stop."""
 
 MAX_FILE_BYTES = 1 << 20
 """Largest file docker.read_file and docker.put_file handle (config files, not models)."""
@@ -157,10 +161,12 @@ class DockerActions:
     """The docker.* actions. `client_factory` is a seam for tests and for reconnection."""
 
     def __init__(self, client_factory: Callable[[], docker.DockerClient] | None = None,
-                 lkg_provider: LkgProvider | None = None) -> None:
+                 lkg_provider: LkgProvider | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._factory = client_factory or (lambda: docker.from_env(timeout=60))
         self._client: docker.DockerClient | None = None
         self.lkg_provider = lkg_provider
+        self.clock = clock
         self.ping_error: str | None = None  # why the last ping failed (readiness shows it)
 
     @property
@@ -245,7 +251,8 @@ class DockerActions:
         exec_id = api.exec_create(box.id, cmd, user=str(args.get("user") or ""),
                                   workdir=args.get("workdir"), environment=args.get("env"),
                                   stdout=True, stderr=True)["Id"]
-        limit = float(args.get("timeout") or timeout)
+        # with.timeout is the command's own limit; it can shorten the step's, never extend it.
+        limit = min(float(args["timeout"]), timeout) if args.get("timeout") else timeout
         stdout, stderr = self._run_exec(exec_id, limit, cmd)
         exit_code = api.exec_inspect(exec_id).get("ExitCode")
         return {"exit_code": exit_code, "stdout": stdout, "stderr": stderr,
@@ -343,9 +350,22 @@ class DockerActions:
         return data.decode("utf-8", "replace")
 
     def do_restart(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
+        """Restart with the stop grace cut to fit the step timeout (0 means SIGKILL at once).
+
+        The engine's restart cannot be interrupted half-way, so it is bounded, not cut off:
+        a restart that still finishes past the deadline raises ActionTimeout saying so.
+        """
+        deadline = self.clock() + timeout
+        wanted = args.get("stop_timeout")
         box = self.container(target)
-        box.restart(timeout=int(args.get("stop_timeout") or DEFAULT_STOP_TIMEOUT))
+        grace = stop_grace(DEFAULT_STOP_TIMEOUT if wanted is None else int(wanted),
+                           deadline - self.clock())
+        box.restart(timeout=grace)
         box.reload()
+        if self.clock() > deadline:
+            raise ActionTimeout(f"docker.restart of {target.container} finished past the step "
+                                f"timeout of {timeout:g}s (stop grace {grace}s); it is "
+                                f"{box.status} now")
         return {"output": f"restarted {target.container}: {box.status}",
                 "started_at": box.attrs["State"].get("StartedAt")}
 
@@ -356,12 +376,14 @@ class DockerActions:
             kwargs["mem_limit"] = int(args["memory"])
             # Memory and swap move together, or Docker refuses a limit above the old swap.
             kwargs["memswap_limit"] = int(args.get("memory_swap") or args["memory"])
+        elif args.get("memory_swap") is not None:
+            kwargs.update(swap_only(box.attrs["HostConfig"], int(args["memory_swap"])))
         nano = bool(box.attrs["HostConfig"].get("NanoCpus"))
         if args.get("cpus") is not None and not nano:
             kwargs["cpu_period"] = 100_000
             kwargs["cpu_quota"] = int(float(args["cpus"]) * 100_000)
         if not kwargs and args.get("cpus") is None:
-            raise ActionFailed("docker.update: nothing to change (memory or cpus)")
+            raise ActionFailed("docker.update: nothing to change (memory, memory_swap or cpus)")
         if kwargs:
             box.update(**kwargs)
         if args.get("cpus") is not None and nano:
@@ -406,6 +428,7 @@ class DockerActions:
         has started; if creating or starting the new one fails, the new one is removed and
         the old one gets its name back and is started again.
         """
+        deadline = self.clock() + timeout
         old = self.container(target)
         if old.attrs["HostConfig"].get("AutoRemove"):
             raise ActionFailed(f"docker.recreate: {target.container} was started with --rm; "
@@ -419,10 +442,14 @@ class DockerActions:
         files = {str(k): str(v) for k, v in ((lkg or {}).get("files") or {}).items()}
         parked = f"{target.container}-old-{int(time.time())}"
         old.rename(parked)
-        new_id = self._replace(old, body, target.container, parked, files)
+        new_id = self._replace(old, body, target.container, parked, files, deadline)
         removed = self._remove_parked(old)
         new = self.client.containers.get(new_id)
         image = new.attrs["Config"].get("Image")
+        if self.clock() > deadline:
+            raise ActionTimeout(f"docker.recreate of {target.container} finished past the step "
+                                f"timeout of {timeout:g}s; the new container from {image} is "
+                                f"{new.status}")
         note = "" if removed else f"; the old container is left as {parked}"
         restored = f"; restored {', '.join(sorted(files))}" if files else ""
         return {"output": f"recreated {target.container} from {image}: {new.status}"
@@ -452,9 +479,10 @@ class DockerActions:
         return str(attrs.get("Image") or image)
 
     def _replace(self, old: Container, body: dict[str, Any], name: str, parked: str,
-                 files: dict[str, str] | None = None) -> str:
+                 files: dict[str, str] | None = None, deadline: float = math.inf) -> str:
         """Create the new container, write `files` into it, start it; on failure put the
-        old one back and raise."""
+        old one back and raise. Out of time before the old one is stopped: the same, with
+        ActionTimeout; its stop grace is cut to fit the time left."""
         api = self.client.api
         new_id: str | None = None
         try:
@@ -465,8 +493,13 @@ class DockerActions:
                 created = self.client.containers.get(new_id)
                 for path, text in files.items():
                     write_file(created, path, text)
+            left = deadline - self.clock()
+            if left <= 0:
+                self._roll_back(old, new_id, name, parked, "out of time")
+                raise ActionTimeout(f"docker.recreate on {name}: the step timeout ran out "
+                                    "before the old container was stopped; it was put back")
             if old.status in ("running", "restarting"):
-                old.stop(timeout=stop_timeout(old.attrs))
+                old.stop(timeout=stop_grace(stop_timeout(old.attrs), left))
             api.start(new_id)
         except docker.errors.DockerException as exc:
             reason = getattr(exc, "explanation", None) or str(exc)
@@ -498,6 +531,27 @@ class DockerActions:
         except docker.errors.DockerException:
             return False
         return True
+
+
+def stop_grace(wanted: int, left: float) -> int:
+    """Seconds of stop grace before SIGKILL: as wanted, cut so the stop and the start fit in
+    the `left` seconds of the step (keeping START_ALLOWANCE_S for the start)."""
+    if left <= 0:
+        raise ActionTimeout("no time left in the step timeout; nothing was stopped")
+    return max(0, min(wanted, math.floor(left - START_ALLOWANCE_S)))
+
+
+def swap_only(host: Mapping[str, Any], swap: int) -> dict[str, int]:
+    """docker update arguments changing memory+swap alone: Docker takes a swap limit only
+    beside a memory limit, so the container's current one is sent with it."""
+    memory = int(host.get("Memory") or 0)
+    if not memory:
+        raise ActionFailed("docker.update: memory_swap needs a memory limit and the container "
+                           "has none; give memory too")
+    if swap != -1 and swap < memory:
+        raise ActionFailed(f"docker.update: memory_swap {swap} is below the container's memory "
+                           f"limit {memory} (it counts memory plus swap)")
+    return {"mem_limit": memory, "memswap_limit": swap}
 
 
 def host_cpus(host: Mapping[str, Any]) -> float | None:

@@ -1,0 +1,166 @@
+"""docker.* actions against a fake Docker client: the step timeout bounds them, and
+docker.update takes what the schema accepts. The real engine is in tests/integration."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from remediator.adapters.docker_runtime import DockerActions
+from remediator.core.targets import Target
+from remediator.errors import ActionFailed, ActionTimeout
+
+TARGET = Target(name="app-prod", selector={"service": "app-prod"}, container="app-prod",
+                base_url="http://app-prod:8080", max_memory=4 << 30)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def monotonic(self) -> float:
+        return self.t
+
+
+class Box:
+    """A container: restart takes `restart_takes` seconds of the fake clock."""
+
+    id, name, status = "c1", "app-prod", "running"
+
+    def __init__(self, clock: Clock, restart_takes: float = 0.0,
+                 host: dict[str, Any] | None = None) -> None:
+        self.clock, self.restart_takes = clock, restart_takes
+        self.attrs: dict[str, Any] = {"State": {"StartedAt": "now"}, "HostConfig": host or {}}
+        self.restarts: list[int] = []
+        self.updates: list[dict[str, Any]] = []
+
+    def restart(self, timeout: int) -> None:
+        self.restarts.append(timeout)
+        self.clock.t += self.restart_takes
+
+    def update(self, **kwargs: Any) -> None:
+        self.updates.append(kwargs)
+        host = self.attrs["HostConfig"]
+        host["Memory"] = kwargs.get("mem_limit", host.get("Memory"))
+        host["MemorySwap"] = kwargs.get("memswap_limit", host.get("MemorySwap"))
+
+    def reload(self) -> None:
+        pass
+
+
+def docker_with(box: Box, clock: Clock, api: Any = None) -> DockerActions:
+    client = SimpleNamespace(containers=SimpleNamespace(get=lambda name: box), api=api)
+    return DockerActions(client_factory=lambda: client, clock=clock.monotonic)
+
+
+# -- the step timeout bounds docker.exec, docker.restart and docker.recreate ---------------
+
+def test_docker_exec_with_a_longer_own_timeout_still_stops_at_the_step_timeout() -> None:
+    release = threading.Event()
+
+    class Api:
+        def exec_create(self, *args: Any, **kwargs: Any) -> dict[str, str]:
+            return {"Id": "e1"}
+
+        def exec_start(self, *args: Any, **kwargs: Any) -> tuple[bytes, bytes]:
+            release.wait(5)
+            return b"done\n", b""
+
+        def exec_inspect(self, exec_id: str) -> dict[str, int]:
+            return {"ExitCode": 0, "Pid": 0}
+
+    clock = Clock()
+    docker = docker_with(Box(clock), clock, Api())
+    started = time.monotonic()
+    with pytest.raises(ActionTimeout, match=r"still running after 0\.2s"):
+        docker.call("docker.exec", {"cmd": ["sleep", "1"], "timeout": 600.0, "check": True},
+                    TARGET, 0.2)
+    release.set()
+    assert time.monotonic() - started < 2
+
+
+def test_docker_restart_with_stop_timeout_0_kills_at_once() -> None:
+    clock = Clock()
+    box = Box(clock)
+    docker_with(box, clock).call("docker.restart", {"stop_timeout": 0.0}, TARGET, 60)
+    assert box.restarts == [0]
+
+
+def test_docker_restart_grace_is_cut_to_fit_the_step_timeout() -> None:
+    clock = Clock()
+    box = Box(clock)
+    docker = docker_with(box, clock)
+    docker.call("docker.restart", {}, TARGET, 60)
+    docker.call("docker.restart", {"stop_timeout": 30.0}, TARGET, 5.5)
+    assert box.restarts == [10, 4]  # the default 10 s; 30 s cut to 5.5 s less 1 s to start
+
+
+def test_docker_restart_finishing_past_the_step_timeout_is_a_timeout() -> None:
+    clock = Clock()
+    box = Box(clock, restart_takes=3.0)
+    with pytest.raises(ActionTimeout, match="finished past the step timeout of 2s"):
+        docker_with(box, clock).call("docker.restart", {}, TARGET, 2.0)
+    assert box.restarts == [1]
+
+
+def test_docker_recreate_out_of_time_before_the_stop_puts_the_old_container_back() -> None:
+    clock = Clock()
+    calls: list[str] = []
+
+    class Api:
+        def create_container_from_config(self, body: Any, name: str) -> dict[str, str]:
+            calls.append(f"create {name}")
+            clock.t += 10.0  # the engine was slow
+            return {"Id": "new"}
+
+        def remove_container(self, container_id: str, **kwargs: Any) -> None:
+            calls.append(f"remove {container_id}")
+
+        def start(self, container_id: str) -> None:
+            calls.append(f"start {container_id}")
+
+    old = SimpleNamespace(attrs={"HostConfig": {}, "NetworkSettings": {"Networks": {}}},
+                          status="running",
+                          stop=lambda timeout: calls.append("stop old"),
+                          rename=lambda name: calls.append(f"rename old {name}"),
+                          reload=lambda: None, start=lambda: calls.append("start old"))
+    docker = docker_with(Box(clock), clock, Api())
+    with pytest.raises(ActionTimeout, match="before the old container was stopped"):
+        docker._replace(old, {}, "app-prod", "app-prod-old", None,
+                        deadline=5.0)
+    assert calls == ["create app-prod", "remove new", "rename old app-prod"]
+
+
+def test_docker_recreate_cuts_the_old_container_stop_grace_to_the_time_left() -> None:
+    clock = Clock()
+    stops: list[int] = []
+    api = SimpleNamespace(create_container_from_config=lambda body, name: {"Id": "new"},
+                          start=lambda container_id: None)
+    old = SimpleNamespace(attrs={"HostConfig": {}, "NetworkSettings": {"Networks": {}},
+                                 "Config": {"StopTimeout": 30}},
+                          status="running", stop=lambda timeout: stops.append(timeout))
+    docker_with(Box(clock), clock, api)._replace(old, {}, "app-prod", "p",
+                                                  None, deadline=8.0)
+    assert stops == [7]
+
+
+# -- docker.update ----------------------------------------------------------------------------
+
+def test_docker_update_of_memory_swap_alone_keeps_the_memory_limit() -> None:
+    clock = Clock()
+    box = Box(clock, host={"Memory": 3 << 30, "MemorySwap": 3 << 30})
+    out = docker_with(box, clock).call("docker.update", {"memory_swap": 4 << 30}, TARGET, 30)
+    assert box.updates == [{"mem_limit": 3 << 30, "memswap_limit": 4 << 30}]
+    assert (out["memory"], out["memory_swap"]) == (3 << 30, 4 << 30)
+
+
+def test_docker_update_of_memory_swap_alone_on_an_unlimited_container_says_give_memory() -> None:
+    clock = Clock()
+    box = Box(clock, host={"Memory": 0})
+    with pytest.raises(ActionFailed, match="give memory too"):
+        docker_with(box, clock).call("docker.update", {"memory_swap": 4 << 30}, TARGET, 30)
+    assert box.updates == []
