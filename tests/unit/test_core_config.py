@@ -9,6 +9,7 @@ import pytest
 from remediator.core import defaults
 from remediator.core.config import Mode, load_config
 from remediator.core.units import format_duration, format_size, parse_duration, parse_size
+from remediator.core.validate import validate_paths
 from remediator.errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "remediator.yml"
@@ -100,7 +101,16 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
      "    base_url: http://a\n    config_files: /app/config/model.yml\n",
      ":6: targets[0].config_files: expected a list of absolute paths"),
     ("mode: act\nmode: observe\n", ":2: invalid YAML: duplicate key 'mode'"),
-    ("- just\n- a list\n", ":1: expected a mapping"),
+    ("- just\n- a list\n", ":1: expected a mapping, got list ['just', 'a list']"),
+    ("targets:\n  - {name: [a], selector: {s: a}, container: a, base_url: 'http://a'}\n"
+     "  - {name: b, selector: {s: b}, container: b, base_url: 'http://b'}\n",
+     ":2: targets[0].name: expected a non-empty string, got list ['a']"),
+    ("targets:\n  - {name: a, selector: {1: a, b: c}, container: a, base_url: 'http://a'}\n"
+     "  - {name: b, selector: {s: b}, container: b, base_url: 'http://b'}\n",
+     ":2: targets[0].selector[1]: expected a string"),
+    ("targets: {a: 1}\n", ":1: targets: expected a list of targets"),
+    ("targets:\n  - {name: a, selector: [s], container: a, base_url: 'http://a'}\n",
+     ":2: targets[0].selector: expected a mapping, got list ['s']"),
 ])
 def test_invalid_config_names_file_line_and_key(tmp_path: Path, text: str, where: str) -> None:
     path = write(tmp_path, text)
@@ -142,3 +152,12 @@ def test_formatting_is_short_and_round_trips() -> None:
     assert format_duration(1.5) == "1.5s"
     assert format_size(4 * 1024**3) == "4g"
     assert parse_size(format_size(512 * 1024**2)) == 512 * 2**20
+
+
+def test_remediator_validate_reports_a_list_target_name_instead_of_crashing(
+        tmp_path: Path) -> None:
+    path = write(tmp_path, "targets:\n  - {name: [a], selector: {s: a}, container: a, "
+                           "base_url: 'http://a'}\n")
+    problems = validate_paths([path])
+    assert [str(p) for p in problems] == [
+        f"{path}:2: targets[0].name: expected a non-empty string, got list ['a']"]

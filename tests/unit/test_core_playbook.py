@@ -310,3 +310,17 @@ def test_put_file_arguments(args: dict[str, object], problem: str | None) -> Non
         assert normalized.get("mode", 0o644) == 0o644
     else:
         assert any(problem in message for _, message in problems), problems
+
+
+@pytest.mark.parametrize(("with_", "message"), [
+    ("[ls]", "10: steps[0].with: expected a mapping, got list ['ls']"),
+    ("{team: x, reason: y, level: {a: 1}}",
+     "10: steps[0].with.level: expected one of page, notify, got mapping {'a': 1}"),
+])
+def test_type_problems_name_yaml_types_not_internal_classes(with_: str, message: str) -> None:
+    text = ("name: t\nmatch: {alertname: X}\nsteps:\n  - id: a\n    phase: fix\n"
+            f"    action: notify\n\n\n\n    with: {with_}\n")
+    with pytest.raises(PlaybookSchemaError) as caught:
+        load_playbook_text(text, "t.yml")
+    assert f"t.yml:{message}" in str(caught.value)
+    assert "Line" not in str(caught.value)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
+from remediator.core._yaml import type_name
 from remediator.core.escalation_policy import LEVELS
 from remediator.core.templates import inspect_expression, is_template
 from remediator.core.units import parse_duration, parse_size
@@ -271,7 +272,7 @@ def _owner(value: Any, static: bool) -> str:
 def _show(value: Any) -> str:
     if value is None:
         return "nothing"
-    return f"{type(value).__name__} {value!r}"[:80]
+    return f"{type_name(value)} {value!r}"[:80]
 
 
 _COERCERS: dict[ArgKind, Callable[[Any, bool], Any]] = {

@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, TypeVar
 
-from remediator.core._yaml import child_line
+from remediator.core._yaml import child_line, type_name
 from remediator.core.problems import Problem
 
 __all__ = ["Checker", "join_field", "suggest"]
@@ -110,4 +110,4 @@ def expect_str(value: object) -> str:
 def _kind(value: object) -> str:
     if value is None:
         return "nothing"
-    return f"{type(value).__name__} {value!r}"[:80]
+    return f"{type_name(value)} {value!r}"[:80]

@@ -18,7 +18,7 @@ from yaml.nodes import MappingNode, SequenceNode
 
 from remediator.core.problems import Problem
 
-__all__ = ["LineDict", "LineList", "child_line", "load_yaml_file", "load_yaml_text"]
+__all__ = ["LineDict", "LineList", "child_line", "load_yaml_file", "load_yaml_text", "type_name"]
 
 
 class LineDict(dict[Any, Any]):
@@ -33,6 +33,15 @@ class LineList(list[Any]):
 
     line: int = 0
     item_lines: list[int]
+
+
+def type_name(value: object) -> str:
+    """A value's type as a YAML author knows it: "mapping" and "list", never LineDict."""
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__
 
 
 def child_line(container: object, key: object, default: int = 0) -> int:

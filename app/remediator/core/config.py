@@ -215,16 +215,22 @@ def _cpus(value: object) -> float:
 
 def _check_unique_names(checker: Checker, items: list[Any]) -> None:
     """Duplicate names, and equal selectors (which would make matching ambiguous)."""
-    names: set[object] = set()
+    names: set[str] = set()
     selectors: dict[str, str] = {}
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             continue
-        if item.get("name") in names:
-            checker.at(items, index, "targets", f"duplicate target name {item['name']!r}")
-        names.add(item.get("name"))
+        name = item.get("name")
+        if not isinstance(name, str):  # _target reported it; a list name is not hashable
+            continue
+        if name in names:
+            checker.at(items, index, "targets", f"duplicate target name {name!r}")
+        names.add(name)
         selector = item.get("selector")
-        key = repr(sorted(selector.items())) if isinstance(selector, dict) else ""
+        # Only a valid selector (strings only; _target reported the rest) can be sorted.
+        valid = isinstance(selector, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in selector.items())
+        key = repr(sorted(selector.items())) if valid and selector else ""
         if key and key in selectors:
             checker.at(items, index, "targets", f"same selector as target {selectors[key]!r}: "
                        "an alert could not tell them apart")

@@ -35,6 +35,7 @@ from typing import Any, Final, Literal, cast
 
 import yaml
 
+from remediator.core._yaml import type_name
 from remediator.core.units import parse_duration
 from remediator.errors import ConfigError
 
@@ -524,7 +525,7 @@ def parse_escalation_policy(
 def _mapping(value: object, source: str, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         where = f" {key}:" if key else ""
-        raise ConfigError(f"{source}:{where} expected a mapping, got {type(value).__name__}")
+        raise ConfigError(f"{source}:{where} expected a mapping, got {type_name(value)}")
     return cast(dict[str, Any], value)
 
 
