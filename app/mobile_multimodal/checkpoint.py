@@ -156,13 +156,32 @@ def check_file(path: Path) -> None:
         raise ModelFileCorrupted(name, f"not a PyTorch zip checkpoint (starts with {head!r})")
 
 
+UNSAFE_MARKS = ("unsupported global", "is blocked", "unsupported operand")
+"""How torch's weights-only unpickler words a refused global or opcode (any version)."""
+
+TORCH_HINTS = ("weights_only", "weights only load failed", "check the documentation",
+               "safe_globals", "trusted source")
+"""Lines of torch's message that are its advice, never ours (re-running with
+weights_only=False would run the file's code)."""
+
+
+def _first_line(exc: BaseException) -> str:
+    """torch's first line that states the problem, without its own advice."""
+    lines = (ln.strip() for ln in str(exc).splitlines())
+    return next((ln for ln in lines if ln and not any(h in ln.lower() for h in TORCH_HINTS)),
+                "")
+
+
 def _unpickling_cause(exc: pickle.UnpicklingError) -> tuple[bool, str]:
     """(is it a code payload?, the useful line of torch's long weights-only message)."""
     text = str(exc)
-    line = next((ln for ln in text.splitlines() if "WeightsUnpickler error" in ln), text)
-    detail = line.split("WeightsUnpickler error:", 1)[-1].strip().split(". Please")[0]
-    unsafe = "Unsupported global" in detail or "Unsupported operand" in detail
-    return unsafe, detail[:200]
+    marked = next((ln for ln in text.splitlines() if "WeightsUnpickler error:" in ln), None)
+    detail = marked.split("WeightsUnpickler error:", 1)[1] if marked else _first_line(exc)
+    detail = detail.split(". Please")[0].strip()
+    if any(h in detail.lower() for h in TORCH_HINTS):
+        detail = ""
+    unsafe = any(mark in text.lower() for mark in UNSAFE_MARKS)
+    return unsafe, detail[:200] or "the weights-only unpickler refused it"
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -182,8 +201,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     except PermissionError:
         raise ModelPermissionDenied(str(file)) from None
     except Exception as exc:  # torch reports zip damage as RuntimeError, EOFError, ...
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        cause = f"{type(exc).__name__}: {first.split('. This is an internal')[0]}"
+        cause = f"{type(exc).__name__}: {_first_line(exc).split('. This is an internal')[0]}"
         raise ModelFileCorrupted(str(file), cause[:200]) from None
     if not isinstance(raw, dict):
         raise ModelFileCorrupted(str(file), f"holds a {type(raw).__name__}, not a checkpoint")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import threading
 import time
 from pathlib import Path
@@ -565,3 +566,40 @@ def test_oom_watch_exits_137_only_for_an_oom_kill_while_serving() -> None:
     blind = OomWatch(counter=lambda: None, exit=exits.append)
     blind(FakeArbiter(True), FakeWorker())
     assert exits == [137]
+
+
+# --- review fixes: what the runbook's reader sees ---------------------------------------------
+SHIPPED = Path(__file__).resolve().parents[2] / "models"
+
+
+def real_manager(model_dir: Path) -> ModelManager:
+    """The real loader (validation, torch.load weights-only) on model_dir, no fallback."""
+    config = ServeConfig(model_dir=model_dir, device="cpu", fallback_model=None)
+    return ModelManager(config, ServingMetrics(CollectorRegistry()), env={},
+                        checksum=lambda p: None)
+
+
+class _RunsAShell:
+    """A pickle payload calling os.system (torch 2.13: "...whose module posix is blocked")."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_scenario_1_os_system_payload_is_refused_as_pickled_code_without_torch_advice(
+        tmp_path: Path) -> None:
+    import torch
+
+    marker = tmp_path / "pwned"
+    torch.save({"version": 2, "state_dict": _RunsAShell(marker)}, tmp_path / "best_model.pth")
+    manager = real_manager(tmp_path)
+    assert manager.load().state is ModelState.FAILED
+    reason = create_app(manager).test_client().get("/health").get_json()["reason"]
+    assert "carries pickled code, refused without running it" in reason
+    assert "posix" in reason  # the global it tried to call
+    assert "weights_only" not in reason and "Re-running" not in reason
+    assert not marker.exists()
+    assert sample(manager, "model_load_failures_total", reason="corrupted") == 1.0
