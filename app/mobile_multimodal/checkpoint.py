@@ -202,6 +202,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelPermissionDenied(str(file)) from None
     except Exception as exc:  # torch reports zip damage as RuntimeError, EOFError, ...
         cause = f"{type(exc).__name__}: {_first_line(exc).split('. This is an internal')[0]}"
+        if ModelOutOfMemory.matches(exc):  # torch raises RuntimeError, not MemoryError
+            raise ModelOutOfMemory(str(file), cause[:200]) from None
         raise ModelFileCorrupted(str(file), cause[:200]) from None
     if not isinstance(raw, dict):
         raise ModelFileCorrupted(str(file), f"holds a {type(raw).__name__}, not a checkpoint")
@@ -270,6 +272,8 @@ def _network(raw: Mapping[str, Any], path: str) -> tuple[CaptionNet, Vocabulary]
         raise ModelOutOfMemory(path) from None
     except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if ModelOutOfMemory.matches(exc):  # torch.OutOfMemoryError, "can't allocate memory"
+            raise ModelOutOfMemory(path, f"{type(exc).__name__}: {first}"[:200]) from None
         raise ModelFileCorrupted(path, f"weights do not fit the architecture: {first}"
                                  [:240]) from None
     return network.eval(), vocabulary

@@ -11,7 +11,7 @@
     ├── ModelPermissionDenied       permission_denied  (also PermissionError)
     ├── ModelConfigError            config_invalid     bad config file, unknown model name
     ├── ModelDeviceError            cuda_unavailable   CUDA requested but not available
-    ├── ModelOutOfMemory            out_of_memory      (also MemoryError)
+    ├── ModelOutOfMemory            out_of_memory      (also MemoryError, and torch's allocators')
     ├── ModelDependencyError        import_error       (also ImportError)
     ├── ModelLoadTimeout            load_timeout       a load ran past its time limit
     ├── ModelDiskFull               disk_full          (also OSError, errno 28) writing a file
@@ -197,17 +197,33 @@ class ModelDeviceError(ModelError):
         )
 
 
+OUT_OF_MEMORY_WORDS = ("out of memory", "can't allocate memory", "cannot allocate memory",
+                       "not enough memory")
+"""How torch words an allocation failure it raises as a RuntimeError (CPU or CUDA)."""
+
+
 class ModelOutOfMemory(ModelError, MemoryError):
-    """Loading the model ran out of memory."""
+    """Loading the model ran out of memory; ``cause`` is torch's own first line, if any."""
 
     reason = "out_of_memory"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, cause: str | None = None) -> None:
+        said = f" ({cause})" if cause else ""
         super().__init__(
-            f"MemoryError: out of memory while loading {path} "
+            f"MemoryError: out of memory while loading {path}{said} "
             "(raise the container memory limit or load a quantized variant)",
             path,
         )
+
+    @staticmethod
+    def matches(exc: BaseException) -> bool:
+        """Whether ``exc`` is an allocation failure: MemoryError, ``torch.OutOfMemoryError``,
+        or the RuntimeError torch's allocators raise ("DefaultCPUAllocator: can't allocate
+        memory", "CUDA out of memory"). The torch class is matched by name: no torch here."""
+        if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+            return True
+        text = str(exc).lower()
+        return isinstance(exc, RuntimeError) and any(w in text for w in OUT_OF_MEMORY_WORDS)
 
 
 class ModelDependencyError(ModelError, ImportError):

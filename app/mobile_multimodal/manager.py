@@ -143,6 +143,9 @@ def _as_model_error(exc: BaseException, name: str) -> ModelError:
         return exc
     if isinstance(exc, MemoryError):
         return ModelOutOfMemory(name)
+    if ModelOutOfMemory.matches(exc):  # torch raises RuntimeError: "CUDA out of memory"
+        first = next(iter(str(exc).splitlines()), "")
+        return ModelOutOfMemory(name, f"{type(exc).__name__}: {first}"[:200])
     if isinstance(exc, ImportError):
         return ModelDependencyError(exc.name or "unknown", str(exc))
     return ModelError(f"{type(exc).__name__}: {exc}", name)

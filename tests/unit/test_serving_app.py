@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -577,6 +578,50 @@ def real_manager(model_dir: Path) -> ModelManager:
     config = ServeConfig(model_dir=model_dir, device="cpu", fallback_model=None)
     return ModelManager(config, ServingMetrics(CollectorRegistry()), env={},
                         checksum=lambda p: None)
+
+
+def cpu_alloc_failure() -> BaseException:
+    return RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't "
+                        "allocate memory: you tried to allocate 1073741824 bytes. Error code "
+                        "12 (Cannot allocate memory)")
+
+
+def cuda_alloc_failure() -> BaseException:
+    import torch
+
+    return torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+@pytest.mark.parametrize("where", ["torch.load", "load_state_dict"])
+@pytest.mark.parametrize("failure", [cpu_alloc_failure, cuda_alloc_failure])
+def test_scenario_2_torch_allocation_failure_is_out_of_memory_not_corruption(
+        where: str, failure: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mobile_multimodal.checkpoint as checkpoint
+
+    shutil.copy(SHIPPED / "best_model.pth", tmp_path / "best_model.pth")
+
+    def allocation_fails(*args: Any, **kwargs: Any) -> Any:
+        raise failure()
+
+    if where == "torch.load":
+        monkeypatch.setattr(checkpoint.torch, "load", allocation_fails)
+    else:
+        monkeypatch.setattr(checkpoint.CaptionNet, "load_state_dict", allocation_fails)
+    manager = real_manager(tmp_path)
+    assert manager.load().state is ModelState.FAILED
+    body = create_app(manager).test_client().get("/health").get_json()
+    assert body["reason"].startswith("MemoryError: out of memory while loading")
+    assert "corrupted" not in body["reason"] and "backup" not in body["reason"]
+    assert sample(manager, "model_load_failures_total", reason="out_of_memory") == 1.0
+    assert sample(manager, "model_load_failures_total", reason="corrupted") == 0.0
+
+
+def test_scenario_2_loader_raising_cuda_out_of_memory_is_out_of_memory() -> None:
+    manager, loader = recorded(fallback_model=None)
+    loader.failures["best_model"] = RuntimeError("CUDA out of memory. Tried to allocate 2 GiB")
+    manager.load()
+    assert sample(manager, "model_load_failures_total", reason="out_of_memory") == 1.0
+    assert sample(manager, "model_load_failures_total", reason="unknown") == 0.0
 
 
 class _RunsAShell:
