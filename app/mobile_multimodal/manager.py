@@ -4,8 +4,9 @@ States (with a ``reason`` beside every failure): LOADING → READY (primary serv
 DEGRADED (primary failed, fallback serving) or FAILED (nothing serving). Every load runs
 under its own timeout (``load_timeout``), separate from request timeouts. A reload that
 fails keeps what is serving: a primary that serves is never swapped for the fallback, and a
-fallback that serves is kept. torch is imported lazily, inside the load, so a broken image
-still serves /health and says ``import_error`` instead of crashing.
+fallback that serves is kept, its ``reason`` the latest failed attempt's. torch is imported
+lazily, inside the load, so a broken image still serves /health and says ``import_error``
+instead of crashing.
 """
 
 from __future__ import annotations
@@ -297,7 +298,11 @@ class ModelManager:
             if attempt.model is None and self._model is not None:
                 log.error("Reload failed (%s); keeping the %s model already serving",
                           attempt.reason, self._status.model_type)
-                self._status = replace(self._status, checksum_ok=checksum_ok)
+                # A serving fallback's reason is why the primary is not serving: the latest
+                # failed attempt's, not the first one's (playbooks classify from it).
+                degraded = self._status.state is ModelState.DEGRADED
+                reason = attempt.message if degraded else self._status.reason
+                self._status = replace(self._status, reason=reason, checksum_ok=checksum_ok)
             else:
                 self._model = attempt.model
                 self._status = self._status_for(attempt, role, checksum_ok)

@@ -624,6 +624,21 @@ def test_scenario_2_loader_raising_cuda_out_of_memory_is_out_of_memory() -> None
     assert sample(manager, "model_load_failures_total", reason="unknown") == 0.0
 
 
+def test_a_failed_reload_while_degraded_reports_the_latest_failure() -> None:
+    manager, loader = recorded()
+    loader.failures["best_model"] = ModelFileMissing("/models/best_model.pth")
+    assert manager.load().state is ModelState.DEGRADED
+    loader.failures["best_model"] = ModelFormatTooOld("/models/best_model.pth", 0, 2)
+    assert manager.load().state is ModelState.DEGRADED
+    client = create_app(manager).test_client()
+    health, model_health = client.get("/health"), client.get("/model/health").get_json()
+    assert health.status_code == 200 and health.get_json()["status"] == "degraded"
+    for reason in (health.get_json()["reason"], model_health["reason"]):
+        assert reason.startswith("ModelFormatTooOld") and "FileNotFoundError" not in reason
+    assert model_health["reason"] == model_health["last_error"]
+    assert model_health["fallback_active"] is True and model_health["variant"] == "int2"
+
+
 class _RunsAShell:
     """A pickle payload calling os.system (torch 2.13: "...whose module posix is blocked")."""
 
