@@ -4,9 +4,9 @@ States (with a ``reason`` beside every failure): LOADING → READY (primary serv
 DEGRADED (primary failed, fallback serving) or FAILED (nothing serving). Every load runs
 under its own timeout (``load_timeout``), separate from request timeouts. A reload that
 fails keeps what is serving: a primary that serves is never swapped for the fallback, and a
-fallback that serves is kept, its ``reason`` the latest failed attempt's. torch is imported
-lazily, inside the load, so a broken image still serves /health and says ``import_error``
-instead of crashing.
+fallback that serves is kept, its ``reason`` the latest failed attempt's. A primary refused
+for want of CUDA has the fallback loaded on cpu. torch is imported lazily, inside the load,
+so a broken image still serves /health and says ``import_error`` instead of crashing.
 """
 
 from __future__ import annotations
@@ -242,21 +242,28 @@ class ModelManager:
             return primary, "primary"
         if self._model is not None or not self.config.fallback_model:
             return primary, None  # a failed reload keeps what serves; no fallback to try
-        fallback = self._try_load(self.config.fallback_model, "fallback")
+        # No GPU for the primary means none for the fallback either: it degrades to cpu.
+        cpu = primary.reason == ModelDeviceError.reason
+        if cpu:
+            log.warning("Loading the fallback model on cpu: the configured device is not "
+                        "available on this machine")
+        fallback = self._try_load(self.config.fallback_model, "fallback",
+                                  "cpu" if cpu else self.config.device)
         if fallback.model is None:
             return primary, None
         return replace(fallback, reason=primary.reason, message=primary.message), "fallback"
 
-    def _try_load(self, name: str, role: str) -> Attempt:
+    def _try_load(self, name: str, role: str, device: str | None = None) -> Attempt:
         # The configured device is not logged here: playbooks classify any log line that
         # mentions CUDA as a GPU failure, and this line is not one.
+        wanted = self.config.device if device is None else device
         log.info("Loading %s model %s (timeout %.0fs)", role, name, self.config.load_timeout)
         started = self._clock()
         result: dict[str, Any] = {}
 
         def work() -> None:
             try:
-                result["device"] = resolve_device(self.config.device, self._env)
+                result["device"] = resolve_device(wanted, self._env)
                 result["model"] = self._loader(name, result["device"], self.config.model_dir)
             except BaseException as exc:  # a loader bug must not kill the server
                 result["error"] = _as_model_error(exc, name)

@@ -639,6 +639,33 @@ def test_a_failed_reload_while_degraded_reports_the_latest_failure() -> None:
     assert model_health["fallback_active"] is True and model_health["variant"] == "int2"
 
 
+def test_scenario_3_cuda_configured_without_cuda_degrades_to_the_fallback_on_cpu(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    asked: list[tuple[str, str]] = []
+
+    def loader(name: str, device: str, model_dir: Path) -> FakeModel:
+        asked.append((name, device))
+        return FakeModel("fp32" if name.endswith(".pth") else "int2")
+
+    manager = ModelManager(ServeConfig(model_dir=Path("/models"), device="cuda"),
+                           ServingMetrics(CollectorRegistry()), loader=loader, env={},
+                           checksum=lambda p: True)
+    assert manager.load().state is ModelState.DEGRADED
+    assert asked == [("int2_quantized", "cpu")]  # the primary never reached the loader
+    client = create_app(manager).test_client()
+    health = client.get("/health")
+    assert health.status_code == 200 and health.get_json()["status"] == "degraded"
+    assert "CUDA" in health.get_json()["reason"]
+    assert client.get("/model/health").get_json()["device"] == "cpu"
+    assert sample(manager, "model_load_failures_total", reason="cuda_unavailable") == 1.0
+    assert sample(manager, "model_fallback_active") == 1.0
+    resp = client.post("/model/inference", json={"image": RUNBOOK_PNG})
+    assert resp.status_code == 200 and resp.get_json()["variant"] == "int2"
+
+
 class _RunsAShell:
     """A pickle payload calling os.system (torch 2.13: "...whose module posix is blocked")."""
 
