@@ -58,6 +58,11 @@ def parse_seconds(value: Any, where: str) -> float:
     return float(match.group(1)) * scale
 
 
+YAML_FAILURES = (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError)
+"""What PyYAML raises on bad input: its own errors, and plain ones from building a value
+(``2024-13-45`` looks like a date and is not one: ValueError)."""
+
+
 def _read_yaml(path: Path) -> Mapping[str, Any]:
     try:
         text = path.read_text()
@@ -68,21 +73,49 @@ def _read_yaml(path: Path) -> Mapping[str, Any]:
     except UnicodeDecodeError as exc:
         raise ModelConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})"
                                ) from None
+    loader = yaml.SafeLoader(text)
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        return _parse(loader, path)
+    finally:
+        loader.dispose()
+
+
+def _parse(loader: yaml.SafeLoader, path: Path) -> dict[str, Any]:
+    """The file's mapping, each value built on its own so an error can name its key."""
+    try:
+        node = loader.get_single_node()
+    except YAML_FAILURES as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ModelConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    if data is None:
+    if node is None:
         return {}
-    if not isinstance(data, dict):
-        raise ModelConfigError(f"{path}: expected a mapping of keys, got {type(data).__name__}")
+    if not isinstance(node, yaml.MappingNode):
+        kind = "a list" if isinstance(node, yaml.SequenceNode) else "a single value"
+        raise ModelConfigError(f"{path}: expected a mapping of keys, got {kind}")
+    data: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        where = f"{path}:{key_node.start_mark.line + 1}"
+        key = _build(loader, key_node, f"{where}: a key")
+        if not isinstance(key, str):
+            raise ModelConfigError(f"{where}: unknown key {key!r} "
+                                   f"(known: {', '.join(sorted(_KEYS))})")
+        data[key] = _build(loader, value_node, f"{where}: {key}")
     return data
 
 
+def _build(loader: yaml.SafeLoader, node: yaml.Node, where: str) -> Any:
+    try:
+        return loader.construct_object(node, deep=True)
+    except YAML_FAILURES as exc:
+        shown = f" {node.value!r} (quote it if it is text)" if isinstance(
+            node, yaml.ScalarNode) else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ModelConfigError(f"{where}: invalid value{shown}: {problem}") from None
+
+
 def _apply(config: ServeConfig, values: Mapping[str, Any], where: str) -> ServeConfig:
-    unknown = sorted(set(values) - _KEYS)
+    unknown = sorted(set(values) - _KEYS, key=str)
     if unknown:
         raise ModelConfigError(f"{where}: unknown key {unknown[0]!r} "
                                f"(known: {', '.join(sorted(_KEYS))})")

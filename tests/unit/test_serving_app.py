@@ -666,6 +666,36 @@ def test_scenario_3_cuda_configured_without_cuda_degrades_to_the_fallback_on_cpu
     assert resp.status_code == 200 and resp.get_json()["variant"] == "int2"
 
 
+@pytest.mark.parametrize(("text", "where"), [
+    ("device: cpu\nmodel_path: 2024-13-45\n", r"model.yml:2: model_path: invalid value"),
+    ("device: cpu\n1: x\nfoo: y\n", r"model.yml:2: unknown key 1"),
+])
+def test_scenario_7_unparseable_config_values_are_config_errors_at_start_and_on_reload(
+        text: str, where: str, tmp_path: Path) -> None:
+    path = tmp_path / "model.yml"
+    path.write_text(text)
+    with pytest.raises(ModelConfigError, match=where):
+        load_config(path, env={})
+    started = build_manager(path, tmp_path)
+    assert started.load().state is ModelState.FAILED
+    assert sample(started, "model_load_failures_total", reason="config_invalid") == 1.0
+    # A serving app whose config file goes bad: the reload is refused, the model keeps serving.
+    path.write_text("device: cpu\n")
+    manager = ModelManager(load_config(path, env={}, model_dir=Path("/models")),
+                           ServingMetrics(CollectorRegistry()), loader=Recorder(), env={},
+                           checksum=lambda p: True,
+                           config_source=lambda: load_config(path, env={},
+                                                             model_dir=Path("/models")))
+    assert manager.load().state is ModelState.READY
+    path.write_text(text)
+    client = create_app(manager).test_client()
+    assert client.post("/model/reload").status_code == 202
+    wait_loaded(manager)
+    assert sample(manager, "model_load_failures_total", reason="config_invalid") == 1.0
+    assert client.get("/health").status_code == 200
+    assert "model.yml" in (client.get("/model/health").get_json()["last_error"] or "")
+
+
 class _RunsAShell:
     """A pickle payload calling os.system (torch 2.13: "...whose module posix is blocked")."""
 
