@@ -10,10 +10,11 @@ import base64
 import binascii
 import hmac
 import logging
-from typing import Any
+from typing import IO, Any
 
 from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from werkzeug.exceptions import HTTPException
 
 from remediator.core.alerts import parse_webhook
 from remediator.errors import PayloadError, StoreError
@@ -21,12 +22,21 @@ from remediator.report import render_report
 from remediator.service import Service
 from remediator.web_escalation import register_escalation_api
 
-__all__ = ["MAX_BODY_BYTES", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "MAX_ROW_ID", "create_app"]
 
 log = logging.getLogger("remediator.web")
 
 MAX_BODY_BYTES = 1 * 2**20
 """Largest webhook body accepted (413 above)."""
+
+MAX_ROW_ID = 2**63 - 1
+"""Largest id SQLite can store (INTEGER is 64-bit signed); any larger id names no row."""
+
+WEBHOOK_PATH = "/api/v1/alerts"
+"""Alertmanager's webhook: the only route `remediator_webhook_requests_total` counts."""
+
+_TRUE = frozenset({"", "1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
 
 
 def error(status: int, message: str) -> tuple[Response, int]:
@@ -61,6 +71,40 @@ def limit_arg(default: int = 50, cap: int = 1000) -> int:
         return default
 
 
+def bool_arg(name: str) -> bool | None:
+    """A yes/no query parameter: bare or empty is yes; None when present but unrecognised
+    (the caller refuses it rather than guess: a wrong guess could run a real fix)."""
+    value = request.args.get(name)
+    if value is None:
+        return False
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    return False if lowered in _FALSE else None
+
+
+def check_ids() -> tuple[Response, int] | None:
+    """An id in the path beyond SQLite's integer range names no row: 404, not a 500 from
+    the driver's OverflowError."""
+    for name, value in (request.view_args or {}).items():
+        if name.endswith("_id") and isinstance(value, int) and not 0 <= value <= MAX_ROW_ID:
+            return error(404, f"no {name.removesuffix('_id')} {value}")
+    return None
+
+
+def read_body(stream: IO[bytes], cap: int) -> bytes:
+    """Up to `cap` bytes of the request body, however the stream hands them out."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < cap:
+        chunk = stream.read(cap - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 def create_app(service: Service) -> Flask:
     app = Flask("remediator")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -68,12 +112,14 @@ def create_app(service: Service) -> Flask:
     @app.before_request
     def check_auth() -> tuple[Response, int] | None:
         if request.path.startswith("/api/") and not authorized(service):
-            if request.path == "/api/v1/alerts":
+            if request.path == WEBHOOK_PATH:
                 service.metrics.webhook_requests.labels(code="401").inc()
             return error(401, "missing or wrong credentials (Authorization: Bearer <token>)")
         return None
 
-    @app.post("/api/v1/alerts")
+    app.before_request(check_ids)  # after auth: an unauthenticated caller learns nothing
+
+    @app.post(WEBHOOK_PATH)
     def alerts() -> tuple[Response, int]:
         status, body = receive(service)
         service.metrics.webhook_requests.labels(code=str(status)).inc()
@@ -81,8 +127,13 @@ def create_app(service: Service) -> Flask:
 
     @app.errorhandler(413)
     def too_large(_: Exception) -> tuple[Response, int]:
-        service.metrics.webhook_requests.labels(code="413").inc()
+        if request.path == WEBHOOK_PATH:
+            service.metrics.webhook_requests.labels(code="413").inc()
         return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
+
+    @app.errorhandler(HTTPException)
+    def api_error(exc: HTTPException) -> Response | HTTPException:
+        return api_error_response(exc) if request.path.startswith("/api/") else exc
 
     register_api(app, service)
     register_escalation_api(app, service)
@@ -90,12 +141,31 @@ def create_app(service: Service) -> Flask:
     return app
 
 
+def api_error_response(exc: HTTPException) -> Response:
+    """An HTTP error under /api/ as JSON, as every other API answer (headers such as
+    405's Allow kept)."""
+    messages = {404: f"no such endpoint: {request.path}",
+                405: f"{request.method} is not allowed on {request.path}"}
+    code = exc.code or 500
+    response = jsonify({"error": messages.get(code, exc.description)})
+    response.status_code = code
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
+
+
 def receive(service: Service) -> tuple[int, dict[str, Any]]:
     """Validate, then commit, then answer: 202 means the payload is on disk."""
     if request.mimetype != "application/json":
         return 415, {"error": f"expected Content-Type application/json, got "
                               f"{request.mimetype or 'none'}"}
-    body = request.get_data(cache=False)
+    # A chunked body has no Content-Length for Flask to refuse up front, and the stream
+    # would stop silently at the limit: read one byte past it to tell "too large" apart.
+    request.max_content_length = MAX_BODY_BYTES + 1
+    body = read_body(request.stream, MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        return 413, {"error": f"body larger than {MAX_BODY_BYTES} bytes"}
     try:
         payload = parse_webhook(body)
     except PayloadError as exc:
@@ -138,7 +208,10 @@ def register_api(app: Flask, service: Service) -> None:
 
     @app.post("/api/v1/executions/<int:execution_id>/replay")
     def replay(execution_id: int) -> tuple[Response, int]:
-        dry_run = request.args.get("dry_run", "false").lower() in ("1", "true", "yes")
+        dry_run = bool_arg("dry_run")
+        if dry_run is None:
+            return error(400, f"dry_run: expected true or false (also 1/0, yes/no, on/off), "
+                              f"got {request.args['dry_run']!r}"[:200])
         new_id = store.add_replay(execution_id, dry_run)
         if new_id is None:
             return error(404, f"no execution {execution_id}")

@@ -159,3 +159,27 @@ def test_random_bytes_and_mutated_payloads_only_ever_raise_payload_error() -> No
             body = bytes(mutated)
         with contextlib.suppress(PayloadError):
             parse_webhook(body)
+
+
+def _without_fingerprint(**labels: str) -> dict[str, Any]:
+    body = firing()
+    body["alerts"][0].pop("fingerprint")
+    body["alerts"][0]["labels"].update(labels)
+    return body
+
+
+@pytest.mark.parametrize(("body", "path"), [
+    (_without_fingerprint(pod="\ud800"), "alerts[0].labels.pod: the value"),
+    (_without_fingerprint(**{"p\udcffd": "x"}), "alerts[0].labels.p\\udcffd: the name"),
+    (alert_with(annotations={"summary": "a\udc80b"}), "alerts[0].annotations.summary: "),
+    (alert_with(fingerprint="\ud800"), "alerts[0].fingerprint: "),
+    (firing(receiver="r\ud800"), "receiver: "),
+    (firing(commonLabels={"x": "\ud800"}), "commonLabels.x: "),
+])
+def test_lone_surrogate_is_a_payload_error_naming_the_path(body: Any, path: str) -> None:
+    raw = json.dumps(body).encode()  # valid UTF-8 JSON: the surrogate travels as an escape
+    with pytest.raises(PayloadError) as caught:
+        parse_webhook(raw)
+    message = str(caught.value)
+    assert message.startswith(path) and "not valid Unicode text" in message
+    message.encode("utf-8")  # the reason itself can be stored with the dead letter

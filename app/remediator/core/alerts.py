@@ -128,6 +128,7 @@ def parse_alert(item: object, path: str = "alert") -> Alert:
     fingerprint = item.get("fingerprint") or ""
     if not isinstance(fingerprint, str):
         raise PayloadError(f"{path}.fingerprint: expected string")
+    _text(fingerprint, f"{path}.fingerprint")
     return Alert(
         status=_status(item, "status", f"{path}.status"),
         labels=labels,
@@ -221,16 +222,36 @@ def _opt_str(data: dict[str, Any], key: str, path: str) -> str:
     value = data.get(key, "")
     if not isinstance(value, str):
         raise PayloadError(f"{path}: expected string")
-    return value
+    return _text(value, path)
 
 
 def _str_map(value: object, path: str) -> dict[str, str]:
     if not isinstance(value, dict):
         raise PayloadError(f"{path}: expected an object of strings")
     for key, item in value.items():
+        where = f"{path}.{_printable(str(key))}"
+        _text(str(key), where, "the name")
         if not isinstance(item, str):
-            raise PayloadError(f"{path}.{key}: expected string")
+            raise PayloadError(f"{where}: expected string")
+        _text(item, where)
     return dict(value)
+
+
+def _text(value: str, path: str, what: str = "the value") -> str:
+    """`value`, if it is Unicode text that can be stored and sent on as UTF-8. JSON's
+    escapes allow a lone surrogate (\\ud800), which no UTF-8 encoder accepts."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PayloadError(f"{path}: {what} is not valid Unicode text (lone surrogate "
+                           f"{value[exc.start]!r} at character {exc.start})") from None
+    return value
+
+
+def _printable(text: str, limit: int = 100) -> str:
+    """`text` fit for an error message: lone surrogates escaped, cut to `limit`."""
+    shown = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def _truncated(data: dict[str, Any]) -> int:
