@@ -197,10 +197,54 @@ def dumps(value: Any) -> str:
 
 
 def capped(value: Any) -> str:
+    """JSON of a step's outputs (or arguments) within MAX_OUTPUT_CHARS, same keys and shape.
+
+    A resumed run adopts stored outputs and later steps read them (`steps.logs.output`),
+    and the report reads `output`: so long strings are cut to their head and tail around a
+    marker, long lists to their first items, and the field paths cut are listed under
+    `_truncated` (the sandbox hides `_` names from templates).
+    """
     text = dumps(value)
-    if len(text) <= MAX_OUTPUT_CHARS:
-        return text
-    return dumps({"truncated": True, "head": text[: MAX_OUTPUT_CHARS - 200]})
+    limit = MAX_OUTPUT_CHARS // 2
+    while len(text) > MAX_OUTPUT_CHARS and limit >= _MIN_KEPT_CHARS:
+        cut: list[str] = []
+        shrunk = _shrink(json.loads(text), limit, "", cut)
+        if isinstance(shrunk, dict):
+            shrunk["_truncated"] = cut
+        text, limit = dumps(shrunk), limit // 2
+        value = shrunk
+    if len(text) > MAX_OUTPUT_CHARS:  # thousands of short fields: keep a readable output
+        output = value.get("output") if isinstance(value, dict) else None
+        text = dumps({"output": _cut(str(output if output is not None else text),
+                                     MAX_OUTPUT_CHARS // 2), "_truncated": ["*"]})
+    return text
+
+
+_MIN_KEPT_CHARS = 256
+"""The shortest a string is cut to (and 1/16 of it the most list items kept) by capped()."""
+
+
+def _shrink(value: Any, limit: int, path: str, cut: list[str]) -> Any:
+    """`value` with strings over `limit` characters and lists over limit/16 items cut."""
+    if isinstance(value, str) and len(value) > limit:
+        cut.append(path or "$")
+        return _cut(value, limit)
+    if isinstance(value, dict):
+        return {key: _shrink(item, limit, f"{path}.{key}" if path else str(key), cut)
+                for key, item in value.items() if key != "_truncated"}
+    if isinstance(value, list):
+        keep = max(8, limit // 16)
+        if len(value) > keep:
+            cut.append(path or "$")
+        return [_shrink(item, limit, f"{path}[{i}]", cut) for i, item in enumerate(value[:keep])]
+    return value
+
+
+def _cut(text: str, limit: int) -> str:
+    """The head and tail of `text`, `limit` characters in all, around a marker saying so."""
+    half = limit // 2
+    return (f"{text[:half]}\n... [{len(text) - 2 * half} characters cut by the store] ...\n"
+            f"{text[-half:]}")
 
 
 class Store:

@@ -1,0 +1,79 @@
+"""The store keeps a step's outputs within MAX_OUTPUT_CHARS without changing their shape:
+a run resumed after a crash decides on them, and the report shows their `output`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from remediator.adapters.store import MAX_OUTPUT_CHARS, Store, capped
+from remediator.core.alerts import parse_alert
+from remediator.core.playbook import load_playbook_text
+from remediator.core.results import StepResult
+from remediator.core.runner import run_playbook
+from remediator.core.targets import Target
+
+TARGET = Target(name="app-prod", selector={"service": "app-prod"}, container="app-prod",
+                base_url="http://app-prod:8080")
+ALERT = parse_alert({"status": "firing", "startsAt": "2026-11-29T11:27:02Z",
+                     "labels": {"alertname": "ModelLoadFailure", "service": "app-prod"},
+                     "fingerprint": "0023b7e32bfe951f"})
+LINE = ("ERROR model load failed: PermissionError: [Errno 13] Permission denied: "
+        "'/app/models/best_model.pth' " + "x" * 100)
+LOGS = {"output": "\n".join([LINE] * 400), "lines": 400, "total_lines": 400}
+PLAYBOOK = load_playbook_text("""
+name: t
+match: {alertname: ModelLoadFailure}
+steps:
+  - {id: logs, phase: diagnose, action: docker.logs, with: {tail: 400}}
+  - id: classify
+    phase: diagnose
+    action: diagnose.classify
+    with:
+      text: "{{ steps.logs.output }}"
+      default: unknown
+      rules: [{pattern: "PermissionError", scenario: permission_denied}]
+""")
+
+
+class Runtime:
+    def __init__(self, answers: dict[str, dict[str, Any]]) -> None:
+        self.answers = answers
+        self.calls: list[str] = []
+
+    def call(self, action: str, args: dict[str, Any], target: Target,
+             timeout: float) -> dict[str, Any]:
+        self.calls.append(action)
+        return dict(self.answers[action])
+
+
+def test_over_long_outputs_keep_their_keys_and_a_readable_output() -> None:
+    text = capped(LOGS)
+    stored = json.loads(text)
+    assert len(text) <= MAX_OUTPUT_CHARS
+    assert set(stored) == {"output", "lines", "total_lines", "_truncated"}
+    assert stored["_truncated"] == ["output"] and stored["lines"] == 400
+    assert stored["output"].startswith(LINE + "\n")  # what the report's first lines show
+    assert stored["output"].endswith("\n" + LINE)
+    assert "characters cut by the store" in stored["output"]
+
+
+def test_outputs_within_the_cap_are_stored_as_they_are() -> None:
+    assert json.loads(capped({"output": "ok", "body": {"a": [1, 2]}})) == {
+        "output": "ok", "body": {"a": [1, 2]}}
+
+
+def test_a_run_resumed_after_long_logs_were_stored_reaches_the_same_scenario(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    with store.transaction() as db:
+        execution_id = store.insert_execution(db, None, "t", "app-prod", {}, False)
+    full = run_playbook(PLAYBOOK, ALERT, TARGET, Runtime({"docker.logs": LOGS}))
+    store.record_step(execution_id, 0, full.steps[0].to_dict())  # then the process died
+
+    resume = [StepResult.from_dict(step) for step in store.steps(execution_id)]
+    runtime = Runtime({})
+    resumed = run_playbook(PLAYBOOK, ALERT, TARGET, runtime, resume_from=resume)
+    assert runtime.calls == []  # logs adopted, not fetched again
+    assert full.scenario == resumed.scenario == "permission_denied"
