@@ -132,13 +132,21 @@ def _coerce(key: str, value: Any, where: str) -> Any:
                                    f"got {value!r}")
         return value
     if key == "load_timeout":
-        return parse_seconds(value, where)
+        seconds = parse_seconds(value, where)
+        if seconds <= 0:
+            raise ModelConfigError(f"{where}: expected a duration above zero like 30s or 2m, "
+                                   f"got {value!r}")
+        return seconds
     if key == "max_image_bytes":
-        if not isinstance(value, int) or value <= 0:
+        # bool is an int to Python; `max_image_bytes: true` is a mistake, not 1 byte
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             raise ModelConfigError(f"{where}: expected a positive integer, got {value!r}")
         return value
     if key == "model_dir":
-        return Path(str(value))
+        if not isinstance(value, str) or not value.strip():
+            raise ModelConfigError(f"{where}: expected a directory path (a non-empty string), "
+                                   f"got {value!r}")
+        return Path(value)
     if key == "fallback_model" and value in (None, "", "none"):
         return None
     if not isinstance(value, str) or not value.strip():

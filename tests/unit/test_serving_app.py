@@ -696,6 +696,26 @@ def test_scenario_7_unparseable_config_values_are_config_errors_at_start_and_on_
     assert "model.yml" in (client.get("/model/health").get_json()["last_error"] or "")
 
 
+@pytest.mark.parametrize(("text", "needle"), [
+    ("max_image_bytes: true\n", "max_image_bytes: expected a positive integer, got True"),
+    ("model_dir: null\n", "model_dir: expected a directory path"),
+    ("model_dir: [a, b]\n", "model_dir: expected a directory path"),
+    ("load_timeout: 0\n", "load_timeout: expected a duration above zero"),
+    ("load_timeout: -5s\n", "load_timeout: expected a duration"),
+])
+def test_scenario_7_wrong_types_in_the_config_are_refused_naming_the_key(
+        text: str, needle: str, tmp_path: Path) -> None:
+    path = tmp_path / "model.yml"
+    path.write_text(text)
+    with pytest.raises(ModelConfigError) as caught:
+        load_config(path, env={})
+    assert str(path) in str(caught.value) and needle in str(caught.value)
+    manager = build_manager(path, tmp_path)
+    assert manager.load().state is ModelState.FAILED
+    resp = create_app(manager).test_client().get("/health")
+    assert resp.status_code == 503 and needle in resp.get_json()["reason"]
+
+
 class _RunsAShell:
     """A pickle payload calling os.system (torch 2.13: "...whose module posix is blocked")."""
 
