@@ -171,7 +171,10 @@ def decode_base64(image: str) -> bytes:
 
 def decode_request(max_bytes: int) -> tuple[bytes, str]:
     """The image bytes and task of an inference request; ValueError says what is wrong."""
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # silent=True covers ValueError only; nesting overflows the parser
+        raise ValueError("body is not usable JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object with 'image' and 'task'")
     task, image = body.get("task", "captioning"), body.get("image")

@@ -716,6 +716,17 @@ def test_scenario_7_wrong_types_in_the_config_are_refused_naming_the_key(
     assert resp.status_code == 503 and needle in resp.get_json()["reason"]
 
 
+@pytest.mark.parametrize("body", ["[" * 100_000, '{"a":' * 50_000])
+def test_deeply_nested_json_is_a_400_not_a_500(body: str) -> None:
+    manager, _ = recorded()
+    manager.load()
+    resp = create_app(manager).test_client().post("/model/inference", data=body,
+                                                   content_type="application/json")
+    assert resp.status_code == 400 and "nested too deeply" in resp.get_json()["error"]
+    assert sample(manager, "model_inference_requests_total", task="captioning",
+                  outcome="bad_request") == 1.0
+
+
 class _RunsAShell:
     """A pickle payload calling os.system (torch 2.13: "...whose module posix is blocked")."""
 
