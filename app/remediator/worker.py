@@ -20,7 +20,13 @@ from remediator.adapters.store import Store, ago
 from remediator.core.alerts import parse_alert
 from remediator.core.config import Mode, RemediatorConfig
 from remediator.core.playbook import Playbook
-from remediator.core.results import ExecutionResult, ExecutionState, Outcome, StepResult
+from remediator.core.results import (
+    ExecutionResult,
+    ExecutionState,
+    Outcome,
+    StepResult,
+    StepStatus,
+)
 from remediator.core.runner import Runtime, run_playbook
 from remediator.errors import RemediatorError
 from remediator.intake import Intake
@@ -186,9 +192,14 @@ class Worker:
             return None
         alert = parse_alert(json.loads(row["alert"]))
         resume = [StepResult.from_dict(step) for step in self.store.steps(execution_id)]
-        self.store.start_execution(execution_id)
-        dry_run = bool(row["dry_run"]) or self.dry_run or self.paused or (
+        # An execution started as an observation (paused, observe mode, a dry-run replay)
+        # stays one when resumed after a crash: its fixes were only skipped, so acting now
+        # would fix on a diagnosis nobody approved and skip half the fix. Its mode is
+        # recorded at its first start; a resume may only turn acting into observing (pause).
+        observed = any(step.status is StepStatus.SKIPPED_DRY_RUN for step in resume)
+        dry_run = bool(row["dry_run"]) or observed or self.dry_run or self.paused or (
             self.config.mode is Mode.OBSERVE)
+        self.store.start_execution(execution_id, dry_run)
         result = run_playbook(
             playbook, alert, target, self.runtime, dry_run=dry_run,
             on_step=self._recorder(execution_id, playbook),

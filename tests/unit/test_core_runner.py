@@ -581,6 +581,17 @@ def test_an_interrupted_read_only_step_simply_runs_again() -> None:
     assert statuses(result)["health"] == "skipped"
 
 
+def test_a_real_run_resuming_a_dry_run_runs_the_fix_steps_the_dry_run_skipped() -> None:
+    pb = playbook(RESUMABLE.replace("IDEMPOTENT", "true"))
+    stored = [StepResult("logs", "docker.logs", "diagnose", StepStatus.OK,
+                         outputs={"output": "ERROR FileNotFoundError"}),
+              StepResult("restore", "docker.copy", "fix", StepStatus.SKIPPED_DRY_RUN)]
+    runtime = FakeRuntime()
+    result = run(pb, runtime, resume_from=stored)
+    assert runtime.actions() == ["docker.copy", "http.check"]  # restore runs for real
+    assert statuses(result) == {"logs": "ok", "restore": "ok", "health": "ok"}
+
+
 # -- results are JSON ----------------------------------------------------------------------
 
 def test_execution_results_round_trip_through_json() -> None:

@@ -388,6 +388,35 @@ def test_interrupted_execution_resumes_without_repeating_finished_steps(
     assert ex["outcome"] == "escalated"
 
 
+def test_an_execution_started_while_paused_stays_an_observation_when_resumed_unpaused(
+        client: FlaskClient, service: Service, runtime: FakeRuntime,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    client.post("/api/v1/pause", headers=AUTH)
+    post(client, fixture("firing-model-load-failure.json"))
+    service.worker.intake.drain()
+    (row,) = service.store.executions_in_state("pending")
+    record = service.store.record_step
+
+    def crash_after_a_skipped_fix(execution_id: int, position: int, step: dict[str, Any]) -> None:
+        record(execution_id, position, step)
+        if step["status"] == "skipped_dry_run":
+            raise SystemExit("the process died here")
+
+    monkeypatch.setattr(service.store, "record_step", crash_after_a_skipped_fix)
+    with pytest.raises(SystemExit):
+        service.worker.run_execution(row)
+    monkeypatch.setattr(service.store, "record_step", record)
+    client.post("/api/v1/resume", headers=AUTH)  # unpaused before the restart
+    calls_before = len(runtime.calls)
+
+    (resumed,) = service.store.executions_in_state("running")
+    service.worker.run_execution(resumed)
+    (ex,) = service.store.executions()
+    assert ex["outcome"] == "dry_run" and ex["dry_run"] is True
+    assert {c[0] for c in runtime.calls[calls_before:]} <= {"docker.logs", "http.check"}
+    assert {s["status"] for s in ex["steps"] if s["phase"] == "fix"} == {"skipped_dry_run"}
+
+
 def refire(minutes_later: int) -> bytes:
     body = json.loads(fixture("firing-model-load-failure.json"))
     body["alerts"][0]["startsAt"] = f"2026-11-29T11:{27 + minutes_later:02d}:02.749Z"

@@ -484,11 +484,14 @@ class Store:
              utcnow()))
         return int(cur.lastrowid or 0)
 
-    def start_execution(self, execution_id: int) -> None:
+    def start_execution(self, execution_id: int, dry_run: bool | None = None) -> None:
+        """Mark an execution running. On its first start, `dry_run` (when given) records the
+        mode it runs in, so a resume after a crash keeps it (the SET sees the old row)."""
         with self.transaction() as db:
-            db.execute("UPDATE executions SET state = 'running', "
+            db.execute("UPDATE executions SET state = 'running', dry_run = CASE WHEN "
+                       "started_at IS NULL AND ? IS NOT NULL THEN ? ELSE dry_run END, "
                        "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                       (utcnow(), execution_id))
+                       (dry_run, dry_run, utcnow(), execution_id))
 
     def record_step(self, execution_id: int, position: int, step: dict[str, Any]) -> None:
         """Upsert one step's result (a step is written when it starts and when it ends)."""

@@ -14,7 +14,8 @@ Order and semantics (the README documents these for playbook authors):
   claimed) -> remaining fix steps are skipped,
   validate steps still run;
 - resume: steps finished in `resume_from` are not re-run (their outputs feed later
-  templates). A step found still `running` there is re-run if it is read-only or
+  templates), except a step skipped as dry run when this run is real: it never ran.
+  A step found still `running` there is re-run if it is read-only or
   `idempotent`; a mutating, non-idempotent one is NOT re-run: the run escalates, because
   nobody knows whether it took effect (outcome escalated).
 """
@@ -157,7 +158,9 @@ class _Execution:
                          f"{wanted!r}, not {self.target.name!r}: refused")
 
     def _resume(self, step: Step, prior: StepResult) -> None:
-        if prior.status.finished:
+        if prior.status is StepStatus.SKIPPED_DRY_RUN and not self.dry_run:
+            self._run_step(step)  # never ran: a real run must run it, not adopt the skip
+        elif prior.status.finished:
             self._adopt(step, prior)
         elif step.mutating and not step.idempotent:
             self._interrupted(step, prior)
