@@ -6,22 +6,34 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
+from remediator.cli_engine import ROW_ID
 from remediator.core import defaults
 from remediator.errors import RemediatorError
 
 __all__ = ["main"]
 
 
-@click.group()
+class _Commands(click.Group):
+    """The `remediator` group: a domain error no command caught is still one clear line
+    (what and where), never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RemediatorError as exc:
+            fail(str(exc))
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Remediator: runs the model-load-failure runbook by itself."""
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     click.echo(f"remediator: {message}", err=True)
     sys.exit(2)
 
@@ -59,12 +71,18 @@ def serve(host: str | None, port: int | None, db_path: Path | None,
         fail(f"no webhook credentials: set {config.webhook_token_env} (the token Alertmanager "
              "sends as Bearer), or start with --insecure-no-auth for a local trial")
     from remediator.logs import configure
+    from remediator.server import check_setup
 
+    db_path = db_path or Path(config.db_path)
+    playbooks_dir = playbooks_dir or Path(config.playbooks_dir)
+    try:  # in gunicorn's worker the same error would be a traceback and "failed to boot"
+        check_setup(config, db_path=db_path, playbooks_dir=playbooks_dir)
+    except RemediatorError as exc:
+        fail(f"cannot start: {exc}")
     configure(os.environ.get("LOG_LEVEL", "INFO"), log_format)
-    run_server(config, host=host or config.host, port=port or config.port,
-               db_path=db_path or Path(config.db_path),
-               playbooks_dir=playbooks_dir or Path(config.playbooks_dir),
-               token=None if insecure_no_auth else token, dry_run=dry_run, threads=threads)
+    run_server(config, host=host or config.host, port=port or config.port, db_path=db_path,
+               playbooks_dir=playbooks_dir, token=None if insecure_no_auth else token,
+               dry_run=dry_run, threads=threads)
 
 
 @main.group()
@@ -73,17 +91,24 @@ def executions() -> None:
 
 
 def open_store(db_path: Path) -> Any:
+    """The store `remediator serve` keeps at `db_path`; fails clearly when there is none."""
     from remediator.adapters.store import Store
 
     if not db_path.exists():
         fail(f"no store at {db_path} (pass --db, the file `remediator serve` uses)")
-    return Store(db_path)
+    if db_path.is_dir():
+        fail(f"{db_path} is a directory, not a store (pass --db, the file `remediator serve` "
+             "uses)")
+    try:
+        return Store(db_path)
+    except RemediatorError as exc:
+        fail(f"{exc} (is {db_path} the file `remediator serve` uses?)")
 
 
 @executions.command("list")
 @click.option("--db", "db_path", type=click.Path(path_type=Path),
               default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", default=20, show_default=True, type=ROW_ID)
 def executions_list(db_path: Path, limit: int) -> None:
     for ex in open_store(db_path).executions(limit):
         click.echo(f"{ex['id']:>5}  {ex['created_at'][:19]}  {ex['playbook']:<24} "
@@ -92,7 +117,7 @@ def executions_list(db_path: Path, limit: int) -> None:
 
 
 @executions.command("show")
-@click.argument("execution_id", type=int)
+@click.argument("execution_id", type=ROW_ID)
 @click.option("--db", "db_path", type=click.Path(path_type=Path),
               default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
 def executions_show(execution_id: int, db_path: Path) -> None:
@@ -103,7 +128,7 @@ def executions_show(execution_id: int, db_path: Path) -> None:
 
 
 @main.command()
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=ROW_ID)
 @click.option("--db", "db_path", type=click.Path(path_type=Path),
               default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
 def report(incident_id: int, db_path: Path) -> None:
@@ -118,15 +143,23 @@ def report(incident_id: int, db_path: Path) -> None:
 
 
 @main.command()
-@click.argument("execution_id", type=int)
+@click.argument("execution_id", type=ROW_ID)
 @click.option("--dry-run", is_flag=True, help="Diagnose and record what fixes would do.")
 @click.option("--url", default=f"http://127.0.0.1:{defaults.DEFAULT_PORT}", show_default=True,
               help="The running `remediator serve`.")
-def replay(execution_id: int, dry_run: bool, url: str) -> None:
-    """Run an execution's playbook again, on the running server (token from the env)."""
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              default=Path(defaults.DEFAULT_CONFIG_PATH), show_default=True,
+              help="The server's config: its webhook_token_env names the token's variable.")
+def replay(execution_id: int, dry_run: bool, url: str, config_path: Path) -> None:
+    """Run an execution's playbook again, on the running server (token from the variable
+    the config's webhook_token_env names)."""
     import requests
 
-    token = os.environ.get(defaults.DEFAULT_WEBHOOK_TOKEN_ENV, "")
+    # Without --config and without the default file, defaults and environment still name
+    # the variable (REMEDIATOR_WEBHOOK_TOKEN), as before there was a --config.
+    implicit = config_path == Path(defaults.DEFAULT_CONFIG_PATH) and not config_path.exists()
+    config = load_cfg(None if implicit else config_path)
+    token = config.webhook_token or ""
     try:
         resp = requests.post(f"{url.rstrip('/')}/api/v1/executions/{execution_id}/replay",
                              params={"dry_run": str(dry_run).lower()}, timeout=10,
@@ -134,6 +167,10 @@ def replay(execution_id: int, dry_run: bool, url: str) -> None:
     except requests.RequestException as exc:
         fail(f"cannot reach {url}: {exc}")
         return
+    if resp.status_code == 401:
+        fail(f"replay refused (401): the token is read from ${config.webhook_token_env} "
+             f"(webhook_token_env in {config.source or 'the defaults'}); set it to the "
+             "server's token")
     if resp.status_code != 202:
         fail(f"replay refused ({resp.status_code}): {resp.text.strip()}")
     body = resp.json()
@@ -143,11 +180,17 @@ def replay(execution_id: int, dry_run: bool, url: str) -> None:
 
 
 def _switch(db_path: Path, paused: bool) -> None:
-    store = open_store(db_path) if db_path.exists() else None
-    if store is None:
-        return
-    store.set_setting("paused", "1" if paused else "0")
-    click.echo("paused: observe only, nothing mutating runs" if paused else "resumed: acting")
+    """The kill switch: never silent. It fails when there is no store to switch, and says
+    which store it switched and how that store now stands."""
+    store = open_store(db_path)
+    try:
+        store.set_setting("paused", "1" if paused else "0")
+        now = store.get_setting("paused")
+    finally:
+        store.close()
+    state = ("paused: observe only, nothing mutating runs" if now == "1"
+             else "resumed: acting")
+    click.echo(f"{db_path.resolve()}: {state}")
 
 
 @main.command()

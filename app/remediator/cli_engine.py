@@ -24,10 +24,14 @@ from remediator.core.targets import match_target
 from remediator.core.validate import validate_paths
 from remediator.errors import PayloadError, RemediatorError
 
-__all__ = ["run", "validate"]
+__all__ = ["ROW_ID", "run", "validate"]
 
 _EXIT_PROBLEMS = 1
 _EXIT_USAGE = 2
+
+ROW_ID = click.IntRange(1, 2**63 - 1)
+"""An id (or count) of rows in the store, within SQLite's 64-bit INTEGER: a larger
+number is refused by click, naming the argument, before SQLite would overflow."""
 
 
 @click.command("validate")

@@ -24,9 +24,10 @@ from pathlib import Path
 import click
 
 from remediator.adapters.notifiers import build_channels, dispatch, render_message
+from remediator.cli_engine import ROW_ID
 from remediator.core.defaults import DEFAULT_DB_PATH, DEFAULT_ESCALATION_PATH
 from remediator.core.escalation_policy import dedup_key, load_escalation_policy
-from remediator.errors import ConfigError, TemplateError
+from remediator.errors import ConfigError, StoreError, TemplateError
 
 __all__ = ["claim", "notify_test"]
 
@@ -74,7 +75,7 @@ def notify_test(ctx: click.Context, team: str, config_path: Path,
 
 
 @click.command("claim")
-@click.argument("incident_id", type=int)
+@click.argument("incident_id", type=ROW_ID)
 @click.option("--db", "db_path", default=DEFAULT_DB_PATH, show_default=True,
               type=click.Path(dir_okay=False, path_type=Path),
               help="The store `remediator serve` uses.")
@@ -89,7 +90,11 @@ def claim(ctx: click.Context, incident_id: int, db_path: Path, by: str | None) -
         click.echo(f"error: no store at {db_path} (pass --db, the file `remediator serve` "
                    "uses)", err=True)
         ctx.exit(_EXIT_NOT_FOUND)
-    store = Store(db_path)
+    try:
+        store = Store(db_path)
+    except StoreError as exc:
+        click.echo(f"error: {exc} (is {db_path} the file `remediator serve` uses?)", err=True)
+        ctx.exit(_EXIT_NOT_FOUND)
     try:
         result = claim_incident(store, incident_id, by or getpass.getuser(), datetime.now(UTC))
     except ClaimRefused as exc:

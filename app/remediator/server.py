@@ -9,7 +9,8 @@ from typing import Any
 
 from remediator.core.config import RemediatorConfig
 
-__all__ = ["SWITCH_INTERVAL_S", "gunicorn_settings", "run_gunicorn", "run_server"]
+__all__ = ["SWITCH_INTERVAL_S", "check_setup", "gunicorn_settings", "run_gunicorn",
+           "run_server"]
 
 SWITCH_INTERVAL_S = 0.0005
 """GIL switch interval in the serving process (make bench-ingest: p99 at 1 sender ~halved)."""
@@ -38,6 +39,19 @@ def run_gunicorn(load: Callable[[], Any], settings: dict[str, Any],
             return load()
 
     Server().run()
+
+
+def check_setup(config: RemediatorConfig, *, db_path: Path, playbooks_dir: Path) -> None:
+    """Load what the service will load (escalation policy, store, playbooks) before
+    gunicorn starts: in its worker the same error is a traceback and "Worker failed to
+    boot". Raises the RemediatorError that names what is wrong."""
+    from remediator.adapters.store import Store
+    from remediator.core.playbook import load_playbooks
+    from remediator.escalation import load_service_policy
+
+    load_service_policy(config)
+    load_playbooks(playbooks_dir, config.targets)
+    Store(db_path).close()  # last: it creates the file, which a wrong setup should not
 
 
 def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: Path,
