@@ -78,7 +78,7 @@ class Reconciler:
         while not self._stop.is_set():
             try:
                 self.reconcile()
-            except ConnectionError as exc:  # Alertmanager down: try again next round
+            except ConnectionError as exc:  # down or answering nonsense: next round
                 log.warning("reconciliation skipped: %s", exc)
             except Exception:
                 log.exception("reconciliation with %s failed", self.url)
@@ -98,7 +98,22 @@ class Reconciler:
             alerts = resp.json()
         except (requests.RequestException, ValueError) as exc:
             raise ConnectionError(f"Alertmanager {self.url} unreachable: {exc}") from None
-        return [a for a in alerts if isinstance(a, dict) and "fingerprint" in a]
+        return self._alert_list(alerts)
+
+    def _alert_list(self, alerts: Any) -> list[dict[str, Any]]:
+        """Alertmanager's answer, if it is a list of alerts. Any other shape is an error,
+        not an empty list: read as "nothing firing", two rounds of it would resolve every
+        incident."""
+        if not isinstance(alerts, list):
+            raise ConnectionError(f"Alertmanager {self.url}/api/v2/alerts answered a JSON "
+                                  f"{type(alerts).__name__}, not a list of alerts; nothing "
+                                  "opened or resolved this round")
+        for index, alert in enumerate(alerts):
+            if not isinstance(alert, dict) or not isinstance(alert.get("fingerprint"), str):
+                raise ConnectionError(f"Alertmanager {self.url}/api/v2/alerts answered an "
+                                      f"item [{index}] that is not an alert with a "
+                                      "fingerprint; nothing opened or resolved this round")
+        return alerts
 
     def reconcile(self) -> int:
         """Store the firing alerts we do not know, and resolve the incidents Alertmanager
