@@ -15,6 +15,7 @@ from typing import IO, Any
 from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
+from werkzeug.wsgi import get_input_stream
 
 from remediator.core.alerts import parse_webhook
 from remediator.errors import PayloadError, StoreError
@@ -160,10 +161,10 @@ def receive(service: Service) -> tuple[int, dict[str, Any]]:
     if request.mimetype != "application/json":
         return 415, {"error": f"expected Content-Type application/json, got "
                               f"{request.mimetype or 'none'}"}
-    # A chunked body has no Content-Length for Flask to refuse up front, and the stream
+    # A chunked body has no Content-Length for Flask to refuse up front, and Flask's stream
     # would stop silently at the limit: read one byte past it to tell "too large" apart.
-    request.max_content_length = MAX_BODY_BYTES + 1
-    body = read_body(request.stream, MAX_BODY_BYTES + 1)
+    stream = get_input_stream(request.environ, max_content_length=MAX_BODY_BYTES + 1)
+    body = read_body(stream, MAX_BODY_BYTES + 1)
     if len(body) > MAX_BODY_BYTES:
         return 413, {"error": f"body larger than {MAX_BODY_BYTES} bytes"}
     try:
