@@ -169,7 +169,7 @@ def step_problems(step: str, extra: str = "") -> list[str]:
     ("  - id: r\n    phase: diagnose\n    action: docker.inspect\n    idempotent: true\n",
      "10: steps[1].idempotent: only meaningful on a mutating step"),
     ("  - id: r\n    phase: fix\n    action: docker.restart\n    read_only: true\n",
-     "10: steps[1].read_only: only docker.exec can be marked read_only"),
+     "10: steps[1].read_only: only docker.exec and http.check can be marked read_only"),
     ("  - id: r\n    phase: fix\n    action: docker.restart\n    escalate: {team: x}\n",
      "10: steps[1].escalate: only used with on_failure: escalate"),
     ("  - id: r\n    phase: fix\n    action: docker.restart\n    on_failure: retry\n",
@@ -324,3 +324,35 @@ def test_type_problems_name_yaml_types_not_internal_classes(with_: str, message:
         load_playbook_text(text, "t.yml")
     assert f"t.yml:{message}" in str(caught.value)
     assert "Line" not in str(caught.value)
+
+
+def test_an_http_check_that_posts_outside_the_fix_phase_is_refused_naming_file_and_step(
+) -> None:
+    text = ("name: t\nmatch: {alertname: X}\nsteps:\n  - id: poke\n    phase: diagnose\n"
+            "    action: http.check\n    with: {path: /model/reload, method: POST}\n")
+    with pytest.raises(PlaybookSchemaError) as caught:
+        load_playbook_text(text, "poke.yml")
+    assert ("poke.yml:5: steps[0].phase: http.check with method: POST changes the target, so "
+            "it belongs in phase: fix") in str(caught.value)
+
+
+def test_an_http_check_is_mutating_unless_it_gets_heads_or_is_declared_read_only() -> None:
+    playbook = load_playbook_text("""
+name: t
+match: {alertname: X}
+steps:
+  - {id: health, phase: diagnose, action: http.check, with: {path: /health}}
+  - {id: head, phase: diagnose, action: http.check, with: {path: /health, method: HEAD}}
+  - id: reload
+    phase: fix
+    action: http.check
+    idempotent: true
+    with: {path: /model/reload, method: POST}
+  - id: inference
+    phase: validate
+    action: http.check
+    read_only: true
+    with: {path: /model/inference, method: POST, body: {}}
+""")
+    assert {s.id: s.mutating for s in playbook.steps} == {
+        "health": False, "head": False, "reload": True, "inference": False}

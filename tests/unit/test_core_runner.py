@@ -498,6 +498,20 @@ def test_dry_run_records_what_mutating_steps_would_do_and_runs_nothing_mutating(
     assert result.reason == "dry run; a real run would end escalated: escalated to ml-team-lead"
 
 
+def test_a_dry_run_does_not_send_an_http_check_that_posts() -> None:
+    pb = playbook("""
+  - {id: health, phase: diagnose, action: http.check, with: {path: /health}}
+  - id: reload
+    phase: fix
+    action: http.check
+    with: {path: /model/reload, method: POST, body: {}, expect_status: 202}
+""")
+    runtime = FakeRuntime()
+    result = run(pb, runtime, dry_run=True)
+    assert [(c[0], c[1]["method"]) for c in runtime.calls] == [("http.check", "GET")]
+    assert statuses(result) == {"health": "ok", "reload": "skipped_dry_run"}
+
+
 # -- the alert resolves mid-run -------------------------------------------------------------
 
 def test_a_resolved_alert_skips_remaining_fix_steps_but_still_validates() -> None:

@@ -46,6 +46,7 @@ from remediator.core.actions import (
     ActionSpec,
     ArgKind,
     bounds_problems,
+    mutates,
     normalize_args,
 )
 from remediator.core.alerts import ALERT_CONTEXT_KEYS
@@ -331,9 +332,13 @@ def _phase(
                          "order the steps diagnose, then fix, then validate")
     state.max_phase = max(state.max_phase, phase, key=PHASE_ORDER.__getitem__)
     read_only = raw.get("read_only") is True
-    if spec is not None and spec.mutating and not read_only and phase is not Phase.FIX:
-        hint = " (or mark a harmless docker.exec read_only: true)" if spec.read_only_allowed else ""
-        state.checker.at(raw, "phase", parent, f"{spec.name} changes the target, so it belongs "
+    args = _raw_with(raw)
+    if isinstance(args.get("method", "GET"), str) and spec is not None and mutates(
+            spec, args, read_only) and phase is not Phase.FIX:  # a bad method: reported apart
+        what = spec.name if spec.mutating else f"{spec.name} with method: {args.get('method')}"
+        hint = (f" (or mark a harmless {spec.name} read_only: true)"
+                if spec.read_only_allowed else "")
+        state.checker.at(raw, "phase", parent, f"{what} changes the target, so it belongs "
                          f"in phase: fix{hint}")
     return phase
 
@@ -445,12 +450,20 @@ def _check_option_fit(
     if spec is None:
         return
     if options.get("read_only") and not spec.read_only_allowed:
-        checker.at(raw, "read_only", parent, f"only docker.exec can be marked read_only; "
-                   f"{spec.name} is {'always' if spec.mutating else 'never'} mutating")
-    mutating = spec.mutating and not options.get("read_only")
+        checker.at(raw, "read_only", parent, f"only docker.exec and http.check can be marked "
+                   f"read_only; {spec.name} is {'always' if spec.mutating else 'never'} "
+                   "mutating")
+    args = _raw_with(raw)
+    mutating = mutates(spec, args, bool(options.get("read_only")))
     if "idempotent" in raw and not mutating:
         checker.at(raw, "idempotent", parent, "only meaningful on a mutating step (it says "
                    "whether re-running it after a crash is safe)")
+
+
+def _raw_with(raw: dict[str, Any]) -> dict[str, Any]:
+    """The step's `with:` as written (empty when missing or not a mapping: reported apart)."""
+    value = raw.get("with")
+    return value if isinstance(value, dict) else {}
 
 
 def _check_template(

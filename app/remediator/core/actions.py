@@ -29,6 +29,7 @@ __all__ = [
     "bounds_problems",
     "get_action",
     "judge_outputs",
+    "mutates",
     "normalize_args",
 ]
 
@@ -197,8 +198,10 @@ _CATALOGUE = (
          ArgSpec("retries", ArgKind.INTEGER, default=0),
          ArgSpec("interval", ArgKind.DURATION, default=defaults.DEFAULT_HTTP_CHECK_INTERVAL_S)),
         (_OUT, "status_code", "body", "ok"),
-        "Request the target's base_url + path until the expectation holds or retries run out.",
-        check=_http_check,
+        "Request the target's base_url + path until the expectation holds or retries run out. "
+        "A method other than GET/HEAD (e.g. POST /model/reload) counts as changing the "
+        "target unless the step says read_only: true (e.g. a test inference).",
+        check=_http_check, read_only_allowed=True,
     ),
     ActionSpec(
         "prometheus.query", False,
@@ -240,6 +243,25 @@ _CATALOGUE = (
 
 ACTIONS: Mapping[str, ActionSpec] = {spec.name: spec for spec in _CATALOGUE}
 """The catalogue, by action name."""
+
+
+SAFE_METHODS = ("GET", "HEAD")
+"""HTTP methods an http.check may use without counting as a change to the target."""
+
+
+def mutates(spec: ActionSpec, args: Mapping[str, Any], read_only: bool = False) -> bool:
+    """Whether a step may change the target (fix phase only; skipped in dry runs).
+
+    The action's own flag, except that a read_only step (docker.exec, http.check) declares
+    itself harmless, and an http.check with a method other than GET/HEAD changes things
+    (a method given as a template counts as changing: it is not known until run time).
+    """
+    if read_only:
+        return False
+    if spec.name == "http.check":
+        method = args.get("method", "GET")
+        return not (isinstance(method, str) and method in SAFE_METHODS)
+    return spec.mutating
 
 
 def get_action(name: str) -> ActionSpec | None:

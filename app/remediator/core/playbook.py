@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from remediator.core import defaults
-from remediator.core.actions import ACTIONS, ActionSpec
+from remediator.core.actions import ACTIONS, ActionSpec, mutates
 from remediator.core.alerts import Alert
 from remediator.core.problems import format_problems
 from remediator.errors import PlaybookSchemaError
@@ -98,7 +98,7 @@ class Step:
     @property
     def mutating(self) -> bool:
         """True if running the step may change the target (so: skipped in a dry run)."""
-        return self.spec.mutating and not self.read_only
+        return mutates(self.spec, self.args, self.read_only)
 
 
 @dataclass(frozen=True)
