@@ -288,8 +288,36 @@ def demo(state: Path, scenario: str) -> None:
 
     if pid_alive(state / "remediator.pid") is None:
         raise StackError("the stack is not up: run `make up` first")
-    run_demo(docker_client(), scenario, lambda path: api(state, path),
-             prometheus_url="http://127.0.0.1:9090", app_url="http://127.0.0.1:8080")
+    client = docker_client()
+    as_shipped(client, AppSpec())
+    try:
+        run_demo(client, scenario, lambda path: api(state, path),
+                 prometheus_url="http://127.0.0.1:9090", app_url="http://127.0.0.1:8080")
+    except (TimeoutError, ValueError, RuntimeError) as exc:
+        raise StackError(str(exc)) from exc
+
+
+def as_shipped(client: docker.DockerClient, spec: AppSpec) -> None:
+    """app-prod as `make up` ships it, so the demo's fault breaks what it means to break:
+    an earlier demo's fix (a converted model, a raised limit) is undone by recreating the
+    container and its model volumes from the image, saying why."""
+    from remediator.core.units import parse_size
+    from remediator.demo import drift
+
+    try:
+        box = client.containers.get(spec.name)
+    except docker.errors.NotFound as exc:
+        raise StackError(f"{spec.name} is not running: run `make up` first") from exc
+    image_env = client.images.get(spec.image).attrs["Config"].get("Env") or []
+    changed = drift(box, image_env, parse_size(spec.memory), settled_model_health(spec, 180))
+    if not changed:
+        return
+    say(f"{spec.name} is not as `make up` ships it ({'; '.join(changed)}), an earlier "
+        f"demo's fix?; recreating it, {spec.models_volume} and {spec.backup_volume} from "
+        "the image first")
+    recreate_volumes(client, spec, box)
+    run_app(client, spec, "container started on fresh volumes")
+    wait_for(f"{spec.name} /health", health_is("healthy", spec.port), 180)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,9 +21,11 @@ from typing import Any
 import docker
 import requests
 
-__all__ = ["FAULTS", "SCENARIO_OF", "inject_fault", "run_demo"]
+__all__ = ["FAULTS", "SCENARIO_OF", "drift", "inject_fault", "run_demo"]
 
 MODELS = "/app/models"
+PRIMARY = f"{MODELS}/best_model.pth"
+"""The primary model the image ships; every file fault below breaks this one."""
 BACKUP = "/backup/models"
 CONFIG = "/app/config/model.yml"
 WITHOUT_PILLOW = "mobile-multimodal:without-pillow"
@@ -63,19 +65,19 @@ def _corrupt(box: Any, path: str) -> None:
 # -- the runbook's scenarios, each as production would break: then the app restarts -------
 def _missing_file(box: Any) -> None:
     """Scenario 1: the model file is gone (a bad deploy, a cleanup script)."""
-    _root(box, "rm", "-f", f"{MODELS}/best_model.pth")
+    _root(box, "rm", "-f", PRIMARY)
     box.restart(timeout=10)
 
 
 def _corrupted_file(box: Any) -> None:
     """Scenario 1: the model file's bytes changed on disk."""
-    _corrupt(box, f"{MODELS}/best_model.pth")
+    _corrupt(box, PRIMARY)
     box.restart(timeout=10)
 
 
 def _corrupted_backup(box: Any) -> None:
     """Scenario 1, and the runbook's "data corruption is suspected": the backup is bad too."""
-    _corrupt(box, f"{MODELS}/best_model.pth")
+    _corrupt(box, PRIMARY)
     _corrupt(box, f"{BACKUP}/best_model.pth")
     box.restart(timeout=10)
 
@@ -100,15 +102,15 @@ def _cuda(box: Any) -> None:
 
 def _permissions(box: Any) -> None:
     """Scenario 4: the model files lose their modes and owner (a root-run copy, a chmod)."""
-    _root(box, "chmod", "000", f"{MODELS}/best_model.pth")
+    _root(box, "chmod", "000", PRIMARY)
     _root(box, "chown", "root:root", f"{MODELS}/int2_quantized.pth")
     _root(box, "chmod", "600", f"{MODELS}/int2_quantized.pth")
     box.restart(timeout=10)
 
 
 OLD_FORMAT = ("import torch; from mobile_multimodal import MobileMultiModalLLM as M; "
-              f"m = M.from_pretrained('{MODELS}/best_model.pth'); "
-              f"torch.save(m.network.state_dict(), '{MODELS}/best_model.pth')")
+              f"m = M.from_pretrained('{PRIMARY}'); "
+              f"torch.save(m.network.state_dict(), '{PRIMARY}')")
 """What an older release wrote: `torch.save(model.state_dict())` (checkpoint format 0)."""
 
 
@@ -211,6 +213,31 @@ SCENARIO_OF: dict[str, str] = {
     "slow-load": "cpu_starved", "memory-growth": "near_limit",
 }
 """Fault → the scenario the shipped playbooks should name for it."""
+
+
+def drift(box: Any, image_env: list[str], memory: int, model: dict[str, Any]) -> list[str]:
+    """How app-prod differs from what `make up` ships (empty: a demo can start from it).
+
+    An earlier demo's fix can leave app-prod serving a converted file, on a raised memory
+    limit or with an extra variable; a fault injected into the shipped file would then not
+    break anything, and the demo would wait for an alert that never comes."""
+    found = []
+    if model.get("state") != "READY" or model.get("model_type") != "primary":
+        found.append(f"/model/health is {model.get('state')} serving "
+                     f"{model.get('model_type')}")
+    if model.get("model_path") != PRIMARY:
+        found.append(f"it serves {model.get('model_path')}, not {PRIMARY}")
+    if model.get("checksum_ok") is False:
+        found.append("its model files fail their checksums")
+    host = box.attrs["HostConfig"]
+    if host.get("Memory") != memory:
+        found.append(f"its memory limit is {host.get('Memory')} bytes, not {memory}")
+    if host.get("CpuQuota") or host.get("NanoCpus"):
+        found.append("its CPU is limited")
+    added = sorted(set(box.attrs["Config"].get("Env") or []) - set(image_env))
+    if added:
+        found.append(f"it was started with {', '.join(added)}")
+    return found
 
 
 def inject_fault(client: docker.DockerClient, container: str, scenario: str) -> float:

@@ -15,10 +15,16 @@ from remediator.stack import AppSpec
 from tests.harness.stack import load_stack_script
 from tests.support.http_sink import HttpSink, RecordedRequest, normalise_response
 
+IMAGE_ENV = ["PATH=/opt/venv/bin:/usr/bin", "MODEL_STORE=/opt/model-store"]
+SHIPPED_ATTRS: dict[str, Any] = {"HostConfig": {"Memory": 3 * 2**30, "CpuQuota": 0,
+                                                "NanoCpus": 0},
+                                 "Config": {"Env": IMAGE_ENV}}
+
 
 class FakeBox:
-    def __init__(self, name: str, log: list[str]) -> None:
+    def __init__(self, name: str, log: list[str], attrs: dict[str, Any] | None = None) -> None:
         self.name, self.short_id, self.status, self.log = name, "abc123", "running", log
+        self.attrs = attrs or SHIPPED_ATTRS
 
     def remove(self, force: bool = False) -> None:
         self.log.append(f"remove container {self.name}")
@@ -35,17 +41,19 @@ class FakeVolume:
 class FakeClient:
     """containers.get/run/list and volumes.get, recording what would change."""
 
-    def __init__(self, present: bool, other_users: list[str] | None = None) -> None:
+    def __init__(self, present: bool, other_users: list[str] | None = None,
+                 attrs: dict[str, Any] | None = None) -> None:
         self.log: list[str] = []
         self.present = present
         self.other_users = other_users or []
+        self.attrs = attrs
         outer = self
 
         class Containers:
             def get(self, name: str) -> FakeBox:
                 if not outer.present:
                     raise docker.errors.NotFound("no such container")
-                return FakeBox(name, outer.log)
+                return FakeBox(name, outer.log, outer.attrs)
 
             def run(self, **kwargs: Any) -> FakeBox:
                 outer.log.append(f"run {kwargs['name']}")
@@ -59,16 +67,23 @@ class FakeClient:
             def get(self, name: str) -> FakeVolume:
                 return FakeVolume(name, outer.log)
 
-        self.containers, self.volumes = Containers(), Volumes()
+        class Images:
+            def get(self, name: str) -> Any:
+                return type("Image", (), {"attrs": {"Config": {"Env": IMAGE_ENV}}})()
+
+        self.containers, self.volumes, self.images = Containers(), Volumes(), Images()
 
 
 @pytest.fixture
 def model_health() -> Iterator[tuple[int, dict[str, Any]]]:
-    """A local /model/health answering whatever the test puts in the dict."""
+    """A local /model/health answering whatever the test puts in the dict (and a healthy
+    /health, for the wait after a recreation)."""
     answer: dict[str, Any] = {}
 
     class ModelHealth(HttpSink):
         def respond(self, request: RecordedRequest) -> tuple[int, Mapping[str, str], bytes]:
+            if request.path == "/health":
+                return normalise_response((200, {}, {"status": "healthy"}))
             assert request.path == "/model/health", request.path
             return normalise_response((200, {}, dict(answer)))
 
@@ -118,3 +133,40 @@ def test_a_load_in_progress_is_waited_for(model_health: tuple[int, dict[str, Any
         stack.settled_model_health(AppSpec(port=port), 1)
     answer.update({"state": "READY", "loading": False, "checksum_ok": True})
     assert stack.settled_model_health(AppSpec(port=port), 5)["state"] == "READY"
+
+
+SHIPPED_MODEL = {"state": "READY", "loading": False, "model_type": "primary",
+                 "model_path": "/app/models/best_model.pth", "checksum_ok": None}
+RECREATED = ["remove container app-prod", "remove volume app-prod-models",
+             "remove volume app-prod-backup", "run app-prod"]
+
+
+def test_a_demo_starts_on_the_shipped_app_as_it_is(model_health: tuple[int, dict[str, Any]]
+                                                   ) -> None:
+    port, answer = model_health
+    answer.update(SHIPPED_MODEL)
+    stack, client = load_stack_script(), FakeClient(present=True)
+    stack.as_shipped(client, AppSpec(port=port))
+    assert client.log == []
+
+
+@pytest.mark.parametrize(("model", "attrs", "said"), [
+    ({"model_path": "/app/models/best_model_converted.pth"}, SHIPPED_ATTRS,
+     "serves /app/models/best_model_converted.pth"),
+    ({"state": "DEGRADED", "model_type": "fallback"}, SHIPPED_ATTRS,
+     "is DEGRADED serving fallback"),
+    ({}, {**SHIPPED_ATTRS, "HostConfig": {"Memory": 4 * 2**30}}, "memory limit is 4294967296"),
+    ({}, {**SHIPPED_ATTRS, "Config": {"Env": [*IMAGE_ENV, "MODEL_DEBUG_FAULTS=1"]}},
+     "started with MODEL_DEBUG_FAULTS=1"),
+])
+def test_an_app_an_earlier_demo_changed_is_recreated_from_the_image_first(
+        model_health: tuple[int, dict[str, Any]], capsys: pytest.CaptureFixture[str],
+        model: dict[str, Any], attrs: dict[str, Any], said: str) -> None:
+    # An old-format demo's fix leaves app-prod serving the converted file: a permissions
+    # fault on best_model.pth would then break nothing and the demo would wait 10 minutes.
+    port, answer = model_health
+    answer.update({**SHIPPED_MODEL, **model})
+    stack, client = load_stack_script(), FakeClient(present=True, attrs=attrs)
+    stack.as_shipped(client, AppSpec(port=port))
+    assert client.log == RECREATED
+    assert said in capsys.readouterr().out
