@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from remediator.adapters.store import MAX_ROW_ID
 from remediator.core import defaults
 from remediator.core.alerts import Alert, parse_alert, parse_webhook
 from remediator.core.config import Mode, RemediatorConfig, load_config
@@ -29,7 +30,7 @@ __all__ = ["ROW_ID", "run", "validate"]
 _EXIT_PROBLEMS = 1
 _EXIT_USAGE = 2
 
-ROW_ID = click.IntRange(1, 2**63 - 1)
+ROW_ID = click.IntRange(1, MAX_ROW_ID)
 """An id (or count) of rows in the store, within SQLite's 64-bit INTEGER: a larger
 number is refused by click, naming the argument, before SQLite would overflow."""
 

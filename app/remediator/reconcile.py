@@ -50,6 +50,10 @@ def to_webhook(alerts: list[dict[str, Any]], receiver: str = RECEIVER,
             "groupKey": "reconcile", "truncatedAlerts": 0}
 
 
+_JSON_TYPES = {dict: "object", str: "string", int: "number", float: "number",
+               bool: "boolean", type(None): "null"}
+"""JSON's names for what json.loads returns (an answer is described as JSON, not Python)."""
+
 class Reconciler:
     def __init__(self, store: Store, alertmanager_url: str, submit: Callable[[bytes], int],
                  wake: Callable[[], None], *, interval: float = RECONCILE_INTERVAL,
@@ -105,9 +109,10 @@ class Reconciler:
         not an empty list: read as "nothing firing", two rounds of it would resolve every
         incident."""
         if not isinstance(alerts, list):
+            kind = _JSON_TYPES.get(type(alerts), type(alerts).__name__)
             raise ConnectionError(f"Alertmanager {self.url}/api/v2/alerts answered a JSON "
-                                  f"{type(alerts).__name__}, not a list of alerts; nothing "
-                                  "opened or resolved this round")
+                                  f"{kind}, not a list of alerts; nothing opened or resolved "
+                                  "this round")
         for index, alert in enumerate(alerts):
             if not isinstance(alert, dict) or not isinstance(alert.get("fingerprint"), str):
                 raise ConnectionError(f"Alertmanager {self.url}/api/v2/alerts answered an "

@@ -17,21 +17,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
+from remediator.adapters.store import MAX_ROW_ID
 from remediator.core.alerts import parse_webhook
 from remediator.errors import PayloadError, StoreError
 from remediator.report import render_report
 from remediator.service import Service
 from remediator.web_escalation import register_escalation_api
 
-__all__ = ["MAX_BODY_BYTES", "MAX_ROW_ID", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "create_app"]
 
 log = logging.getLogger("remediator.web")
 
 MAX_BODY_BYTES = 1 * 2**20
 """Largest webhook body accepted (413 above)."""
-
-MAX_ROW_ID = 2**63 - 1
-"""Largest id SQLite can store (INTEGER is 64-bit signed); any larger id names no row."""
 
 WEBHOOK_PATH = "/api/v1/alerts"
 """Alertmanager's webhook: the only route `remediator_webhook_requests_total` counts."""

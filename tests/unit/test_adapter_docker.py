@@ -99,12 +99,15 @@ def test_docker_restart_grace_is_cut_to_fit_the_step_timeout() -> None:
     assert box.restarts == [10, 4]  # the default 10 s; 30 s cut to 5.5 s less 1 s to start
 
 
-def test_docker_restart_finishing_past_the_step_timeout_is_a_timeout() -> None:
+def test_docker_restart_finishing_past_the_step_timeout_is_done_and_says_how_late() -> None:
+    # The restart happened: calling it a timeout would hide a change from the report and
+    # page someone about a fix that took place.
     clock = Clock()
     box = Box(clock, restart_takes=3.0)
-    with pytest.raises(ActionTimeout, match="finished past the step timeout of 2s"):
-        docker_with(box, clock).call("docker.restart", {}, TARGET, 2.0)
+    outputs = docker_with(box, clock).call("docker.restart", {}, TARGET, 2.0)
     assert box.restarts == [1]
+    assert outputs["late_s"] == 1.0
+    assert "1.0s past the step timeout of 2s" in outputs["output"]
 
 
 def test_docker_recreate_out_of_time_before_the_stop_puts_the_old_container_back() -> None:

@@ -59,6 +59,25 @@ def test_over_long_outputs_keep_their_keys_and_a_readable_output() -> None:
     assert "characters cut by the store" in stored["output"]
 
 
+def test_the_cut_markers_count_what_was_really_cut() -> None:
+    # Four long fields need a second pass: its markers must count from the original text.
+    outputs = {f"f{i}": str(i) * 30_000 for i in range(4)}
+    stored = json.loads(capped(outputs))
+    assert len(json.dumps(stored)) <= MAX_OUTPUT_CHARS
+    for i in range(4):
+        value = stored[f"f{i}"]
+        head, _, rest = value.partition("\n... [")
+        count = int(rest.split(" characters cut")[0])
+        kept = len(head) + len(rest.split("] ...\n", 1)[1])
+        assert kept + count == 30_000, (kept, count)
+
+
+def test_a_field_named_truncated_inside_the_outputs_is_data_and_kept() -> None:
+    body = {"_truncated": False, "n": 1}
+    stored = json.loads(capped({"output": "x" * (MAX_OUTPUT_CHARS + 10), "body": body}))
+    assert stored["body"] == body and stored["_truncated"] == ["output"]
+
+
 def test_outputs_within_the_cap_are_stored_as_they_are() -> None:
     assert json.loads(capped({"output": "ok", "body": {"a": [1, 2]}})) == {
         "output": "ok", "body": {"a": [1, 2]}}

@@ -336,6 +336,15 @@ def test_an_http_check_that_posts_outside_the_fix_phase_is_refused_naming_file_a
             "it belongs in phase: fix") in str(caught.value)
 
 
+def test_a_misspelt_method_is_reported_once_as_a_bad_method() -> None:
+    text = ("name: t\nmatch: {alertname: X}\nsteps:\n  - id: poke\n    phase: diagnose\n"
+            "    action: http.check\n    with: {path: /health, method: post}\n")
+    with pytest.raises(PlaybookSchemaError) as caught:
+        load_playbook_text(text, "poke.yml")
+    assert "steps[0].with.method: expected GET, HEAD or POST, got str 'post'" in str(caught.value)
+    assert "changes the target" not in str(caught.value)
+
+
 def test_an_http_check_is_mutating_unless_it_gets_heads_or_is_declared_read_only() -> None:
     playbook = load_playbook_text("""
 name: t

@@ -44,11 +44,13 @@ def test_resources_within_bounds_pass() -> None:
     assert check_bounds(SERVICE, memory=1024**3, memory_swap=2 * 1024**3, cpus=0.5) == []
 
 
-def test_unlimited_swap_is_refused_on_a_target_whose_max_memory_caps_memory_plus_swap() -> None:
-    assert check_bounds(SERVICE, memory=1024**3, memory_swap=-1) == [(
-        "memory_swap", "-1 (unlimited swap) would lift the max_memory 4g of target 'app-prod', "
-        "which caps memory plus swap; give a size up to it")]
-    assert check_bounds(REPLICA, memory_swap=-1)[0][1].endswith("so it cannot be changed")
+def test_unlimited_swap_is_refused_whatever_the_target_declares() -> None:
+    refused = ("memory_swap", "-1 (unlimited swap) is refused: the target's max_memory caps "
+               "memory plus swap; give a size up to it")
+    assert check_bounds(SERVICE, memory=1024**3, memory_swap=-1) == [refused]
+    assert check_bounds(REPLICA, memory=1024**3, memory_swap=-1) == [
+        ("memory", "target 'app-prod-2' declares no max_memory, so it cannot be changed"),
+        refused]
 
 
 @pytest.mark.parametrize(("kwargs", "arg", "message"), [

@@ -77,8 +77,8 @@ def reconciler(service: Service, answer: Any) -> Reconciler:
 
 
 @pytest.mark.parametrize(("answer", "said"), [
-    ({"data": []}, "answered a JSON dict, not a list of alerts"),
-    ({"status": "success", "data": {"alerts": []}}, "answered a JSON dict"),
+    ({"data": []}, "answered a JSON object, not a list of alerts"),
+    ({"status": "success", "data": {"alerts": []}}, "answered a JSON object"),
     ([{"labels": {"alertname": "ModelLoadFailure"}}], "item [0] that is not an alert"),
     (["text"], "item [0] that is not an alert"),
 ])

@@ -353,7 +353,8 @@ class DockerActions:
         """Restart with the stop grace cut to fit the step timeout (0 means SIGKILL at once).
 
         The engine's restart cannot be interrupted half-way, so it is bounded, not cut off:
-        a restart that still finishes past the deadline raises ActionTimeout saying so.
+        a restart that still finishes past the deadline has happened all the same, so it is
+        reported as done, with how late (`late_s`), not as a timeout that hides it.
         """
         deadline = self.clock() + timeout
         wanted = args.get("stop_timeout")
@@ -362,12 +363,10 @@ class DockerActions:
                            deadline - self.clock())
         box.restart(timeout=grace)
         box.reload()
-        if self.clock() > deadline:
-            raise ActionTimeout(f"docker.restart of {target.container} finished past the step "
-                                f"timeout of {timeout:g}s (stop grace {grace}s); it is "
-                                f"{box.status} now")
-        return {"output": f"restarted {target.container}: {box.status}",
-                "started_at": box.attrs["State"].get("StartedAt")}
+        return {"output": f"restarted {target.container}: {box.status}"
+                          f"{late_note(self.clock() - deadline, timeout)}",
+                "started_at": box.attrs["State"].get("StartedAt"),
+                **late_field(self.clock() - deadline)}
 
     def do_update(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
         box = self.container(target)
@@ -446,14 +445,14 @@ class DockerActions:
         removed = self._remove_parked(old)
         new = self.client.containers.get(new_id)
         image = new.attrs["Config"].get("Image")
-        if self.clock() > deadline:
-            raise ActionTimeout(f"docker.recreate of {target.container} finished past the step "
-                                f"timeout of {timeout:g}s; the new container from {image} is "
-                                f"{new.status}")
+        # Done is done: a recreate that ran late replaced the container all the same, and
+        # the report's "make permanent" list and the resume logic need to know it did.
+        late = self.clock() - deadline
         note = "" if removed else f"; the old container is left as {parked}"
         restored = f"; restored {', '.join(sorted(files))}" if files else ""
         return {"output": f"recreated {target.container} from {image}: {new.status}"
-                          f"{restored}{note}", "container_id": new.id, "image": image}
+                          f"{restored}{note}{late_note(late, timeout)}",
+                "container_id": new.id, "image": image, **late_field(late)}
 
     def _last_known_good(self, target: Target) -> dict[str, Any]:
         record = self.lkg_provider(target.name) if self.lkg_provider else None
@@ -533,6 +532,15 @@ class DockerActions:
         return True
 
 
+def late_note(late: float, timeout: float) -> str:
+    """What the output says of a change that finished `late` seconds past its step timeout."""
+    return f" ({late:.1f}s past the step timeout of {timeout:g}s)" if late > 0 else ""
+
+
+def late_field(late: float) -> dict[str, float]:
+    return {"late_s": round(late, 1)} if late > 0 else {}
+
+
 def stop_grace(wanted: int, left: float) -> int:
     """Seconds of stop grace before SIGKILL: as wanted, cut so the stop and the start fit in
     the `left` seconds of the step (keeping START_ALLOWANCE_S for the start)."""
@@ -548,7 +556,7 @@ def swap_only(host: Mapping[str, Any], swap: int) -> dict[str, int]:
     if not memory:
         raise ActionFailed("docker.update: memory_swap needs a memory limit and the container "
                            "has none; give memory too")
-    if swap != -1 and swap < memory:
+    if swap < memory:
         raise ActionFailed(f"docker.update: memory_swap {swap} is below the container's memory "
                            f"limit {memory} (it counts memory plus swap)")
     return {"mem_limit": memory, "memswap_limit": swap}

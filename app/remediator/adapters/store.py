@@ -18,7 +18,10 @@ from typing import Any
 
 from remediator.errors import StoreError
 
-__all__ = ["MAX_OUTPUT_CHARS", "Store", "ago", "iso", "utcnow"]
+__all__ = ["MAX_OUTPUT_CHARS", "MAX_ROW_ID", "Store", "ago", "iso", "utcnow"]
+
+MAX_ROW_ID = 2**63 - 1
+"""Largest id SQLite's INTEGER holds: a larger one cannot name a row (and overflows)."""
 
 MAX_OUTPUT_CHARS = 64 * 1024
 """Cap of one step's stored outputs (JSON characters); longer output is truncated."""
@@ -205,16 +208,20 @@ def capped(value: Any) -> str:
     `_truncated` (the sandbox hides `_` names from templates).
     """
     text = dumps(value)
+    if len(text) <= MAX_OUTPUT_CHARS:
+        return text
+    original = json.loads(text)  # JSON types only, as stored
     limit = MAX_OUTPUT_CHARS // 2
     while len(text) > MAX_OUTPUT_CHARS and limit >= _MIN_KEPT_CHARS:
+        # Each pass cuts the original with a smaller limit, so the markers count what the
+        # stored value really lost.
         cut: list[str] = []
-        shrunk = _shrink(json.loads(text), limit, "", cut)
+        shrunk = _shrink(original, limit, "", cut)
         if isinstance(shrunk, dict):
             shrunk["_truncated"] = cut
         text, limit = dumps(shrunk), limit // 2
-        value = shrunk
     if len(text) > MAX_OUTPUT_CHARS:  # thousands of short fields: keep a readable output
-        output = value.get("output") if isinstance(value, dict) else None
+        output = original.get("output") if isinstance(original, dict) else None
         text = dumps({"output": _cut(str(output if output is not None else text),
                                      MAX_OUTPUT_CHARS // 2), "_truncated": ["*"]})
     return text
@@ -229,9 +236,9 @@ def _shrink(value: Any, limit: int, path: str, cut: list[str]) -> Any:
     if isinstance(value, str) and len(value) > limit:
         cut.append(path or "$")
         return _cut(value, limit)
-    if isinstance(value, dict):
+    if isinstance(value, dict):  # a top-level `_truncated` is ours, from an earlier cut
         return {key: _shrink(item, limit, f"{path}.{key}" if path else str(key), cut)
-                for key, item in value.items() if key != "_truncated"}
+                for key, item in value.items() if path or key != "_truncated"}
     if isinstance(value, list):
         keep = max(8, limit // 16)
         if len(value) > keep:

@@ -21,7 +21,7 @@ from remediator.core.templates import inspect_expression, is_template
 from remediator.core.units import parse_duration, parse_size
 from remediator.errors import TemplateError
 
-__all__ = ["ArgKind", "coerce"]
+__all__ = ["HTTP_METHODS", "ArgKind", "coerce"]
 
 
 class ArgKind(StrEnum):
@@ -240,8 +240,12 @@ def _duration(value: Any, static: bool) -> float:
     return parse_duration(value)
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST")
+"""What http.check may send."""
+
+
 def _method(value: Any, static: bool) -> str:
-    if value not in ("GET", "HEAD", "POST"):
+    if value not in HTTP_METHODS:
         raise ValueError(f"expected GET, HEAD or POST, got {_show(value)}")
     return str(value)
 

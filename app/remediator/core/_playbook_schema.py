@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from remediator.core import defaults
+from remediator.core._args import HTTP_METHODS
 from remediator.core._schema import Checker, expect_str, join_field, suggest
 from remediator.core._yaml import child_line, load_yaml_file
 from remediator.core.actions import (
@@ -333,8 +334,10 @@ def _phase(
     state.max_phase = max(state.max_phase, phase, key=PHASE_ORDER.__getitem__)
     read_only = raw.get("read_only") is True
     args = _raw_with(raw)
-    if isinstance(args.get("method", "GET"), str) and spec is not None and mutates(
-            spec, args, read_only) and phase is not Phase.FIX:  # a bad method: reported apart
+    method = args.get("method", "GET")
+    known = method in HTTP_METHODS or is_template(method)  # a bad method is reported apart
+    if known and spec is not None and mutates(spec, args, read_only) and (
+            phase is not Phase.FIX):
         what = spec.name if spec.mutating else f"{spec.name} with method: {args.get('method')}"
         hint = (f" (or mark a harmless {spec.name} read_only: true)"
                 if spec.read_only_allowed else "")

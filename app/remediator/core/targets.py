@@ -105,13 +105,13 @@ def _check_memory(target: Target, arg: str, value: int) -> list[tuple[str, str]]
 
 
 def _check_swap(target: Target, memory: int | None, swap: int) -> list[tuple[str, str]]:
-    # max_memory caps memory plus swap: unlimited swap (-1) would lift that cap.
-    if swap == -1 and target.max_memory is not None:
-        return [("memory_swap", f"-1 (unlimited swap) would lift the max_memory "
-                                f"{format_size(target.max_memory)} of target {target.name!r}, "
-                                "which caps memory plus swap; give a size up to it")]
+    # max_memory caps memory plus swap, and a target without it cannot be changed at all:
+    # unlimited swap (-1) is never a fix Remediator makes.
+    if swap == -1:
+        return [("memory_swap", "-1 (unlimited swap) is refused: the target's max_memory caps "
+                                "memory plus swap; give a size up to it")]
     if memory is not None and swap < memory:
-        return [("memory_swap", "must be at least memory (it counts memory plus swap), or -1")]
+        return [("memory_swap", "must be at least memory (it counts memory plus swap)")]
     return _check_memory(target, "memory_swap", swap)
 
 
