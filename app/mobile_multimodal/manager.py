@@ -171,6 +171,7 @@ class ModelManager:
         self._model: CaptionModel | None = None
         self._status = Status(ModelState.LOADING)
         self._load_started: float | None = None
+        self._abandoned: list[threading.Thread] = []  # loads past load_timeout, still running
         self.inference_count = 0
         self.last_inference_time: float | None = None
         self.last_error: str | None = None
@@ -220,7 +221,6 @@ class ModelManager:
     def load(self) -> Status:
         """Load the primary (else the fallback); returns the resulting status."""
         if not self._begin():
-            log.info("A model load is already running; not starting another")
             return self._status
         return self._load_begun()
 
@@ -271,7 +271,9 @@ class ModelManager:
         worker = threading.Thread(target=work, name=f"load-{role}", daemon=True)
         worker.start()
         worker.join(self.config.load_timeout)
-        if worker.is_alive():
+        if worker.is_alive():  # a thread cannot be stopped: no new load starts beside it
+            with self._lock:
+                self._abandoned.append(worker)
             result["error"] = ModelLoadTimeout(
                 f"TimeoutError: model load of {name} still running after "
                 f"{self.config.load_timeout:.0f}s (load_timeout); abandoned", name)
@@ -290,9 +292,25 @@ class ModelManager:
         self.last_error = str(exc)
         log.error("Model load failed (%s model, reason %s): %s", role, reason, exc)
 
+    def busy(self) -> str | None:
+        """Why no load can start now, or None."""
+        with self._lock:
+            return self._busy()
+
+    def _busy(self) -> str | None:
+        if self._load_started is not None:
+            return "a model load is already running"
+        self._abandoned = [thread for thread in self._abandoned if thread.is_alive()]
+        if self._abandoned:  # a second load beside it could double the memory in use
+            return ("a load abandoned at its load_timeout is still running (it cannot be "
+                    "stopped); restart the app to end it, or reload once it ends")
+        return None
+
     def _begin(self) -> bool:
         with self._lock:
-            if self._load_started is not None:
+            why = self._busy()
+            if why is not None:
+                log.info("Not starting a model load: %s", why)
                 return False
             self._load_started = self._clock()
             if self._model is None:

@@ -114,7 +114,9 @@ def create_app(manager: ModelManager) -> Flask:
     @app.post("/model/reload")
     def reload() -> tuple[Response, int]:
         started = manager.reload()
-        body = {"reloading": started, "state": manager.status.state.value}
+        body: dict[str, Any] = {"reloading": started, "state": manager.status.state.value}
+        if not started:
+            body["reason"] = manager.busy() or "a model load is already running"
         return jsonify(body), 202 if started else 409
 
     @app.get("/v2/health/live")

@@ -141,6 +141,22 @@ def test_hung_load_is_abandoned_at_its_timeout_and_shows_in_progress() -> None:
     assert sample(manager, "model_load_in_progress_seconds") == 0.0
 
 
+def test_no_load_starts_beside_one_abandoned_at_its_timeout() -> None:
+    # A thread cannot be stopped: a reload beside the hung load would hold two models.
+    manager, release = gated(load_timeout=0.2)
+    manager.start().join(2)
+    assert manager.status.state is ModelState.FAILED
+    client = create_app(manager).test_client()
+    refused = client.post("/model/reload")
+    assert refused.status_code == 409
+    assert "abandoned at its load_timeout is still running" in refused.get_json()["reason"]
+    release.set()
+    deadline = time.monotonic() + 5
+    while manager.busy() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.post("/model/reload").status_code == 202
+
+
 def test_the_first_load_is_in_progress_as_soon_as_start_returns(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """`make up` reads `loading` false as 'this is the outcome'; right after start() it
