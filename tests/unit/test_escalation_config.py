@@ -122,6 +122,24 @@ def test_unknown_channel_reference(tmp_path: Path) -> None:
     assert "'sms'" in message
 
 
+def test_two_channels_of_one_team_with_one_name_are_refused(tmp_path: Path) -> None:
+    # An inline channel is named after its type: this team lists "slack" twice, and only
+    # one delivery per notification and channel name can be stored.
+    message = broken(tmp_path, lambda d: d["teams"]["emergency"].update(
+        channels=["slack", {"type": "slack", "webhook_url": {"env": "SLACK_ONCALL"}}]))
+    assert "teams.emergency.channels[1]" in message
+    assert "two channels named 'slack'" in message
+    assert "name:" in message
+
+
+def test_an_inline_channel_with_its_own_name_may_share_a_type(tmp_path: Path) -> None:
+    data = copy.deepcopy(VALID)
+    data["teams"]["emergency"]["channels"] = [
+        "slack", {"type": "slack", "name": "slack-oncall", "webhook_url": {"env": "SLACK_ONCALL"}}]
+    team = load_escalation_policy(write(tmp_path, data)).teams["emergency"]
+    assert [c.name for c in team.channels] == ["slack", "slack-oncall"]
+
+
 def test_secret_written_in_the_file_is_refused(tmp_path: Path) -> None:
     message = broken(tmp_path, lambda d: d["channels"]["slack"].update(
         webhook_url="https://hooks.slack.com/services/T0/B0/XXXX"))

@@ -147,6 +147,36 @@ def test_a_pass_evaluates_again_only_what_changed_or_is_due(
     assert len(pages(service)) == 3
 
 
+def test_an_incident_that_cannot_be_evaluated_does_not_hold_up_the_others_pages(
+        service: Service, clock: FakeClock, pagerduty: PagerDutySink,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    assert service.escalation is not None
+    real = service.escalation.policy.evaluate
+
+    def broken_for_one(facts: Any) -> Any:
+        if facts.service == "not-a-target-broken":
+            raise RuntimeError("a bug evaluating this one incident")
+        return real(facts)
+
+    monkeypatch.setattr(service.escalation.policy, "evaluate", broken_for_one)
+    alert_in(service, firing(T0, fingerprint=f"{1:016x}",
+                             labels={"service": "not-a-target-broken"}))  # incident 1
+    alert_in(service, firing(T0, fingerprint=f"{2:016x}",
+                             labels={"service": "not-a-target-b"}))  # incident 2
+    clock.advance(minutes=10)
+    timer(service)
+    deliver(service)
+    assert [(p["incident_id"], p["status"]) for p in pages(service)] == [(2, "delivered")]
+    assert "escalation of incident 1 failed" in caplog.text
+    alert_in(service, resolved(T0, fingerprint=f"{2:016x}"))
+    clock.advance(minutes=1)
+    timer(service)  # incident 1 still fails; incident 2's page is still resolved
+    deliver(service)
+    assert [e["event_action"] for e in pagerduty.events] == ["trigger", "resolve"]
+    assert [(n["team"], n["status"]) for n in rows(service, "resolve")
+            if n["level"] == "page"] == [("emergency", "delivered")]
+
+
 def test_a_once_per_window_rule_notifies_again_in_the_next_window(
         service: Service, clock: FakeClock) -> None:
     for n, name in enumerate("ab"):

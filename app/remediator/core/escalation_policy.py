@@ -631,7 +631,19 @@ class _Loader:
             raise self.fail(f"{key}.channels", "expected a non-empty list of channels")
         channels = tuple(self.team_channel(item, f"{key}.channels[{i}]", shared)
                          for i, item in enumerate(items))
+        self.unique_channel_names(channels, f"{key}.channels")
         return TeamConfig(name, str(spec.get("description", "")), channels)
+
+    def unique_channel_names(self, channels: Sequence[ChannelSpec], key: str) -> None:
+        # A delivery is stored per (notification, channel name): two channels of one team
+        # with one name could never both be sent to (nor told apart in the API).
+        names = [channel.name for channel in channels]
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise self.fail(f"{key}[{index}]", (
+                    f"team has two channels named {name!r} (channels[{names.index(name)}] "
+                    f"and channels[{index}]); give one a different `name:` (an inline "
+                    f"channel is named after its type unless it says `name:`)"))
 
     def team_channel(self, item: object, key: str, shared: Mapping[str, ChannelSpec]
                      ) -> ChannelSpec:

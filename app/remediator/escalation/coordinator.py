@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -55,6 +55,8 @@ log = logging.getLogger("remediator.escalation")
 
 CHAT_CHANNEL_TYPES: Final = ("slack", "teams")
 """Channel types that get the non-paging info notices (people read them, nobody is woken)."""
+
+_RETRY_FAILED: Final = timedelta(seconds=30)  # an incident whose evaluation raised
 
 POLL_S: Final = 1.0
 """How often the timer looks for store changes it was not told about (intake, CLI claim)."""
@@ -225,12 +227,13 @@ class EscalationService:
             if seen is not None and seen[0] == inputs and (seen[1] is None or seen[1] > now):
                 due = seen[1]
             else:
-                execution_id = latest.get(number)
-                subject = _Subject(incident, self.store.execution(execution_id)
-                                   if execution_id is not None else None)
-                if subject.execution is None and number in started:
-                    self._info(subject, "acting", self._acting_reason(subject), now)
-                due = self._evaluate(subject, now, others=others)
+                try:
+                    due = self._evaluate_one(incident, latest.get(number),
+                                             number in started, others, now)
+                except Exception:  # one bad incident must not hold up the others' pages
+                    log.exception("escalation of incident %s failed; trying it again in %ss",
+                                  number, int(_RETRY_FAILED.total_seconds()))
+                    due = now + _RETRY_FAILED
                 self._evaluated[number] = (inputs, due)
             if due is not None:
                 dues.append(due)
@@ -240,25 +243,42 @@ class EscalationService:
         self.dispatcher.wake()
         return min(dues) if dues else None
 
+    def _evaluate_one(self, incident: dict[str, Any], execution_id: int | None,
+                      started: bool, others: Fleet, now: datetime) -> datetime | None:
+        subject = _Subject(incident, self.store.execution(execution_id)
+                           if execution_id is not None else None)
+        if subject.execution is None and started:
+            self._info(subject, "acting", self._acting_reason(subject), now)
+        return self._evaluate(subject, now, others=others)
+
     def send_resolve_notices(self, now: datetime | None = None) -> list[int]:
         """A resolve for each trigger of a resolved incident, through the same channels."""
         now = now or self.clock()
         created = []
         for trigger in self.outbox.triggers_to_resolve():
-            incident = self.store.incident(int(trigger["incident_id"]))
-            if incident is None:
+            try:
+                new = self._resolve_notice(trigger, now)
+            except Exception:  # one bad trigger must not keep the others' resolves back
+                log.exception("resolve notice for notification %s (incident %s) failed",
+                              trigger["id"], trigger["incident_id"])
                 continue
-            subject = _Subject(incident, self._latest_execution(int(incident["id"])))
-            message = self._render("resolve", subject, now, team=trigger["team"],
-                                   level=trigger["level"], dedup_key=trigger["dedup_key"],
-                                   severity="info", reason="")
-            draft = Draft(subject.id, "resolve", trigger["dedup_key"], trigger["team"],
-                          trigger["level"], "info", trigger["rule"], "incident resolved",
-                          message, self.outbox.live_channels(int(trigger["id"])),
-                          trigger_id=int(trigger["id"]))
-            if (new := self.outbox.enqueue(draft, now)) is not None:
+            if new is not None:
                 created.append(new)
         return created
+
+    def _resolve_notice(self, trigger: dict[str, Any], now: datetime) -> int | None:
+        incident = self.store.incident(int(trigger["incident_id"]))
+        if incident is None:
+            return None
+        subject = _Subject(incident, self._latest_execution(int(incident["id"])))
+        message = self._render("resolve", subject, now, team=trigger["team"],
+                               level=trigger["level"], dedup_key=trigger["dedup_key"],
+                               severity="info", reason="")
+        draft = Draft(subject.id, "resolve", trigger["dedup_key"], trigger["team"],
+                      trigger["level"], "info", trigger["rule"], "incident resolved",
+                      message, self.outbox.live_channels(int(trigger["id"])),
+                      trigger_id=int(trigger["id"]))
+        return self.outbox.enqueue(draft, now)
 
     def claim(self, incident_id: int, by: str) -> ClaimResult:
         """A human takes the incident over (API and CLI)."""
