@@ -20,6 +20,7 @@ from remediator.adapters.notifiers import (
     Message,
     PagerDutyNotifier,
     SlackNotifier,
+    TeamsNotifier,
     WebhookNotifier,
     attempt_delivery,
     dispatch,
@@ -238,3 +239,19 @@ def test_secrets_never_appear_in_logs_or_errors(
     text = caplog.text + "\n".join(r.line() for r in results)
     for secret in ("T0SECRET", "XXXXSECRETXXXX", ROUTING_KEY):
         assert secret not in text  # ...with the secret parts hidden
+
+
+@pytest.mark.parametrize("notifier", [SlackNotifier, TeamsNotifier, WebhookNotifier])
+def test_an_endpoint_that_echoes_the_secret_path_does_not_leak_it(
+    sink: HttpSink, notifier: type[SlackNotifier | TeamsNotifier | WebhookNotifier]
+) -> None:
+    # An Express/nginx-style endpoint answers an unknown route with the path it was sent:
+    # the path of a webhook URL is the secret, so the error (stored, shown by GET
+    # /api/v1/notifications, logged) must not carry it.
+    sink.set_responses([(404, {"Content-Type": "text/html"},
+                         f"<pre>Cannot POST {SLACK_PATH}</pre>")])
+    hook = channel(notifier("hook", f"{sink.url}?sig=S3CR3TSIGNATURE0", HttpTransport()),
+                   "hook")
+    outcome = attempt_delivery(hook, MESSAGE)
+    assert outcome.status == "failed"
+    assert outcome.reason == "hook: HTTP 404: <pre>Cannot POST ***</pre>"

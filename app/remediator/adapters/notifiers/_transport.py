@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Final
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import requests
 
@@ -28,6 +29,7 @@ __all__ = [
     "HttpTransport",
     "check_status",
     "parse_retry_after",
+    "url_secrets",
 ]
 
 DEFAULT_TIMEOUT: Final = (5.0, 10.0)
@@ -35,6 +37,7 @@ DEFAULT_TIMEOUT: Final = (5.0, 10.0)
 
 _USER_AGENT: Final = "remediator-notifier/0.1"
 _BODY_SNIPPET: Final = 300  # enough of an error body to say why, not a whole HTML page
+_TOKEN_LEN: Final = 12  # a path segment or query value this long may be the token itself
 
 
 @dataclass(frozen=True)
@@ -134,20 +137,24 @@ _in_flight = threading.local()
 @contextmanager
 def _hiding(url: str) -> Iterator[None]:
     previous = getattr(_in_flight, "secrets", ())
-    _in_flight.secrets = (*previous, *_url_secrets(url))
+    _in_flight.secrets = (*previous, *url_secrets(url))
     try:
         yield
     finally:
         _in_flight.secrets = previous
 
 
-def _url_secrets(url: str) -> tuple[str, ...]:
-    # urllib3 logs the request target (path + query) on its own; the full URL appears in
-    # retry warnings. Hide both.
-    scheme_end = url.find("://")
-    path_start = url.find("/", scheme_end + 3) if scheme_end >= 0 else -1
-    target = url[path_start:] if path_start >= 0 else ""
-    return tuple(s for s in (url, target) if len(s) > 1)
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The parts of a webhook URL to mask wherever they appear: the whole URL, its request
+    target (path + query, as urllib3 logs it), the path and the query alone (as an endpoint
+    echoes them: "Cannot POST /hooks/<token>"), and every long path segment or query value
+    (the token itself). The host alone is not a secret."""
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    pieces = [url, target, parts.path, unquote(parts.path), parts.query]
+    pieces += [seg for seg in parts.path.split("/") if len(seg) >= _TOKEN_LEN]
+    pieces += [v for _, v in parse_qsl(parts.query) if len(v) >= _TOKEN_LEN]
+    return tuple(dict.fromkeys(p for p in pieces if len(p) > 1))
 
 
 class _HideInFlightUrls(logging.Filter):
@@ -158,7 +165,7 @@ class _HideInFlightUrls(logging.Filter):
         if secrets:
             text = record.getMessage()
             for secret in sorted(secrets, key=len, reverse=True):
-                text = text.replace(secret, f"/{MASK}")
+                text = text.replace(secret, f"/{MASK}" if secret.startswith("/") else MASK)
             record.msg, record.args = redact(text), ()
         return True
 

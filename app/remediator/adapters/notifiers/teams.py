@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from remediator.adapters.notifiers._transport import HttpTransport, check_status
+from remediator.adapters.notifiers._transport import (
+    HttpTransport,
+    check_status,
+    url_secrets,
+)
 from remediator.adapters.notifiers.base import DeliveryReport, Message
 
 __all__ = ["TeamsNotifier", "teams_payload"]
@@ -29,7 +33,7 @@ class TeamsNotifier:
 
     def send(self, message: Message) -> DeliveryReport:
         response = self._transport.post_json(self.name, self._url, teams_payload(message))
-        check_status(self.name, response, secrets=(self._url,))
+        check_status(self.name, response, secrets=url_secrets(self._url))
         return DeliveryReport(self.name, response.status)
 
 

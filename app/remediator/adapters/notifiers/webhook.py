@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from remediator.adapters.notifiers._transport import HttpTransport, check_status
+from remediator.adapters.notifiers._transport import (
+    HttpTransport,
+    check_status,
+    url_secrets,
+)
 from remediator.adapters.notifiers.base import DeliveryReport, Message
 
 __all__ = ["WebhookNotifier", "webhook_payload"]
@@ -24,7 +28,7 @@ class WebhookNotifier:
 
     def send(self, message: Message) -> DeliveryReport:
         response = self._transport.post_json(self.name, self._url, webhook_payload(message))
-        check_status(self.name, response, secrets=(self._url,))
+        check_status(self.name, response, secrets=url_secrets(self._url))
         return DeliveryReport(self.name, response.status)
 
 
