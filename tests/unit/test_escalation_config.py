@@ -6,6 +6,7 @@ Each bad file must fail with a ConfigError naming the file and the key, as STYLE
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,12 @@ def test_facts_table_matches_the_dataclass() -> None:
     names = {f.name for f in fields(IncidentFacts)}
     derived = {"down_for", "fallback_for", "failing_model_count", "affected_service_count"}
     assert set(FACTS) - derived <= names
+
+
+def test_shipped_policy_retries_a_notification_for_an_hour() -> None:
+    assert load_escalation_policy(SHIPPED).give_up_after == timedelta(hours=1)
+
+
+def test_give_up_after_must_be_a_positive_duration(tmp_path: Path) -> None:
+    message = broken(tmp_path, lambda d: d.update(give_up_after="0s"))
+    assert "give_up_after" in message

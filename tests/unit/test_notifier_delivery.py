@@ -25,7 +25,11 @@ from remediator.adapters.notifiers import (
     attempt_delivery,
     dispatch,
 )
-from remediator.core.backoff import MAX_ATTEMPTS, next_attempt_delay
+from remediator.core.backoff import (
+    DEFAULT_CAP_SECONDS,
+    DEFAULT_GIVE_UP_SECONDS,
+    next_attempt_delay,
+)
 from remediator.core.escalation_policy import ChannelSpec
 from remediator.errors import NotifyPermanent, NotifyRetryable
 from tests.support import HttpSink, PagerDutySink
@@ -114,11 +118,32 @@ def test_retryable_failure_is_rescheduled_with_retry_after() -> None:
     assert outcome == AttemptOutcome("retry", "slack: HTTP 429", retry_in=42.0)
 
 
-def test_retryable_failure_gives_up_after_max_attempts() -> None:
+def test_retryable_failure_is_retried_by_time_not_by_count() -> None:
     notifier = Scripted(NotifyRetryable("slack: HTTP 503"))
-    outcome = attempt_delivery(channel(notifier), MESSAGE, attempt=MAX_ATTEMPTS)
-    assert outcome.status == "failed"
-    assert outcome.reason == f"slack: HTTP 503 (gave up after {MAX_ATTEMPTS} attempts)"
+    outcome = attempt_delivery(channel(notifier), MESSAGE, attempt=40, rand=lambda: 1.0,
+                               age=40 * 60.0)
+    assert (outcome.status, outcome.retry_in) == ("retry", DEFAULT_CAP_SECONDS)
+
+
+def test_retryable_failure_gives_up_at_the_give_up_age() -> None:
+    notifier = Scripted(NotifyRetryable("slack: HTTP 503"))
+    outcome = attempt_delivery(channel(notifier), MESSAGE, attempt=20,
+                               age=DEFAULT_GIVE_UP_SECONDS)
+    assert outcome == AttemptOutcome(
+        "failed", "slack: HTTP 503 (gave up after 20 attempts in 60 minutes)")
+
+
+def test_the_last_retry_is_made_at_the_give_up_age_not_after() -> None:
+    notifier = Scripted(NotifyRetryable("slack: HTTP 503"))
+    outcome = attempt_delivery(channel(notifier), MESSAGE, attempt=20, rand=lambda: 0.0,
+                               age=DEFAULT_GIVE_UP_SECONDS - 100, give_up_after=3600)
+    assert (outcome.status, outcome.retry_in) == ("retry", 100.0)
+
+
+def test_retryable_failure_gives_up_after_max_attempts_when_sending_inline() -> None:
+    notifier = Scripted(NotifyRetryable("slack: HTTP 503"))
+    outcome = attempt_delivery(channel(notifier), MESSAGE, attempt=3, max_attempts=3)
+    assert outcome == AttemptOutcome("failed", "slack: HTTP 503 (gave up after 3 attempts)")
 
 
 def test_permanent_failure_fails_at_once_with_the_reason() -> None:

@@ -142,6 +142,46 @@ def test_503_503_202_is_retried_with_backoff_and_delivered_exactly_once(
     assert (rig.sent("slack", "retry"), rig.sent("slack", "delivered")) == (2.0, 1.0)
 
 
+def outage(rig: Rig, clock: FakeClock, minutes: int) -> None:
+    """Let the dispatcher run for ``minutes`` of clock time, in 30-second ticks."""
+    for _ in range(minutes * 2):
+        clock.advance(seconds=30)
+        rig.dispatcher.deliver_due()
+
+
+def test_a_notification_survives_a_40_minute_outage_and_is_delivered_when_it_ends(
+        rig: Rig, slack: HttpSink, clock: FakeClock) -> None:
+    slack.default_status = 503  # the endpoint is down for 40 minutes
+    rig.outbox.enqueue(draft(), clock())
+    rig.dispatcher.deliver_due()
+    outage(rig, clock, minutes=40)
+    waiting = rig.delivery()
+    assert waiting["status"] == "retry" and "503" in str(waiting["last_error"])
+    assert rig.notification()["status"] == "pending"
+    slack.default_status = 202  # it is back: the next retry is at most 5 minutes away
+    outage(rig, clock, minutes=5)
+    assert rig.delivery()["status"] == "delivered"
+    assert rig.notification()["status"] == "delivered"
+
+
+def test_a_notification_still_failing_after_an_hour_fails_with_the_reason(
+        rig: Rig, slack: HttpSink, clock: FakeClock) -> None:
+    slack.default_status = 503
+    rig.outbox.enqueue(draft(), clock())
+    rig.dispatcher.deliver_due()
+    outage(rig, clock, minutes=59)
+    assert rig.delivery()["status"] == "retry"
+    outage(rig, clock, minutes=1)  # the last retry is made at the give-up age exactly
+    failed = rig.delivery()
+    assert failed["status"] == "failed"
+    assert str(failed["last_error"]).endswith(
+        f"(gave up after {failed['attempts']} attempts in 60 minutes)")
+    tried = len(slack.requests)
+    outage(rig, clock, minutes=30)
+    assert len(slack.requests) == tried  # failed is final
+    assert rig.notification()["status"] == "failed"
+
+
 def test_400_fails_at_once_with_the_reason_and_is_not_retried(
         rig: Rig, slack: HttpSink, clock: FakeClock) -> None:
     slack.set_responses([(400, {}, "invalid_payload")])

@@ -1,10 +1,16 @@
-"""When to try a failed notification again.
+"""When to try a failed notification again, and when to stop.
 
 Exponential backoff with bounded jitter: attempt ``n`` (1-based: the first *retry* is
 attempt 1) waits between half and all of ``base * 2**(n-1)`` seconds, never more than
-``cap``.  The jitter keeps many outbox rows that failed together (Slack down for a minute)
-from hammering the endpoint in lock-step when it comes back; bounding it below at half the
-step keeps the schedule predictable enough to reason about in a runbook.
+``cap`` (five minutes).  The jitter keeps many outbox rows that failed together (Slack down
+for a minute) from hammering the endpoint in lock-step when it comes back; bounding it
+below at half the step keeps the schedule predictable enough to reason about in a runbook.
+
+Retrying stops by time, not by count: a notification is retried (429, 5xx, network
+errors) until it is ``give_up_after`` old (:data:`DEFAULT_GIVE_UP_SECONDS`, one hour, unless
+the escalation policy says otherwise), so a page survives a PagerDuty or Slack outage of
+tens of minutes; with the five-minute cap, an endpoint that comes back is tried again
+within five minutes. Other 4xx answers fail at once (retrying cannot help).
 
 A server that says ``Retry-After`` knows better than we do, so its value wins when it is
 longer than our own schedule (it is clamped, so a hostile or broken header cannot park a
@@ -19,13 +25,13 @@ from collections.abc import Callable
 __all__ = [
     "DEFAULT_BASE_SECONDS",
     "DEFAULT_CAP_SECONDS",
-    "MAX_ATTEMPTS",
+    "DEFAULT_GIVE_UP_SECONDS",
     "MAX_RETRY_AFTER_SECONDS",
     "next_attempt_delay",
 ]
 
-MAX_ATTEMPTS = 8
-"""Deliveries tried per notification before it is marked failed (about 8 minutes in all)."""
+DEFAULT_GIVE_UP_SECONDS = 3600.0
+"""A notification still failing (429, 5xx, network) this long after it was accepted fails."""
 
 DEFAULT_BASE_SECONDS = 2.0
 """First retry waits between 1 and 2 seconds."""

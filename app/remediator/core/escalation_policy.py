@@ -36,6 +36,7 @@ from typing import Any, Final, Literal, cast
 import yaml
 
 from remediator.core._yaml import type_name
+from remediator.core.backoff import DEFAULT_GIVE_UP_SECONDS
 from remediator.core.units import parse_duration
 from remediator.errors import ConfigError
 
@@ -357,11 +358,13 @@ class EscalationPolicy:
         teams: Mapping[str, TeamConfig],
         rules: Sequence[Rule],
         budget_window: timedelta = timedelta(hours=1),
+        give_up_after: timedelta = timedelta(seconds=DEFAULT_GIVE_UP_SECONDS),
     ) -> None:
         self.source = source
         self.teams: Mapping[str, TeamConfig] = dict(teams)
         self.rules: tuple[Rule, ...] = tuple(rules)
         self.budget_window = budget_window
+        self.give_up_after = give_up_after  # a delivery still failing this late fails
 
     def window_start(self, now: datetime) -> datetime | None:
         """Start of the current budget window when some rule notifies once per window (its
@@ -482,7 +485,7 @@ def _wait_for(rule: Rule, facts: IncidentFacts) -> timedelta | None:
 
 # ---------------------------------------------------------------------- loading
 
-_TOP_KEYS: Final = {"version", "budget_window", "channels", "teams", "rules"}
+_TOP_KEYS: Final = {"version", "budget_window", "give_up_after", "channels", "teams", "rules"}
 _RULE_KEYS: Final = {"name", "team", "level", "severity", "reason", "when", "once_per"}
 _CHANNEL_KEYS: Final = {"type", "name", "levels"}
 
@@ -519,7 +522,10 @@ def parse_escalation_policy(
     window = loader.duration(top.get("budget_window", "1h"), "budget_window")
     if window <= timedelta(0):
         raise ConfigError(f"{source}: budget_window: must be longer than 0s")
-    return EscalationPolicy(source, teams, rules, window)
+    give_up = loader.duration(top.get("give_up_after", "1h"), "give_up_after")
+    if give_up <= timedelta(0):
+        raise ConfigError(f"{source}: give_up_after: must be longer than 0s")
+    return EscalationPolicy(source, teams, rules, window, give_up)
 
 
 def _mapping(value: object, source: str, key: str) -> dict[str, Any]:

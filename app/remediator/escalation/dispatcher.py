@@ -140,8 +140,10 @@ class Dispatcher:
                     "failed", f"channel {due.channel} is no longer in team {due.team} "
                               f"({self.policy.source})"))
                 return
-            outcome = attempt_delivery(channel, due.message, attempt=due.attempts + 1,
-                                       rand=self.rand)
+            age = (self.clock() - due.accepted_at).total_seconds()
+            outcome = attempt_delivery(
+                channel, due.message, attempt=due.attempts + 1, rand=self.rand, age=age,
+                give_up_after=self.policy.give_up_after.total_seconds())
             self._record(due, outcome)
         except Exception as exc:  # a store error: leave the row to the restart recovery
             log.exception("delivery %s on %s could not be recorded: %s", due.id, due.channel,

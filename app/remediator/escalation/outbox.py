@@ -91,6 +91,7 @@ class DueDelivery:
     kind: str
     trigger_id: int | None
     message: Message
+    accepted_at: datetime  # the notification's; retries stop by its age (core.backoff)
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ class Outbox:
             # and an alert storm can leave thousands of rows due at once).
             rows = db.execute(
                 "SELECT d.id, d.notification_id, d.channel, d.channel_type, d.attempts, "
-                "n.team, n.kind, n.trigger_id, n.message FROM deliveries d "
+                "n.team, n.kind, n.trigger_id, n.message, n.created_at FROM deliveries d "
                 "JOIN notifications n ON n.id = d.notification_id WHERE d.id IN ("
                 "SELECT MIN(id) FROM deliveries WHERE status IN ('pending', 'retry') AND "
                 "next_attempt_at <= ? GROUP BY channel) ORDER BY d.id", (iso(now),)).fetchall()
@@ -174,7 +175,8 @@ class Outbox:
                            "WHERE id = ?", [(iso(now), row["id"]) for row in chosen])
         return [DueDelivery(r["id"], r["notification_id"], r["channel"], r["channel_type"],
                             r["attempts"], r["team"], r["kind"], r["trigger_id"],
-                            _message_from(r["message"])) for r in chosen]
+                            _message_from(r["message"]), parse_iso(r["created_at"]))
+                for r in chosen]
 
     def gate(self, due: DueDelivery, now: datetime) -> Gate:
         """A resolve goes only after its trigger was delivered on the same channel."""

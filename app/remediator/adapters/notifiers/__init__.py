@@ -5,7 +5,8 @@ Typical use (the outbox)::
     channels = build_channels(policy.teams[escalation.team], os.environ)
     message = render_message(template_dir, "trigger", context)
     for channel in channels:
-        outcome = attempt_delivery(channel, message, attempt=row.attempts + 1)
+        outcome = attempt_delivery(channel, message, attempt=row.attempts + 1,
+                                   age=seconds_since_accepted, give_up_after=3600)
         # store outcome.status / outcome.reason; reschedule after outcome.retry_in
 """
 

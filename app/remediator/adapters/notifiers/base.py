@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from remediator.core.backoff import MAX_ATTEMPTS, next_attempt_delay
+from remediator.core.backoff import DEFAULT_GIVE_UP_SECONDS, next_attempt_delay
 from remediator.core.escalation_policy import ChannelSpec
 from remediator.errors import NotifyError, NotifyRetryable
 
@@ -123,13 +123,18 @@ def attempt_delivery(
     channel: Channel,
     message: Message,
     attempt: int = 1,
-    max_attempts: int = MAX_ATTEMPTS,
+    max_attempts: int | None = None,
     rand: Callable[[], float] = random.random,
+    *,
+    age: float = 0.0,
+    give_up_after: float = DEFAULT_GIVE_UP_SECONDS,
 ) -> AttemptOutcome:
     """Try ``channel`` once (``attempt`` is 1-based) and classify the result.
 
-    429/5xx/network → ``retry`` with the backoff delay (Retry-After honoured) until
-    ``max_attempts``, then ``failed``; other 4xx and bad config → ``failed`` at once.
+    429/5xx/network → ``retry`` with the backoff delay (Retry-After honoured) until the
+    notification is ``give_up_after`` seconds old (``age`` is its age now; the last retry
+    is made at that age) or, when given, ``max_attempts`` were made; then ``failed``.
+    Other 4xx and bad config → ``failed`` at once.
     """
     if channel.notifier is None:
         return AttemptOutcome("not_configured", channel.skipped_reason)
@@ -138,11 +143,14 @@ def attempt_delivery(
     try:
         report = channel.notifier.send(message)
     except NotifyRetryable as exc:
-        if attempt >= max_attempts:
-            tries = f"{attempt} attempt{'s' if attempt != 1 else ''}"
+        tries = f"{attempt} attempt{'s' if attempt != 1 else ''}"
+        if max_attempts is not None and attempt >= max_attempts:
             return AttemptOutcome("failed", f"{exc} (gave up after {tries})")
+        if age >= give_up_after:
+            return AttemptOutcome(
+                "failed", f"{exc} (gave up after {tries} in {_minutes(age)})")
         delay = next_attempt_delay(attempt, exc.retry_after, rand=rand)
-        return AttemptOutcome("retry", str(exc), retry_in=delay)
+        return AttemptOutcome("retry", str(exc), retry_in=min(delay, give_up_after - age))
     except NotifyError as exc:
         return AttemptOutcome("failed", str(exc))
     except Exception as exc:  # a bug in one notifier must not stop the other channels
@@ -202,6 +210,11 @@ def _send_one(channel: Channel, message: Message, max_attempts: int, max_wait: f
             return ChannelResult(channel.name, AttemptOutcome("failed", reason), attempt)
         sleep(wait)
         attempt += 1
+
+
+def _minutes(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}" if minutes else f"{seconds:.0f}s"
 
 
 def _without_prefix(reason: str, channel: str) -> str:
