@@ -229,3 +229,31 @@ def test_shipped_policy_retries_a_notification_for_an_hour() -> None:
 def test_give_up_after_must_be_a_positive_duration(tmp_path: Path) -> None:
     message = broken(tmp_path, lambda d: d.update(give_up_after="0s"))
     assert "give_up_after" in message
+
+
+@pytest.mark.parametrize(("condition", "key"), [
+    ("{fact: labels.gpu, eq: yes}", "rules[0].when[0].eq"),
+    ("{fact: alertname, ne: off}", "rules[0].when[0].ne"),
+    ("{fact: scenario, in: [out_of_memory, on]}", "rules[0].when[0].in[1]"),
+])
+def test_a_yaml_boolean_where_a_string_is_compared_must_be_quoted(
+        tmp_path: Path, condition: str, key: str) -> None:
+    # YAML 1.1 reads unquoted yes/on/off as booleans: `eq: yes` used to compare the label
+    # with 'True' and never match an alert labelled gpu=yes.
+    path = write(tmp_path, f"""
+channels: {{slack: {{type: slack, webhook_url: {{env: SLACK_WEBHOOK_URL}}}}}}
+teams: {{emergency: {{channels: [slack]}}}}
+rules: [{{name: gpu-host, team: emergency, level: notify, when: [{condition}]}}]
+""")
+    with pytest.raises(ConfigError) as caught:
+        load_escalation_policy(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: rule 'gpu-host': {key}: ")
+    assert "boolean" in message and "quote it" in message
+
+
+def test_a_quoted_yes_is_a_string_condition(tmp_path: Path) -> None:
+    data = copy.deepcopy(VALID)
+    data["rules"][0]["when"] = [{"fact": "labels.gpu", "eq": "yes"}]  # safe_dump quotes it
+    (condition,) = load_escalation_policy(write(tmp_path, data)).rules[0].conditions
+    assert condition.operand == "yes"

@@ -554,9 +554,11 @@ class _Loader:
     def __init__(self, source: str, base_dir: Path) -> None:
         self.source = source
         self.base_dir = base_dir
+        self.rule_name: str | None = None  # the rule being read, named in its errors
 
     def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.source}: {key}: {problem}")
+        rule = f" rule {self.rule_name!r}:" if self.rule_name else ""
+        return ConfigError(f"{self.source}:{rule} {key}: {problem}")
 
     def duration(self, value: object, key: str) -> timedelta:
         try:
@@ -679,6 +681,14 @@ class _Loader:
         name = spec.get("name")
         if not isinstance(name, str) or not name:
             raise self.fail(f"{key}.name", "every rule needs a name")
+        self.rule_name = name
+        try:
+            return self.named_rule(name, spec, key, teams)
+        finally:
+            self.rule_name = None
+
+    def named_rule(self, name: str, spec: Mapping[str, Any], key: str,
+                   teams: Mapping[str, TeamConfig]) -> Rule:
         team = spec.get("team")
         if team not in teams:
             raise self.fail(f"{key}.team", f"unknown team {team!r} (teams: {', '.join(teams)})")
@@ -731,7 +741,16 @@ class _Loader:
         if op in ("in", "not_in"):
             if not isinstance(value, list) or not value:
                 raise self.fail(key, "expected a non-empty list")
-            return frozenset(None if v is None else str(v) for v in value)
+            return frozenset(self.str_value(v, f"{key}[{i}]") for i, v in enumerate(value))
+        return self.str_value(value, key)
+
+    def str_value(self, value: object, key: str) -> str | None:
+        if isinstance(value, bool):
+            # YAML 1.1 reads an unquoted yes/no/on/off/true/false as a boolean: `eq: yes`
+            # would silently compare the label with 'True'.
+            raise self.fail(key, f"YAML read this as the boolean {str(value).lower()} (an "
+                                 f"unquoted yes/no/on/off/true/false), but the fact is a "
+                                 f"string: quote it, e.g. 'yes' or 'on'")
         if value is not None and not isinstance(value, (str, int, float)):
             raise self.fail(key, f"expected a string, got {value!r}")
         return None if value is None else str(value)
