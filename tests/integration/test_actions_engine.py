@@ -144,6 +144,22 @@ def test_recreate_applies_overrides_and_keeps_name_ports_volumes_and_settings(
     assert actions.client.containers.list(all=True, filters={"name": f"{old.name}-old-"}) == []
 
 
+def test_recreate_run_again_after_a_crash_that_left_the_old_container_parked(
+    images: dict[str, str], docker_resources: Resources, actions: DockerActions,
+    replaced: Callable[[str], None],
+) -> None:
+    # Remediator died between parking the old container and creating the new one: the
+    # resumed (idempotent) step must find the parked container, not fail on a missing name.
+    old = docker_resources.run(images["modelserver"], SLEEPER, environment={"FOO": "bar"})
+    replaced(str(old.name))
+    old.rename(f"{old.name}-old-1700000000")
+    out = actions.call("docker.recreate", {"env": {"FOO": "baz"}}, target_for(old), 60)
+    new = actions.client.containers.get(str(old.name))
+    assert new.id == out["container_id"] != old.id and new.status == "running"
+    assert "FOO=baz" in new.attrs["Config"]["Env"]
+    assert actions.client.containers.list(all=True, filters={"name": f"{old.name}-old-"}) == []
+
+
 def test_recreate_rolls_back_when_the_image_does_not_exist(
     images: dict[str, str], docker_resources: Resources, actions: DockerActions,
 ) -> None:

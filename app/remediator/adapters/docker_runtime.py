@@ -11,6 +11,7 @@ import contextlib
 import copy
 import io
 import json
+import logging
 import math
 import os
 import posixpath
@@ -31,6 +32,8 @@ from remediator.errors import ActionFailed, ActionTimeout, RuntimeError_, Target
 
 __all__ = ["DockerActions", "LkgProvider", "last_known_good_snapshot", "memory_usage",
            "merge_env"]
+
+log = logging.getLogger("remediator.docker")
 
 LkgProvider = Callable[[str], "dict[str, Any] | None"]
 """Target name -> its last-known-good record {"image": ..., "env": [...], "config": {...}}."""
@@ -428,6 +431,7 @@ class DockerActions:
         the old one gets its name back and is started again.
         """
         deadline = self.clock() + timeout
+        self._unpark(target)
         old = self.container(target)
         if old.attrs["HostConfig"].get("AutoRemove"):
             raise ActionFailed(f"docker.recreate: {target.container} was started with --rm; "
@@ -522,6 +526,22 @@ class DockerActions:
                 f"docker.recreate on {name}: {reason}; putting the old container back failed "
                 f"too ({getattr(exc, 'explanation', None) or exc}): it may be left as "
                 f"{parked}") from None
+
+    def _unpark(self, target: Target) -> None:
+        """Undo a recreate interrupted (Remediator died) after the old container was parked
+        as `<name>-old-<time>` and before a new one took its name: give the parked one its
+        name back, so the step, run again on resume, recreates from it instead of failing
+        on a missing container. None parked, or several: left alone (the step says so)."""
+        with contextlib.suppress(docker.errors.NotFound):
+            self.client.containers.get(target.container)
+            return
+        prefix = f"{target.container}-old-"
+        parked = [box for box in self.client.containers.list(all=True, filters={"name": prefix})
+                  if str(box.name).startswith(prefix) and str(box.name)[len(prefix):].isdigit()]
+        if len(parked) == 1:
+            log.warning("%s was parked as %s by an interrupted docker.recreate; renamed back",
+                        target.container, parked[0].name)
+            parked[0].rename(target.container)
 
     def _remove_parked(self, old: Container) -> bool:
         """Remove the old container but not its volumes: the new one mounts them."""
