@@ -52,8 +52,13 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+LOGINS: list[bytes] = []  # every user name a test server was sent (cleared per test)
+
+
 def check_password(server: Any, session: Any, envelope: Any, mechanism: str,
                    auth_data: Any) -> AuthResult:
+    if isinstance(auth_data, LoginPassword):
+        LOGINS.append(auth_data.login)
     ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"remediator" \
         and auth_data.password == PASSWORD.encode()
     return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd sends the 535
@@ -61,6 +66,7 @@ def check_password(server: Any, session: Any, envelope: Any, mechanism: str,
 
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[Inbox, int]]:
+    LOGINS.clear()
     inbox = Inbox()
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port,
@@ -122,15 +128,37 @@ def test_resolve_mail_threads_under_the_trigger(smtp_server: tuple[Inbox, int]) 
     assert resolve["In-Reply-To"] == trigger["Message-ID"]
 
 
-def test_login_with_username_and_password(smtp_server: tuple[Inbox, int]) -> None:
+def test_login_in_clear_only_when_tls_none_says_so(smtp_server: tuple[Inbox, int]) -> None:
     inbox, port = smtp_server
-    EmailNotifier("email", settings(port, username="remediator", password=PASSWORD)).send(MESSAGE)
+    EmailNotifier("email", settings(port, tls="none", username="remediator",
+                                    password=PASSWORD)).send(MESSAGE)
+    assert len(inbox.mails) == 1
+    assert LOGINS == [b"remediator"]
+
+
+def test_auto_never_sends_credentials_in_clear(smtp_server: tuple[Inbox, int]) -> None:
+    # This server offers no STARTTLS (and would take AUTH in clear): auto must not log in.
+    inbox, port = smtp_server
+    notifier = EmailNotifier("email", settings(port, username="remediator", password=PASSWORD))
+    with pytest.raises(NotifyPermanent) as caught:
+        notifier.send(MESSAGE)
+    assert str(caught.value) == (
+        "email: 127.0.0.1 offers no STARTTLS; refusing to send SMTP credentials in clear "
+        "(tls: auto); set tls: none explicitly to allow it, or tls: ssl for a server that "
+        "speaks TLS from the start (port 465)")
+    assert (LOGINS, inbox.mails) == ([], [])
+
+
+def test_auto_without_credentials_may_send_in_clear(smtp_server: tuple[Inbox, int]) -> None:
+    inbox, port = smtp_server
+    EmailNotifier("email", settings(port, tls="auto")).send(MESSAGE)
     assert len(inbox.mails) == 1
 
 
 def test_wrong_password_is_permanent_and_not_echoed(smtp_server: tuple[Inbox, int]) -> None:
     _, port = smtp_server
-    notifier = EmailNotifier("email", settings(port, username="remediator", password="nope!"))
+    notifier = EmailNotifier("email", settings(port, tls="none", username="remediator",
+                                               password="nope!"))
     with pytest.raises(NotifyPermanent, match="SMTP login refused") as caught:
         notifier.send(MESSAGE)
     assert "nope!" not in str(caught.value)
@@ -175,7 +203,8 @@ def test_starttls_required_but_not_offered_is_permanent(
         notifier.send(MESSAGE)
 
 
-def test_starttls_then_login(certificate: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("tls", ["starttls", "auto"])
+def test_starttls_then_login(certificate: tuple[Path, Path], tls: str) -> None:
     cert, key = certificate
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
@@ -184,7 +213,7 @@ def test_starttls_then_login(certificate: tuple[Path, Path]) -> None:
                             require_starttls=True, authenticator=check_password)
     controller.start()
     try:
-        EmailNotifier("email", settings(port, tls="starttls", ca_file=str(cert),
+        EmailNotifier("email", settings(port, tls=tls, ca_file=str(cert),
                                         username="remediator", password=PASSWORD)).send(MESSAGE)
     finally:
         controller.stop()

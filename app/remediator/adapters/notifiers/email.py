@@ -1,8 +1,10 @@
 """E-mail over SMTP: a plain-text part and, when rendered, an HTML alternative.
 
-TLS modes: ``auto`` (STARTTLS when the server offers it), ``starttls`` (required: refuse
-to send, and above all to log in, without it), ``ssl`` (implicit TLS, port 465), ``none``.
-Login happens only when both username and password are set.
+TLS modes: ``auto`` (STARTTLS when the server offers it; without it, mail goes in clear
+only when there is no login: credentials are never sent in clear), ``starttls`` (required:
+refuse to send, and above all to log in, without it), ``ssl`` (implicit TLS, port 465),
+``none`` (never TLS; the one mode that logs in in clear). Login happens only when both
+username and password are set.
 
 SMTP 4xx replies and dropped connections are worth retrying; 5xx replies, failed logins
 and refused recipients are not.
@@ -86,6 +88,12 @@ class EmailNotifier:
         elif s.tls == "starttls":
             raise NotifyPermanent(f"{self.name}: tls is starttls but {s.host} does not offer "
                                   "STARTTLS")
+        elif s.tls == "auto" and s.username and s.password:
+            # auto means "encrypt when offered", never "send the password in clear".
+            raise NotifyPermanent(
+                f"{self.name}: {s.host} offers no STARTTLS; refusing to send SMTP credentials "
+                "in clear (tls: auto); set tls: none explicitly to allow it, or tls: ssl for "
+                "a server that speaks TLS from the start (port 465)")
         if s.username and s.password:
             smtp.login(s.username, s.password)
 
