@@ -257,3 +257,12 @@ def test_a_quoted_yes_is_a_string_condition(tmp_path: Path) -> None:
     data["rules"][0]["when"] = [{"fact": "labels.gpu", "eq": "yes"}]  # safe_dump quotes it
     (condition,) = load_escalation_policy(write(tmp_path, data)).rules[0].conditions
     assert condition.operand == "yes"
+
+
+def test_a_rule_whose_team_has_no_channel_for_its_level_is_refused(tmp_path: Path) -> None:
+    # The notification could only ever be stored as failed: nobody would be told.
+    message = broken(tmp_path, lambda d: d["channels"]["slack"].update(levels=["page"])
+                     or d["rules"][0].update(level="notify"))
+    assert "rule 'down': rules[0].level:" in message
+    assert "no channel of team 'emergency' takes notify notifications" in message
+    assert "slack [page]" in message

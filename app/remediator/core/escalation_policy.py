@@ -695,6 +695,12 @@ class _Loader:
         level = spec.get("level")
         if level not in LEVELS:
             raise self.fail(f"{key}.level", f"expected one of {', '.join(LEVELS)}")
+        channels = teams[str(team)].channels
+        if not any(level in channel.levels for channel in channels):
+            raise self.fail(f"{key}.level", (
+                f"no channel of team {team!r} takes {level} notifications (its channels: "
+                + ", ".join(f"{c.name} [{'/'.join(sorted(c.levels))}]" for c in channels)
+                + "); add one, or widen a channel's `levels:`"))
         severity = spec.get("severity", _DEFAULT_SEVERITY[level])
         if severity not in SEVERITIES:
             raise self.fail(f"{key}.severity", f"expected one of {', '.join(SEVERITIES)}")
