@@ -189,18 +189,23 @@ def start_app(client: docker.DockerClient, spec: AppSpec) -> None:
                          f"match), so {spec.models_volume} is kept. See `docker logs "
                          f"{spec.name}`")
     say(f"{spec.name}: {why}")
-    say(f"{spec.name}: the primary model in the kept volume is not the one shipped (an "
-        f"earlier `make demo`?); recreating {spec.models_volume} and {spec.backup_volume} "
-        "from the image")
-    recreate_volumes(client, spec, box)
-    run_app(client, spec, "container started on fresh volumes")
-    wait_for(f"{spec.name} /health", health_is("healthy", spec.port), 180)
+    renew_app(client, spec, box, f"{spec.name}: the primary model in the kept volume is not "
+              f"the one shipped (an earlier `make demo`?); recreating {spec.models_volume} "
+              f"and {spec.backup_volume} from the image")
 
 
 def run_app(client: docker.DockerClient, spec: AppSpec, what: str) -> Any:
     box = client.containers.run(**app_container_kwargs(spec, {"org.remediator.stack": "up"}))
     say(f"{spec.name}: {what} ({box.short_id})")
     return box
+
+
+def renew_app(client: docker.DockerClient, spec: AppSpec, box: Any, why: str) -> None:
+    """Say why, then app-prod and its model volumes anew from the image, until healthy."""
+    say(why)
+    recreate_volumes(client, spec, box)
+    run_app(client, spec, "container started on fresh volumes")
+    wait_for(f"{spec.name} /health", health_is("healthy", spec.port), 180)
 
 
 def recreate_volumes(client: docker.DockerClient, spec: AppSpec, box: Any) -> None:
@@ -312,12 +317,9 @@ def as_shipped(client: docker.DockerClient, spec: AppSpec) -> None:
     changed = drift(box, image_env, parse_size(spec.memory), settled_model_health(spec, 180))
     if not changed:
         return
-    say(f"{spec.name} is not as `make up` ships it ({'; '.join(changed)}), an earlier "
-        f"demo's fix?; recreating it, {spec.models_volume} and {spec.backup_volume} from "
-        "the image first")
-    recreate_volumes(client, spec, box)
-    run_app(client, spec, "container started on fresh volumes")
-    wait_for(f"{spec.name} /health", health_is("healthy", spec.port), 180)
+    renew_app(client, spec, box, f"{spec.name} is not as `make up` ships it "
+              f"({'; '.join(changed)}), an earlier demo's fix?; recreating it, "
+              f"{spec.models_volume} and {spec.backup_volume} from the image first")
 
 
 def main(argv: list[str] | None = None) -> int:
