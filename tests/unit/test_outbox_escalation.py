@@ -6,6 +6,7 @@ sinks for Slack and PagerDuty, and a clock the tests move by hand.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
+from remediator.adapters.store import Store
 from remediator.cli import main
 from remediator.core.escalation_policy import EscalationPolicy, load_escalation_policy
 from remediator.service import Service
@@ -68,6 +70,21 @@ def runtime() -> ScriptedRuntime:
     return ScriptedRuntime()
 
 
+def key(service: Service, rest: str) -> str:
+    """A dedup key as this service's store writes it: inside the store's own namespace."""
+    return f"remediator/{service.store.instance_id}/{rest}"
+
+
+def test_dedup_keys_carry_the_store_so_a_new_store_never_reuses_an_old_alerts_key(
+        tmp_path: Path, service: Service) -> None:
+    # A wiped store numbers incidents from 1 again: PagerDuty would fold the new incident's
+    # page into an alert still open from the old store, and nobody would be woken.
+    other = Store(tmp_path / "other.db")
+    assert re.fullmatch(r"[0-9a-f]{8}", service.store.instance_id)
+    assert other.instance_id != service.store.instance_id
+    assert Store(service.store.path).instance_id == service.store.instance_id  # kept
+
+
 @pytest.fixture
 def service(tmp_path: Path, shipped: EscalationPolicy, env: dict[str, str], clock: FakeClock,
             runtime: ScriptedRuntime) -> Iterator[Service]:
@@ -113,7 +130,7 @@ def test_down_for_10_minutes_pages_at_10_00_not_9_59(service: Service, clock: Fa
     assert pagerduty.verdicts == [202]
     event = pagerduty.events[0]
     assert (event["event_action"], event["payload"]["severity"]) == ("trigger", "critical")
-    assert event["dedup_key"] == page["dedup_key"] == "remediator/1/emergency/page"
+    assert event["dedup_key"] == page["dedup_key"] == key(service, "1/emergency/page")
 
 
 def test_a_pass_evaluates_again_only_what_changed_or_is_due(
@@ -225,7 +242,7 @@ def test_a_playbook_request_and_a_rule_for_the_same_team_share_one_notification(
     assert ml[0]["rule"] == "playbook:model-load-failure/still_failing"
     assert "Model still not healthy after the fix" in ml[0]["reason"]  # the playbook's words
     assert "file_restored=true, still_failing=true" in ml[0]["reason"]  # and the rule's
-    assert ml[0]["dedup_key"] == "remediator/1/ml-team-lead/notify"
+    assert ml[0]["dedup_key"] == key(service, "1/ml-team-lead/notify")
 
 
 # -- Escalate to ML Team Lead if: "Model loading continues to fail after restoration" ---
@@ -256,7 +273,7 @@ def test_spent_budget_tells_ml_team_lead_once_per_target_and_window(service: Ser
     (notice,) = rows(service, "trigger")
     assert (notice["team"], notice["rule"]) == ("ml-team-lead",
                                                 "ml-remediation-budget-exhausted")
-    assert notice["dedup_key"].startswith("remediator/budget/app-prod/")
+    assert notice["dedup_key"].startswith(key(service, "budget/app-prod/"))
     assert notice["incident_id"] == 6
 
 
@@ -306,7 +323,7 @@ def test_resolving_sends_a_resolve_with_the_same_pagerduty_dedup_key(
     assert pagerduty.verdicts == [202, 202]
     trigger, resolve = pagerduty.events
     assert resolve["event_action"] == "resolve"
-    assert resolve["dedup_key"] == trigger["dedup_key"] == "remediator/1/emergency/page"
+    assert resolve["dedup_key"] == trigger["dedup_key"] == key(service, "1/emergency/page")
     (notice,) = rows(service, "resolve")
     assert notice["status"] == "delivered"
     assert {c["channel"] for c in notice["channels"]} == {"pagerduty", "slack"}
@@ -340,8 +357,8 @@ def test_a_regression_that_reopens_the_incident_is_announced_afresh(
     assert service.store.incident(1)["reopened"] == 1
     run_pending(service)
     assert [n["dedup_key"] for n in rows(service, "info")] == [
-        "remediator/1/info/acting", "remediator/1/info/fixed",
-        "remediator/1.1/info/acting", "remediator/1.1/info/fixed"]
+        key(service, "1/info/acting"), key(service, "1/info/fixed"),
+        key(service, "1.1/info/acting"), key(service, "1.1/info/fixed")]
 
 
 # -- Claim: a human takes over --------------------------------------------------------------

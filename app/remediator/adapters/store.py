@@ -8,6 +8,7 @@ WAL mode with synchronous=FULL: a commit that returned is on disk, so the webhoo
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -265,6 +266,7 @@ class Store:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._instance_id: str | None = None
         try:
             self._db = self._connect()
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -387,6 +389,23 @@ class Store:
 
     def inbox_depth(self) -> int:
         return int(self.query("SELECT COUNT(*) AS n FROM inbox WHERE processed_at IS NULL")[0]["n"])
+
+    @property
+    def instance_id(self) -> str:
+        """This store's own random id, made once and kept. Notifications carry it in their
+        dedup keys, so a new store's incident 1 is never taken for an older store's (a
+        PagerDuty alert still open from before would swallow the new page). A store that
+        already sent notifications before ids existed keeps its keys: "" (no id)."""
+        if self._instance_id is None:
+            with self.transaction() as db:
+                if db.execute("SELECT 1 FROM settings WHERE key = 'instance_id'").fetchone() \
+                        is None:
+                    sent = db.execute("SELECT 1 FROM notifications LIMIT 1").fetchone()
+                    db.execute("INSERT INTO settings(key, value) VALUES ('instance_id', ?)",
+                               ("" if sent else secrets.token_hex(4),))
+                self._instance_id = str(db.execute(
+                    "SELECT value FROM settings WHERE key = 'instance_id'").fetchone()[0])
+        return self._instance_id
 
     # -- settings -------------------------------------------------------------------------
     def get_setting(self, key: str, default: str | None = None) -> str | None:

@@ -58,6 +58,7 @@ __all__ = [
     "ValueRef",
     "dedup_key",
     "load_escalation_policy",
+    "namespaced",
     "parse_escalation_policy",
 ]
 
@@ -330,6 +331,18 @@ class Escalation:
     reason: str
     severity: str = "warning"
     dedup_key: str = ""
+
+
+def namespaced(key: str, namespace: str) -> str:
+    """``key`` (``remediator/...``) inside ``namespace``, within PagerDuty's length limit:
+    ``remediator/<namespace>/...``; an empty namespace leaves the key as it is."""
+    if not namespace:
+        return key
+    rest = key.removeprefix("remediator/")
+    full = f"remediator/{namespace}/{rest}"
+    if len(full) <= _DEDUP_KEY_MAX:
+        return full
+    return f"remediator/{namespace}/{hashlib.sha256(rest.encode()).hexdigest()[:32]}"
 
 
 def dedup_key(incident_id: str, team: str, level: str) -> str:

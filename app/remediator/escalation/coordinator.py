@@ -34,6 +34,7 @@ from remediator.core.escalation_policy import (
     Escalation,
     EscalationPolicy,
     TeamConfig,
+    namespaced,
 )
 from remediator.core.results import EscalationRequest, ExecutionResult, Outcome
 from remediator.errors import ConfigError, TemplateError
@@ -295,8 +296,13 @@ class EscalationService:
         facts = incident_facts(subject.incident, subject.execution,
                                others or fleet(self._open_incidents()), now)
         for escalation in _merged([*asked, *self.policy.evaluate(facts)]):
-            self._escalate(subject, escalation, now)
+            self._escalate(subject, self._in_store(escalation), now)
         return self.policy.next_due(facts)
+
+    def _in_store(self, escalation: Escalation) -> Escalation:
+        """The escalation with its dedup key in this store's namespace (Store.instance_id)."""
+        return replace(escalation, dedup_key=namespaced(escalation.dedup_key,
+                                                        self.store.instance_id))
 
     def _explicit(self, subject: _Subject, result: ExecutionResult,
                   request: EscalationRequest) -> Escalation:
@@ -329,7 +335,7 @@ class EscalationService:
 
     # -- info notices ---------------------------------------------------------------------
     def _info(self, subject: _Subject, event: str, reason: str, now: datetime) -> None:
-        key = f"remediator/{subject.identity}/info/{event}"
+        key = namespaced(f"remediator/{subject.identity}/info/{event}", self.store.instance_id)
         team = self.policy.teams[self.info_team]
         channels = [c for c in _channels(team, _INFO_LEVEL) if c[1] in CHAT_CHANNEL_TYPES]
         if not channels or self.outbox.exists(key, "info"):
