@@ -310,3 +310,16 @@ def test_a_channel_gone_from_the_policy_after_a_restart_fails_with_the_reason(
     rig.dispatcher.deliver_due()
     assert rig.delivery()["status"] == "failed"
     assert "channel slack is no longer in team emergency" in str(rig.delivery()["last_error"])
+
+
+def test_a_store_that_sent_notifications_before_instance_ids_keeps_its_keys(
+        rig: Rig, clock: FakeClock) -> None:
+    # An upgrade must not re-page: incidents already notified keep remediator/<n>/... keys.
+    rig.outbox.enqueue(draft(), clock())
+    assert rig.store.instance_id == ""
+    assert Store(rig.store.path).instance_id == ""  # and stays so
+
+
+def test_a_new_store_gets_its_own_instance_id(tmp_path: Path) -> None:
+    first, second = Store(tmp_path / "a.db"), Store(tmp_path / "b.db")
+    assert len(first.instance_id) == 8 and first.instance_id != second.instance_id
