@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,31 @@ def test_a_notification_survives_a_40_minute_outage_and_is_delivered_when_it_end
     outage(rig, clock, minutes=5)
     assert rig.delivery()["status"] == "delivered"
     assert rig.notification()["status"] == "delivered"
+
+
+def test_a_resolve_gets_its_own_retry_time_after_its_trigger_went_through(
+        rig: Rig, slack: HttpSink, clock: FakeClock) -> None:
+    # Down for 55 minutes; the incident resolves at minute 1. The resolve waits for its
+    # trigger, and that wait must not eat its retries: after the trigger is delivered, the
+    # endpoint fails again for 20 minutes, and the resolve must still get through.
+    slack.default_status = 503
+    trigger = rig.outbox.enqueue(draft(), clock())
+    rig.dispatcher.deliver_due()
+    clock.advance(seconds=60)
+    rig.outbox.enqueue(replace(draft(), kind="resolve", message=message(kind="resolve"),
+                               trigger_id=trigger), clock())
+    outage(rig, clock, minutes=54)
+    slack.set_responses([202])  # the next request (the trigger's retry) gets through
+    while rig.store.query("SELECT status FROM deliveries WHERE notification_id = ?",
+                          (trigger,))[0]["status"] != "delivered":
+        outage(rig, clock, minutes=1)
+    outage(rig, clock, minutes=20)  # and the endpoint fails again for 20 minutes
+    slack.default_status = 202
+    outage(rig, clock, minutes=6)
+    statuses = rig.store.query("SELECT n.kind, d.status FROM deliveries d JOIN notifications n "
+                               "ON n.id = d.notification_id ORDER BY n.id")
+    assert [(r["kind"], r["status"]) for r in statuses] == [("trigger", "delivered"),
+                                                              ("resolve", "delivered")]
 
 
 def test_a_notification_still_failing_after_an_hour_fails_with_the_reason(

@@ -10,7 +10,8 @@ Retrying stops by time, not by count: a notification is retried (429, 5xx, netwo
 errors) until it is ``give_up_after`` old (:data:`DEFAULT_GIVE_UP_SECONDS`, one hour, unless
 the escalation policy says otherwise), so a page survives a PagerDuty or Slack outage of
 tens of minutes; with the five-minute cap, an endpoint that comes back is tried again
-within five minutes. Other 4xx answers fail at once (retrying cannot help).
+within five minutes (unless its Retry-After asked for longer). Other 4xx answers fail at
+once (retrying cannot help).
 
 A server that says ``Retry-After`` knows better than we do, so its value wins when it is
 longer than our own schedule (it is clamped, so a hostile or broken header cannot park a

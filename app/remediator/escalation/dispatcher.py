@@ -140,7 +140,8 @@ class Dispatcher:
                     "failed", f"channel {due.channel} is no longer in team {due.team} "
                               f"({self.policy.source})"))
                 return
-            age = (self.clock() - due.accepted_at).total_seconds()
+            started = max(due.accepted_at, gate.since) if gate.since else due.accepted_at
+            age = (self.clock() - started).total_seconds()
             outcome = attempt_delivery(
                 channel, due.message, attempt=due.attempts + 1, rand=self.rand, age=age,
                 give_up_after=self.policy.give_up_after.total_seconds())

@@ -96,11 +96,14 @@ class DueDelivery:
 
 @dataclass(frozen=True)
 class Gate:
-    """Whether a resolve may go now: ``send``, ``wait`` until ``until``, or ``skip``."""
+    """Whether a resolve may go now: ``send``, ``wait`` until ``until``, or ``skip``;
+    ``since``: when its trigger was delivered (its retries count from then, not from the
+    time it spent waiting for the trigger)."""
 
     action: str
     until: datetime | None = None
     reason: str = ""
+    since: datetime | None = None
 
 
 def _message_json(message: Message) -> str:
@@ -182,13 +185,13 @@ class Outbox:
         """A resolve goes only after its trigger was delivered on the same channel."""
         if due.kind != "resolve" or due.trigger_id is None:
             return Gate("send")
-        rows = self.store.query("SELECT status, next_attempt_at FROM deliveries WHERE "
-                                "notification_id = ? AND channel = ?",
+        rows = self.store.query("SELECT status, next_attempt_at, updated_at FROM deliveries "
+                                "WHERE notification_id = ? AND channel = ?",
                                 (due.trigger_id, due.channel))
         if not rows or rows[0]["status"] in _SETTLED_BAD:
             return Gate("skip", reason="the trigger was never delivered on this channel")
         if rows[0]["status"] == "delivered":
-            return Gate("send")
+            return Gate("send", since=parse_iso(rows[0]["updated_at"]))
         later = parse_iso(rows[0]["next_attempt_at"]) if rows[0]["next_attempt_at"] else now
         return Gate("wait", until=max(later, now + _RESOLVE_WAIT))
 
