@@ -152,12 +152,15 @@ def test_recreate_run_again_after_a_crash_that_left_the_old_container_parked(
     # resumed (idempotent) step must find the parked container, not fail on a missing name.
     old = docker_resources.run(images["modelserver"], SLEEPER, environment={"FOO": "bar"})
     replaced(str(old.name))
-    old.rename(f"{old.name}-old-1700000000")
+    stale = docker_resources.run(images["modelserver"], SLEEPER)
+    stale.rename(f"{old.name}-old-{int(time.time()) - 7200}")  # parked two hours ago: left be
+    old.rename(f"{old.name}-old-{int(time.time())}")
     out = actions.call("docker.recreate", {"env": {"FOO": "baz"}}, target_for(old), 60)
     new = actions.client.containers.get(str(old.name))
     assert new.id == out["container_id"] != old.id and new.status == "running"
     assert "FOO=baz" in new.attrs["Config"]["Env"]
-    assert actions.client.containers.list(all=True, filters={"name": f"{old.name}-old-"}) == []
+    left = actions.client.containers.list(all=True, filters={"name": f"{old.name}-old-"})
+    assert [box.id for box in left] == [stale.id]
 
 
 def test_recreate_rolls_back_when_the_image_does_not_exist(

@@ -41,6 +41,9 @@ LkgProvider = Callable[[str], "dict[str, Any] | None"]
 DEFAULT_STOP_TIMEOUT = 10
 """Seconds docker.restart waits for a clean stop before SIGKILL."""
 
+UNPARK_WITHIN_S = 3600.0
+"""A container parked by an interrupted docker.recreate this recently is given its name back."""
+
 START_ALLOWANCE_S = 1.0
 """Seconds of a step's time left kept for the engine to start a container after a stop."""
 
@@ -531,13 +534,16 @@ class DockerActions:
         """Undo a recreate interrupted (Remediator died) after the old container was parked
         as `<name>-old-<time>` and before a new one took its name: give the parked one its
         name back, so the step, run again on resume, recreates from it instead of failing
-        on a missing container. None parked, or several: left alone (the step says so)."""
+        on a missing container. None parked, several, or one parked over an hour ago (left
+        behind when its removal failed: its settings are stale): left alone (the step says
+        so)."""
         with contextlib.suppress(docker.errors.NotFound):
             self.client.containers.get(target.container)
             return
-        prefix = f"{target.container}-old-"
+        prefix, recent = f"{target.container}-old-", time.time() - UNPARK_WITHIN_S
         parked = [box for box in self.client.containers.list(all=True, filters={"name": prefix})
-                  if str(box.name).startswith(prefix) and str(box.name)[len(prefix):].isdigit()]
+                  if str(box.name).startswith(prefix) and str(box.name)[len(prefix):].isdigit()
+                  and int(str(box.name)[len(prefix):]) >= recent]
         if len(parked) == 1:
             log.warning("%s was parked as %s by an interrupted docker.recreate; renamed back",
                         target.container, parked[0].name)
