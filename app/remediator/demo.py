@@ -21,7 +21,8 @@ from typing import Any
 import docker
 import requests
 
-__all__ = ["FAULTS", "SCENARIO_OF", "drift", "inject_fault", "run_demo"]
+__all__ = ["FAULTS", "SCENARIO_OF", "app_alerts", "drift", "inject_fault", "run_demo",
+           "wait_alerts_clear"]
 
 MODELS = "/app/models"
 PRIMARY = f"{MODELS}/best_model.pth"
@@ -267,9 +268,33 @@ def _get(url: str, **kwargs: Any) -> Any:
         return None
 
 
+def app_alerts(prometheus_url: str, job: str = "app-prod") -> list[str]:
+    """`alertname state` of each of `job`'s alerts Prometheus holds (pending or firing)."""
+    alerts = (_get(f"{prometheus_url}/api/v1/alerts") or {}).get("data", {}).get("alerts", [])
+    return [f"{a['labels'].get('alertname')} {a.get('state')}" for a in alerts
+            if a.get("labels", {}).get("job") == job]
+
+
+def wait_alerts_clear(prometheus_url: str, timeout: float = 300.0, poll: float = 1.0) -> None:
+    """Wait until app-prod has no alert pending or firing. A fault injected while the last
+    one's alert still fires is that same alert to Alertmanager (same startsAt), which
+    Remediator rightly takes for a repeat of an incident it already handled."""
+    deadline, said = time.monotonic() + timeout, False
+    while held := app_alerts(prometheus_url):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"app-prod's alerts did not clear in {timeout:.0f}s: "
+                               f"{', '.join(held)}")
+        if not said:
+            print(f"Waiting for the last incident's alert to clear ({', '.join(held)}) ...",
+                  flush=True)
+            said = True
+        time.sleep(poll)
+
+
 def run_demo(client: docker.DockerClient, scenario: str, api: Callable[[str], Any], *,
              prometheus_url: str, app_url: str, timeout: float = 600.0) -> float:
     """Inject, then print the loop until app-prod is healthy again; returns fault→healthy s."""
+    wait_alerts_clear(prometheus_url)
     known = {item["id"] for item in api("/api/v1/executions?limit=200")["items"]}
     print(f"Injecting fault {scenario!r} into app-prod ...", flush=True)
     watch = Watch(started=inject_fault(client, "app-prod", scenario))
