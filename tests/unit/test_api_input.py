@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
-from remediator.service import Service, build_service
+from remediator.service import Service
 from remediator.web import MAX_BODY_BYTES, create_app
+from tests.support.services import playbook_service
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "alertmanager"
 TOKEN = "t0k"
@@ -45,13 +45,7 @@ class Recorder:
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
-    (tmp_path / "pb").mkdir()
-    (tmp_path / "pb" / "echo.yml").write_text(PLAYBOOK)
-    target = Target(name="app-prod", selector={"service": "app-prod"}, container="app-prod",
-                    base_url="http://127.0.0.1:1")
-    svc = build_service(RemediatorConfig(targets=[target], max_runs_per_hour=1000),
-                        db_path=tmp_path / "r.db", playbooks_dir=tmp_path / "pb", token=TOKEN,
-                        runtime=Recorder())
+    svc = playbook_service(tmp_path, PLAYBOOK, Recorder(), token=TOKEN, max_runs_per_hour=1000)
     yield svc
     svc.store.close()
 

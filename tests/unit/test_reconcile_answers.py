@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
 from remediator.reconcile import Reconciler
-from remediator.service import Service, build_service
+from remediator.service import Service
 from remediator.web import create_app
+from tests.support.services import FakeAlertmanager, playbook_service
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "alertmanager"
 TOKEN = "t0k"
@@ -35,33 +35,9 @@ class Runtime:
         return {"output": "", "lines": 0}
 
 
-class Alertmanager:
-    """GET /api/v2/alerts answering `answer` (200), whatever the parameters."""
-
-    def __init__(self, answer: Any) -> None:
-        self.answer = answer
-
-    def request(self, method: str, url: str, **kwargs: Any) -> Any:
-        answer = self.answer
-
-        class Response:
-            def raise_for_status(self) -> None:
-                pass
-
-            def json(self) -> Any:
-                return answer
-
-        return Response()
-
-
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
-    (tmp_path / "pb").mkdir()
-    (tmp_path / "pb" / "echo.yml").write_text(PLAYBOOK)
-    target = Target(name="app-prod", selector={"service": "app-prod"}, container="app-prod",
-                    base_url="http://127.0.0.1:1")
-    svc = build_service(RemediatorConfig(targets=[target]), db_path=tmp_path / "r.db",
-                        playbooks_dir=tmp_path / "pb", token=TOKEN, runtime=Runtime())
+    svc = playbook_service(tmp_path, PLAYBOOK, Runtime(), token=TOKEN)
     resp = create_app(svc).test_client().post(
         "/api/v1/alerts", data=(FIXTURES / "firing-model-load-failure.json").read_bytes(),
         content_type="application/json", headers={"Authorization": f"Bearer {TOKEN}"})
@@ -73,7 +49,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
 
 def reconciler(service: Service, answer: Any) -> Reconciler:
     return Reconciler(service.store, "http://alertmanager", service.writer.submit,
-                      lambda: None, client=Alertmanager(answer))  # type: ignore[arg-type]
+                      lambda: None, client=FakeAlertmanager(answer))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("answer", "said"), [

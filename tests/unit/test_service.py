@@ -16,6 +16,7 @@ from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
 from remediator.service import Service, build_service
 from remediator.web import create_app
+from tests.support.services import FakeAlertmanager
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "alertmanager"
 TOKEN = "change-me"
@@ -478,25 +479,6 @@ def test_a_fix_that_does_not_validate_records_nothing(
     assert service.store.last_known_good("app-prod") is None
 
 
-class FakeAlertmanager:
-    """Alertmanager's v2 API answering with fixed alerts (both of reconciliation's reads)."""
-
-    def __init__(self, alerts: list[dict[str, Any]]) -> None:
-        self.alerts = alerts
-
-    def request(self, method: str, url: str, **kwargs: Any) -> Any:
-        alerts = self.alerts
-
-        class Answer:
-            def raise_for_status(self) -> None:
-                pass
-
-            def json(self) -> list[dict[str, Any]]:
-                return alerts
-
-        return Answer()
-
-
 def test_reconciliation_keeps_a_reopened_incident_its_alert_still_fires_under_a_new_start(
         client: FlaskClient, service: Service) -> None:
     from remediator.reconcile import Reconciler
@@ -513,7 +495,7 @@ def test_reconciliation_keeps_a_reopened_incident_its_alert_still_fires_under_a_
         service.worker.intake.drain()
     (incident,) = service.store.incidents()
     assert (incident["id"], incident["status"]) == (incident_id, "firing")
-    manager.alerts = []  # now it ended, and its resolved notice was lost
+    manager.answer = []  # now it ended, and its resolved notice was lost
     reconciler.reconcile()
     reconciler.reconcile()
     service.worker.intake.drain()
