@@ -31,6 +31,8 @@ log = logging.getLogger("remediator.web")
 MAX_BODY_BYTES = 1 * 2**20
 """Largest webhook body accepted (413 above)."""
 
+TOO_LARGE = f"body larger than {MAX_BODY_BYTES} bytes"
+
 WEBHOOK_PATH = "/api/v1/alerts"
 """Alertmanager's webhook: the only route `remediator_webhook_requests_total` counts."""
 
@@ -128,7 +130,7 @@ def create_app(service: Service) -> Flask:
     def too_large(_: Exception) -> tuple[Response, int]:
         if request.path == WEBHOOK_PATH:
             service.metrics.webhook_requests.labels(code="413").inc()
-        return error(413, f"body larger than {MAX_BODY_BYTES} bytes")
+        return error(413, TOO_LARGE)
 
     @app.errorhandler(HTTPException)
     def api_error(exc: HTTPException) -> Response | HTTPException:
@@ -164,7 +166,7 @@ def receive(service: Service) -> tuple[int, dict[str, Any]]:
     stream = get_input_stream(request.environ, max_content_length=MAX_BODY_BYTES + 1)
     body = read_body(stream, MAX_BODY_BYTES + 1)
     if len(body) > MAX_BODY_BYTES:
-        return 413, {"error": f"body larger than {MAX_BODY_BYTES} bytes"}
+        return 413, {"error": TOO_LARGE}
     try:
         payload = parse_webhook(body)
     except PayloadError as exc:
