@@ -66,7 +66,8 @@ class Worker:
         self._next_housekeeping = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # Called once an execution's outcome is stored; the service wires escalation here.
+        # Called once an execution's outcome is stored; the service wires escalation here
+        # (a prompt nudge: what escalation needs was committed with the outcome).
         self.on_finished: Callable[[int, ExecutionResult], None] = lambda _id, _result: None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -175,12 +176,14 @@ class Worker:
         except Exception as exc:
             log.exception("execution %s crashed", row["id"])
             reason = f"internal error: {exc}"
-            self.store.finish_execution(int(row["id"]), ExecutionState.FINISHED.value,
-                                        Outcome.FAILED.value, None, reason, [])
             # A crash is an outcome too: escalation must hear of it.
-            self.on_finished(int(row["id"]), ExecutionResult(
+            result = ExecutionResult(
                 playbook=str(row["playbook"]), target=str(row["target"]), incident_key="",
-                outcome=Outcome.FAILED, reason=reason, dry_run=bool(row["dry_run"])))
+                outcome=Outcome.FAILED, reason=reason, dry_run=bool(row["dry_run"]))
+            self.store.finish_execution(int(row["id"]), ExecutionState.FINISHED.value,
+                                        Outcome.FAILED.value, None, reason, [],
+                                        pending=for_escalation(result))
+            self.on_finished(int(row["id"]), result)
 
     def run_execution(self, row: dict[str, Any]) -> ExecutionResult | None:
         execution_id = int(row["id"])
@@ -244,9 +247,11 @@ class Worker:
         validated = result.outcome is Outcome.SUCCESS and not result.dry_run
         if incident_id is not None and validated:
             self.store.mark_fixed(incident_id)
+        # The escalation it calls for is committed with its end (escalation picks it up from
+        # there even if this process dies before on_finished runs).
         self.store.finish_execution(execution_id, ExecutionState.FINISHED.value,
                                     result.outcome.value, result.scenario, result.reason,
-                                    escalations)
+                                    escalations, pending=for_escalation(result))
         self.metrics.executions.labels(playbook=result.playbook,
                                        outcome=result.outcome.value).inc()
         self.metrics.execution_duration.observe(result.duration_s)
@@ -261,3 +266,9 @@ class Worker:
             except Exception:  # the execution's outcome is stored: this must not change it
                 log.exception("last-known-good of %s not recorded", result.target)
 
+
+
+def for_escalation(result: ExecutionResult) -> dict[str, Any]:
+    """What escalation needs of a finished run, stored with its end (steps are stored
+    already, row by row): ExecutionResult.from_dict reads it back."""
+    return {**result.to_dict(), "steps": []}

@@ -245,6 +245,27 @@ def test_a_playbook_request_and_a_rule_for_the_same_team_share_one_notification(
     assert ml[0]["dedup_key"] == key(service, "1/ml-team-lead/notify")
 
 
+def test_an_escalation_that_fails_after_the_execution_ended_is_kept_and_sent_later(
+        service: Service, runtime: ScriptedRuntime, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The playbook's request is committed with the execution's end: an error in the hook
+    # (here: the store briefly refusing the read) no longer loses it.
+    assert service.escalation is not None
+    runtime.healthy = False
+    alert_in(service, firing(T0))
+    real = service.store.execution
+    monkeypatch.setattr(service.store, "execution",
+                        lambda _id: (_ for _ in ()).throw(RuntimeError("store busy")))
+    run_pending(service)
+    assert rows(service) == []
+    assert service.store.pending_escalations()  # kept with the execution's end
+    monkeypatch.setattr(service.store, "execution", real)
+    timer(service)
+    (ml,) = [n for n in rows(service, "trigger") if n["team"] == "ml-team-lead"]
+    assert "Model still not healthy after the fix" in ml["reason"]
+    assert service.store.pending_escalations() == []
+
+
 # -- Escalate to ML Team Lead if: "Model loading continues to fail after restoration" ---
 
 

@@ -179,6 +179,15 @@ MIGRATIONS: Sequence[str] = (
         incident_id INTEGER NOT NULL REFERENCES incidents(id)
     );
     """,
+    # 4: an execution's end and what escalation must do about it are one commit. The
+    # finished run's summary (its escalation requests, outcome, mode) is written with its
+    # end; escalation clears it once its notifications are in the outbox, and picks up any
+    # left after a crash. Rows finished before this migration were already handled.
+    """
+    ALTER TABLE executions ADD COLUMN escalation_pending TEXT;
+    CREATE INDEX executions_escalation_pending ON executions(id)
+        WHERE escalation_pending IS NOT NULL;
+    """,
 )
 
 
@@ -536,12 +545,28 @@ class Store:
 
     def finish_execution(self, execution_id: int, state: str, outcome: str,
                          scenario: str | None, error: str | None,
-                         escalations: list[dict[str, Any]]) -> None:
+                         escalations: list[dict[str, Any]],
+                         pending: dict[str, Any] | None = None) -> None:
+        """Store an execution's end. `pending` (the run's summary, for escalation) is
+        committed with it: escalation reads it from here, so a crash right after this
+        commit cannot lose a page (see pending_escalations)."""
         with self.transaction() as db:
             db.execute("UPDATE executions SET state = ?, outcome = ?, scenario = ?, error = ?, "
-                       "escalations = ?, finished_at = ? WHERE id = ?",
+                       "escalations = ?, finished_at = ?, escalation_pending = ? WHERE id = ?",
                        (state, outcome, scenario, error, dumps(escalations), utcnow(),
-                        execution_id))
+                        None if pending is None else dumps(pending), execution_id))
+
+    def pending_escalations(self) -> list[tuple[int, dict[str, Any]]]:
+        """Finished executions whose escalation is not yet in the outbox, oldest first."""
+        rows = self.query("SELECT id, escalation_pending FROM executions "
+                          "WHERE escalation_pending IS NOT NULL ORDER BY id")
+        return [(int(row["id"]), json.loads(row["escalation_pending"])) for row in rows]
+
+    def escalation_handled(self, execution_id: int) -> None:
+        """Escalation put what this execution's end calls for into the outbox."""
+        with self.transaction() as db:
+            db.execute("UPDATE executions SET escalation_pending = NULL WHERE id = ?",
+                       (execution_id,))
 
     def executions_in_state(self, *states: str) -> list[dict[str, Any]]:
         marks = ",".join("?" * len(states))

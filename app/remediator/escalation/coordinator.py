@@ -2,9 +2,11 @@
 
 Three things put notifications into the outbox:
 
-- an execution ends (the worker's ``on_finished``): the playbook's explicit requests
-  (``notify`` steps, ``on_failure: escalate``) and the policy's rules over the facts the
-  execution established, plus an info notice to the chat channels (fixed, or gave up);
+- an execution ends: the playbook's explicit requests (``notify`` steps, ``on_failure:
+  escalate``) and the policy's rules over the facts the execution established, plus an
+  info notice to the chat channels (fixed, or gave up). The run's summary is committed
+  with its end; the worker's ``on_finished`` hook handles it at once, and the timer picks
+  up any a crash or an error left (nothing is lost between the two commits);
 - the timer: every open incident is evaluated whenever the store changed and exactly when
   the policy says a time-based rule will next hold (``next_due``), so "down for 10
   minutes" fires at 10:00 without a new alert;
@@ -114,6 +116,7 @@ class EscalationService:
         self._views: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         self._views_lock = threading.Lock()  # the timer and an execution's hook both read
         self._pass_lock = threading.Lock()
+        self._finish_lock = threading.Lock()
         self._evaluated: dict[int, tuple[tuple[Any, ...], datetime | None]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -176,12 +179,38 @@ class EscalationService:
 
     # -- the three triggers ---------------------------------------------------------------
     def execution_finished(self, execution_id: int, result: ExecutionResult) -> None:
-        """Worker hook, in the execution's thread: only writes rows, never sends."""
-        try:
-            self._execution_finished(execution_id, result)
-        except Exception:  # escalation trouble must not fail the execution
-            log.exception("escalation after execution %s failed", execution_id)
+        """Worker hook, in the execution's thread: only writes rows, never sends.
+
+        What escalation needs was committed with the execution's end (the store's
+        ``escalation_pending``): if this fails, or the process dies before it runs, the
+        timer's next pass picks it up from there (:meth:`pick_up_finished`)."""
+        self._handle_finished(execution_id, result)
         self.wake()
+
+    def pick_up_finished(self) -> bool:
+        """Escalate every finished execution whose escalation is not in the outbox yet
+        (left by a crash or an error); False when one failed again (retried later)."""
+        done = True
+        for execution_id, summary in self.store.pending_escalations():
+            done = self._handle_finished(execution_id, ExecutionResult.from_dict(summary)) \
+                and done
+        return done
+
+    def _handle_finished(self, execution_id: int, result: ExecutionResult) -> bool:
+        # The hook and the timer may both reach one execution: the first does it, and
+        # the outbox's dedup keys make a second pass add nothing anyway.
+        with self._finish_lock:
+            if not self.store.query("SELECT 1 FROM executions WHERE id = ? AND "
+                                    "escalation_pending IS NOT NULL", (execution_id,)):
+                return True
+            try:
+                self._execution_finished(execution_id, result)
+            except Exception:  # escalation trouble must not fail the execution
+                log.exception("escalation after execution %s failed; kept, and tried again "
+                              "in %ss", execution_id, int(_RETRY_FAILED.total_seconds()))
+                return False
+            self.store.escalation_handled(execution_id)
+            return True
 
     def _execution_finished(self, execution_id: int, result: ExecutionResult) -> None:
         execution = self.store.execution(execution_id)
@@ -208,7 +237,7 @@ class EscalationService:
             return self._evaluate_open(now or self.clock())
 
     def _evaluate_open(self, now: datetime) -> datetime | None:
-        dues = []
+        dues = [] if self.pick_up_finished() else [now + _RETRY_FAILED]
         open_incidents = self._open_incidents()
         others = fleet(open_incidents)
         ids = [int(i["id"]) for i in open_incidents]
