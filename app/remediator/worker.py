@@ -32,7 +32,7 @@ from remediator.errors import RemediatorError
 from remediator.intake import Intake
 from remediator.metrics import ServiceMetrics
 
-__all__ = ["Worker"]
+__all__ = ["PAUSED_NOTE", "Worker"]
 
 log = logging.getLogger("remediator.worker")
 
@@ -47,6 +47,9 @@ HOUSEKEEPING_INTERVAL = 5.0
 
 COALESCE = 0.05
 """Seconds the worker lets a burst of webhooks gather before draining them together."""
+
+PAUSED_NOTE = "Remediator was paused (remediator pause)"
+"""Why a step a pause stopped was skipped (its note starts with this)."""
 
 
 class Worker:
@@ -207,7 +210,7 @@ class Worker:
             playbook, alert, target, self.runtime, dry_run=dry_run,
             on_step=self._recorder(execution_id, playbook),
             resume_from=resume or None,
-            should_stop_fixing=self._resolved_check(row.get("incident_id")),
+            should_stop_fixing=self._resolved_check(row.get("incident_id"), acting=not dry_run),
         )
         incident_id = row.get("incident_id")
         self._finish(execution_id, result, int(incident_id) if incident_id else None)
@@ -226,9 +229,14 @@ class Worker:
 
         return record
 
-    def _resolved_check(self, incident_id: Any) -> Callable[[], bool | str]:
+    def _resolved_check(self, incident_id: Any, acting: bool = True
+                        ) -> Callable[[], bool | str]:
         def resolved() -> bool | str:
-            """Why fixing should stop now (the runner's note says it), else False."""
+            """Why fixing should stop now (the runner's note says it), else False. Asked
+            before every fix or mutating step: pause means pause, even mid-run (a run
+            that started paused is a dry run already: its steps say what they would do)."""
+            if acting and self.paused:
+                return PAUSED_NOTE
             if incident_id is None:
                 return False
             incident = self.store.incident(int(incident_id))
