@@ -205,7 +205,11 @@ class Worker:
         observed = any(step.status is StepStatus.SKIPPED_DRY_RUN for step in resume)
         dry_run = bool(row["dry_run"]) or observed or self.dry_run or self.paused or (
             self.config.mode is Mode.OBSERVE)
-        self.store.start_execution(execution_id, dry_run)
+        if not self.store.start_execution(execution_id, dry_run,
+                                          from_state=str(row.get("state") or "pending")):
+            log.info("execution %s was taken or cancelled before it started; not run",
+                     execution_id, extra={"execution_id": execution_id})
+            return None
         result = run_playbook(
             playbook, alert, target, self.runtime, dry_run=dry_run,
             on_step=self._recorder(execution_id, playbook),

@@ -519,14 +519,19 @@ class Store:
              utcnow()))
         return int(cur.lastrowid or 0)
 
-    def start_execution(self, execution_id: int, dry_run: bool | None = None) -> None:
-        """Mark an execution running. On its first start, `dry_run` (when given) records the
-        mode it runs in, so a resume after a crash keeps it (the SET sees the old row)."""
+    def start_execution(self, execution_id: int, dry_run: bool | None = None, *,
+                        from_state: str = "pending") -> bool:
+        """Claim an execution and mark it running: only if it is still in `from_state`
+        (what the dispatcher read; `running` to resume one a crash interrupted). False when
+        something else took it first (cancelled by a claim, started elsewhere): then it
+        must not run. On its first start, `dry_run` (when given) records the mode it runs
+        in, so a resume after a crash keeps it (the SET sees the old row)."""
         with self.transaction() as db:
-            db.execute("UPDATE executions SET state = 'running', dry_run = CASE WHEN "
-                       "started_at IS NULL AND ? IS NOT NULL THEN ? ELSE dry_run END, "
-                       "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                       (dry_run, dry_run, utcnow(), execution_id))
+            cur = db.execute("UPDATE executions SET state = 'running', dry_run = CASE WHEN "
+                             "started_at IS NULL AND ? IS NOT NULL THEN ? ELSE dry_run END, "
+                             "started_at = COALESCE(started_at, ?) WHERE id = ? AND state = ?",
+                             (dry_run, dry_run, utcnow(), execution_id, from_state))
+            return cur.rowcount == 1
 
     def record_step(self, execution_id: int, position: int, step: dict[str, Any]) -> None:
         """Upsert one step's result (a step is written when it starts and when it ends)."""
