@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from remediator.adapters.store import Store
 from remediator.cli import main
 from remediator.core.escalation_policy import EscalationPolicy, load_escalation_policy
+from remediator.core.units import parse_duration
 from remediator.service import Service
+from remediator.stack import Timings, render_alerts
 from remediator.web import create_app
 from tests.support import HttpSink, PagerDutySink
 from tests.support.escalation_kit import (
@@ -213,6 +217,30 @@ def test_a_once_per_window_rule_notifies_again_in_the_next_window(
     timer(service)
     first, second = fleet_notices()
     assert first["dedup_key"] != second["dedup_key"]
+
+
+@pytest.mark.parametrize("alert_for", ["30s", None])  # a test stack's shortened for:, shipped
+def test_down_for_10_minutes_counts_from_when_the_service_went_down_not_from_startsAt(
+        service: Service, clock: FakeClock, alert_for: str | None) -> None:
+    # Prometheus fires ModelLoadFailure (startsAt) once its condition held for the rule's
+    # `for:`; the service went down that much earlier. The alert carries the rule's own
+    # annotations, as Alertmanager delivers them.
+    text = render_alerts((ROOT / "monitoring" / "alerts.yml").read_text(),
+                         Timings(alert_for=alert_for))
+    (rule,) = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"]
+               if r.get("alert") == "ModelLoadFailure"]
+    went_down = T0 - timedelta(seconds=parse_duration(rule["for"]))
+    alert_in(service, firing(T0, labels={"service": "not-a-target"},
+                             annotations=rule["annotations"]))
+    due = went_down + timedelta(minutes=10)
+    clock.advance(seconds=(due - T0).total_seconds() - 1)
+    assert timer(service) == due  # the timer sleeps until 10 minutes after it went down
+    assert pages(service) == []
+    clock.advance(seconds=1)
+    timer(service)
+    (page,) = pages(service)
+    assert page["rule"] == "emergency-down-more-than-10-minutes"
+    assert "down_for=10m" in page["reason"]
 
 
 def test_a_rule_that_keeps_matching_notifies_once(service: Service, clock: FakeClock,

@@ -89,7 +89,7 @@ class IncidentFacts:
     target: str
     service: str
     alertname: str
-    starts_at: datetime
+    starts_at: datetime  # when the service went down (the alert's startsAt less its for:)
     now: datetime
     status: str = "firing"  # firing | resolved
     scenario: str | None = None  # runbook scenario from diagnose.classify
