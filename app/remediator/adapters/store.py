@@ -183,10 +183,13 @@ MIGRATIONS: Sequence[str] = (
     # finished run's summary (its escalation requests, outcome, mode) is written with its
     # end; escalation clears it once its notifications are in the outbox, and picks up any
     # left after a crash. Rows finished before this migration were already handled.
+    # A trigger records every criterion (rule) it told of (JSON list), so a later,
+    # different one for the same key is sent as an update instead of dropped.
     """
     ALTER TABLE executions ADD COLUMN escalation_pending TEXT;
     CREATE INDEX executions_escalation_pending ON executions(id)
         WHERE escalation_pending IS NOT NULL;
+    ALTER TABLE notifications ADD COLUMN criteria TEXT;
     """,
 )
 
