@@ -169,14 +169,16 @@ def _firing(open_incidents: Iterable[Mapping[str, Any]]) -> list[Mapping[str, An
 
 
 def _affected_services(open_incidents: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    # Across every target: each firing alert's service (its `service` label, else the
+    # target it matched); replicas of one service count once.
     names = {str(i["labels"].get("service") or i["target"] or "") for i in
              _firing(open_incidents)}
     return frozenset(name for name in names if name)
 
 
 def _failing_models(open_incidents: Iterable[Mapping[str, Any]]) -> frozenset[str]:
-    # Only alerts that name their model count; the shipped rules do not, so this stays
-    # empty (unknown) rather than guessing from service names.
+    # Only ModelLoadFailure alerts that name their model (the serving alerts' `model`
+    # label) count; one without stays out rather than being guessed from service names.
     return frozenset(str(i["labels"]["model"]) for i in _firing(open_incidents)
                      if i["alertname"] == "ModelLoadFailure" and i["labels"].get("model"))
 
