@@ -339,8 +339,11 @@ def test_an_escalation_that_fails_after_the_execution_ended_is_kept_and_sent_lat
     runtime.healthy = False
     alert_in(service, firing(T0))
     real = service.store.execution
-    monkeypatch.setattr(service.store, "execution",
-                        lambda _id: (_ for _ in ()).throw(RuntimeError("store busy")))
+
+    def busy(_execution_id: int) -> Any:
+        raise RuntimeError("store busy")
+
+    monkeypatch.setattr(service.store, "execution", busy)
     run_pending(service)
     assert rows(service) == []
     assert service.store.pending_escalations()  # kept with the execution's end
