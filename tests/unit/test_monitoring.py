@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from remediator.core.config import load_config
-from remediator.stack import APP_HEALTHCHECK, AppSpec
+from remediator.stack import APP_HEALTHCHECK, AppSpec, Timings, render_alerts
 from tests.harness.docker_engine import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,6 +70,22 @@ def test_every_alert_has_a_severity_summary_and_runbook_url() -> None:
         assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
         assert rule["annotations"]["runbook_url"].startswith("https://"), rule["alert"]
+
+
+def test_the_for_annotation_repeats_the_rules_for_so_downtime_counts_from_the_start() -> None:
+    # Remediator counts "down for 10 minutes" from startsAt less the `for` annotation
+    # (escalation/facts.py down_since); a rule whose two durations differ pages early or late.
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    assert rules["ModelLoadFailure"]["annotations"]["for"] == rules["ModelLoadFailure"]["for"]
+    for rule in rules.values():
+        if "for" in rule.get("annotations", {}):
+            assert rule["annotations"]["for"] == rule["for"], rule["alert"]
+    shortened = yaml.safe_load(render_alerts((MONITORING / "alerts.yml").read_text(),
+                                             Timings(alert_for="5s")))
+    for group in shortened["groups"]:  # a stack that shortens `for:` shortens both
+        for rule in group["rules"]:
+            if "for" in rule.get("annotations", {}):
+                assert rule["annotations"]["for"] == rule["for"] == "5s", rule["alert"]
 
 
 # -- Prometheus and Alertmanager configs ------------------------------------------------------
