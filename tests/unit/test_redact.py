@@ -118,3 +118,17 @@ def test_a_cut_off_private_key_is_masked() -> None:
 def test_a_jwt_inside_a_dotted_run_is_masked_and_its_neighbours_kept() -> None:
     jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlLXZhbHVl"
     assert redact(f"see a.b.{jwt}.tail") == "see a.b.***.tail"
+
+
+def test_env_secrets_are_masked_by_name_and_restored_from_the_container() -> None:
+    from remediator.core.redact import redact_env, unmask_env
+
+    env = ["MODEL_PATH=/app/models/int8.pth", "DB_PASSWORD=hunter2",
+           "DATABASE_URL=postgres://app:pw9@db/m", "PATH=/usr/bin"]
+    masked = redact_env(env)
+    assert masked == ["MODEL_PATH=/app/models/int8.pth", "DB_PASSWORD=***",
+                      "DATABASE_URL=postgres://app:***@db/m", "PATH=/usr/bin"]
+    # A rollback restores recorded plain values; secrets come from the running container.
+    current = ["MODEL_PATH=/bad.pth", "DB_PASSWORD=rotated", "PATH=/usr/bin"]
+    assert unmask_env(masked, current) == ["MODEL_PATH=/app/models/int8.pth",
+                                           "DB_PASSWORD=rotated", "PATH=/usr/bin"]

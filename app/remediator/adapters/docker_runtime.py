@@ -30,6 +30,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from remediator.core.defaults import MAX_ARCHIVE_BYTES, MAX_LOG_BYTES
+from remediator.core.redact import redact_env, unmask_env
 from remediator.core.targets import Target, check_write_path
 from remediator.errors import ActionFailed, ActionTimeout, RuntimeError_, TargetNotFound
 
@@ -220,7 +221,8 @@ class DockerActions:
             "memory_limit": host.get("Memory") or 0, "memory_swap": host.get("MemorySwap") or 0,
             "cpus": cpus, "image": box.attrs["Config"].get("Image"),
             "image_id": box.attrs.get("Image"),
-            "env": list(box.attrs["Config"].get("Env") or []),
+            # Names kept, secret values masked: this output is stored and served.
+            "env": redact_env(box.attrs["Config"].get("Env") or []),
             "started_at": state.get("StartedAt"), "state_error": state.get("Error") or "",
         }
         out["output"] = (f"{target.container}: {out['container_status']}, exit code "
@@ -834,7 +836,9 @@ def recreate_body(attrs: dict[str, Any], args: Mapping[str, Any], lkg: Mapping[s
         defaults = image_config(str(attrs.get("Image") or config["Image"]))
         if defaults is not None:
             drop_image_defaults(config, defaults, keep_env=lkg is not None)
-    env = list(lkg["env"]) if lkg and lkg.get("env") is not None else config.get("Env") or []
+    current = list(config.get("Env") or [])
+    # The record holds masked secrets (never stored): they come back from the container.
+    env = unmask_env(lkg["env"], current) if lkg and lkg.get("env") is not None else current
     config["Env"] = merge_env(env, args.get("env") or {})
     for resources in ((lkg or {}).get("config"), args.get("config")):
         apply_resources(host, resources or {})

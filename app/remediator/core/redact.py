@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-__all__ = ["MASK", "mask", "redact"]
+__all__ = ["MASK", "mask", "redact", "redact_data", "redact_env", "unmask_env"]
 
 MASK = "***"
 """What a redacted value is replaced with."""
@@ -205,6 +205,43 @@ def redact(text: str, known_secrets: Iterable[str] = ()) -> str:
         text = pattern.sub(replacement, text)
     text = _DOTTED_RUN.sub(_redact_jwt, text)
     return _redact_assignments(text)
+
+
+def redact_env(env: Iterable[str]) -> list[str]:
+    """``NAME=value`` entries (a container's Env) with secret values masked, names kept.
+
+    A value is masked when its name names a secret (``DB_PASSWORD``, ``API_TOKEN``) or the
+    value itself carries one (the password of ``DATABASE_URL=postgres://u:pw@db``): the
+    same rule as ``redact``. Other values are kept, because a rollback to the last-known-
+    good restores them (a bad ``MODEL_PATH`` is a configuration fault the runbook fixes);
+    ``unmask_env`` puts a masked secret back from the running container.
+    """
+    return [redact(entry) for entry in env]
+
+
+def unmask_env(recorded: Iterable[str], current: Iterable[str]) -> list[str]:
+    """``recorded`` (a masked Env) with each masked entry taken from ``current`` (the
+    running container's real Env) by name; a masked entry the container no longer has is
+    dropped, never written as ``***``."""
+    live = {entry.split("=", 1)[0]: entry for entry in current}
+    out = []
+    for entry in recorded:
+        if MASK not in entry:
+            out.append(entry)
+        elif (name := entry.split("=", 1)[0]) in live:
+            out.append(live[name])
+    return out
+
+
+def redact_data(value: object) -> object:
+    """``value`` (JSON-shaped: a step's outputs, arguments) with every string redacted."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: redact_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(item) for item in value]
+    return value
 
 
 def mask(value: str | None) -> str:
