@@ -167,3 +167,27 @@ def test_logs_are_read_up_to_the_cap_and_the_cut_is_said(
     assert len(out["output"].encode()) < 4096 + 200
     assert "only the last 4096 bytes were kept" in out["output"]
     assert out["output"].rstrip().endswith("line-2000")
+
+
+def test_a_timed_out_exec_is_ended_inside_the_container_children_too(
+        box, actions: DockerActions) -> None:  # type: ignore[no-untyped-def]
+    target = target_for(box)
+    with pytest.raises(ActionTimeout, match=r"still running after 1s; killed in the container"):
+        actions.call("docker.exec", {"cmd": ["sh", "-c", "sleep 301 & sleep 302; wait"],
+                                     "timeout": 1.0, "user": "appuser"}, target, 30)
+    ps = actions.call("docker.exec", {"cmd": ["sh", "-c", "cat /proc/[0-9]*/cmdline"]},
+                      target, 10)["stdout"]
+    assert "301" not in ps and "302" not in ps
+
+
+def test_a_timed_out_exec_that_cannot_be_killed_is_not_reported_killed(
+        box, actions: DockerActions, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import remediator.adapters.docker_runtime as runtime
+
+    # The kill goes astray (a killer that kills nothing): the engine still sees it running.
+    monkeypatch.setattr(runtime, "EXEC_KILLER", "true")
+    monkeypatch.setattr(runtime, "KILL_CONFIRM_S", 1.0)
+    with pytest.raises(ActionTimeout, match=r"NOT killed: it is still running"):
+        actions.call("docker.exec", {"cmd": ["sleep", "303"], "timeout": 1.0},
+                     target_for(box), 30)
+    box.exec_run(["sh", "-c", "kill -9 $(pidof sleep)"])

@@ -22,6 +22,7 @@ import signal
 import tarfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -50,6 +51,18 @@ UNPARK_WITHIN_S = 3600.0
 
 START_ALLOWANCE_S = 1.0
 """Seconds of a step's time left kept for the engine to start a container after a stop."""
+
+EXEC_MARKER = "REMEDIATOR_EXEC_ID"
+"""Environment variable marking a docker.exec's processes (a random value per exec)."""
+
+EXEC_KILLER = ("for f in /proc/[0-9]*/environ; do case \"$(cat \"$f\" 2>/dev/null)\" in "
+               "*\"$0=$1\"*) p=${f#/proc/}; kill -KILL \"${p%/environ}\" 2>/dev/null;; "
+               "esac; done")
+"""sh script run in the container on a timeout: SIGKILL each process whose environment
+holds $0=$1 (the exec's marker); POSIX sh and cat only."""
+
+KILL_CONFIRM_S = 5.0
+"""Seconds a timed-out exec is given to stop after SIGKILL before it is reported alive."""
 
 MAX_FILE_BYTES = 1 << 20
 """Largest file docker.read_file and docker.put_file handle (config files, not models)."""
@@ -268,18 +281,25 @@ class DockerActions:
         for path in check_exec_paths(cmd, target):
             self._refuse_links(box, target, path, "docker.exec")
         api = self.client.api
+        # A random marker in the command's environment (its children inherit it): what a
+        # timeout finds, inside the container, to end the command's whole process tree.
+        marker = uuid.uuid4().hex
+        env = {**(args.get("env") or {}), EXEC_MARKER: marker}
         exec_id = api.exec_create(box.id, cmd, user=str(args.get("user") or ""),
-                                  workdir=args.get("workdir"), environment=args.get("env"),
+                                  workdir=args.get("workdir"), environment=env,
                                   stdout=True, stderr=True)["Id"]
         # with.timeout is the command's own limit; it can shorten the step's, never extend it.
         limit = min(float(args["timeout"]), timeout) if args.get("timeout") else timeout
-        stdout, stderr = self._run_exec(exec_id, limit, cmd)
+        stdout, stderr = self._run_exec(box, exec_id, limit, cmd, marker,
+                                        str(args.get("user") or ""))
         exit_code = api.exec_inspect(exec_id).get("ExitCode")
         return {"exit_code": exit_code, "stdout": stdout, "stderr": stderr,
                 "output": stdout + stderr, "data": parse_json_output(stdout)}
 
-    def _run_exec(self, exec_id: str, limit: float, cmd: list[str]) -> tuple[str, str]:
-        """The SDK has no exec timeout: run it in a thread and kill the process on expiry."""
+    def _run_exec(self, box: Container, exec_id: str, limit: float, cmd: list[str],
+                  marker: str, user: str) -> tuple[str, str]:
+        """The SDK has no exec timeout: run it in a thread and, on expiry, end the command
+        inside the container; the error says whether that worked."""
         result: dict[str, Any] = {}
 
         def work() -> None:
@@ -292,15 +312,44 @@ class DockerActions:
         worker.start()
         worker.join(limit)
         if worker.is_alive():
-            self._kill_exec(exec_id)
+            outcome = self._end_exec(box, exec_id, marker, user)
             raise ActionTimeout(f"docker.exec {cmd[0]!r} still running after {limit:g}s; "
-                                "killed")
+                                f"{outcome}")
         if "error" in result:
             raise result["error"]
         out, err = result["out"] or (None, None)
         return ((out or b"").decode("utf-8", "replace"), (err or b"").decode("utf-8", "replace"))
 
-    def _kill_exec(self, exec_id: str) -> None:
+    def _exec_running(self, exec_id: str) -> bool:
+        return bool(self.client.api.exec_inspect(exec_id).get("Running"))
+
+    def _end_exec(self, box: Container, exec_id: str, marker: str, user: str) -> str:
+        """End a timed-out exec inside the container: SIGKILL every process carrying its
+        marker, found through /proc as the exec's own user (root without CAP_SYS_PTRACE
+        cannot read another user's environment), then as root; then check with the engine
+        that the exec has stopped. Returns what happened, for the step's error; never claims
+        a kill it did not see."""
+        if not self._exec_running(exec_id):
+            return "it ended by itself as the timeout struck; nothing to kill"
+        how = "in the container"
+        try:
+            for who in dict.fromkeys([user, "root"]):
+                box.exec_run(["sh", "-c", EXEC_KILLER, EXEC_MARKER, marker], user=who)
+                if not self._exec_running(exec_id):
+                    break
+        except docker.errors.DockerException as exc:
+            how = f"from the host (no shell in the container: {exc})"
+            self._kill_host_pid(exec_id)
+        deadline = time.monotonic() + KILL_CONFIRM_S
+        while time.monotonic() < deadline:
+            if not self._exec_running(exec_id):
+                return f"killed {how}"
+            time.sleep(0.1)
+        pid = self.client.api.exec_inspect(exec_id).get("Pid")
+        return (f"NOT killed: it is still running in {box.name} (host pid {pid}) after "
+                f"SIGKILL {how}; end it by hand")
+
+    def _kill_host_pid(self, exec_id: str) -> None:
         pid = int(self.client.api.exec_inspect(exec_id).get("Pid") or 0)
         if pid > 0:
             # The exec's Pid is in the host's namespace: reachable when we run on the host.
