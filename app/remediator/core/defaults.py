@@ -105,7 +105,7 @@ config_files (core/targets.py: Target.write_prefixes)."""
 MAX_LOG_BYTES = 1 << 20
 """Bytes of `docker logs` read from a target per step (the newest kept; the rest counted)."""
 
-MAX_ARCHIVE_BYTES = 1 << 30
+MAX_ARCHIVE_BYTES = 1 << 28
 """Bytes of one file docker.copy moves out of and back into a target (a model, not a disk)."""
 
 MAX_HTTP_BODY_BYTES = 1 << 20
