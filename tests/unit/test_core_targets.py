@@ -76,7 +76,7 @@ def test_write_paths_default_to_the_model_dir_backup_and_config_folders() -> Non
 
     target = Target(name="t", selector={"service": "t"}, container="t", base_url="http://t",
                     backup_path="/backup/models", config_files=("/app/config/model.yml",))
-    assert target.write_prefixes() == ("/app/models", "/backup/models", "/app/config")
+    assert target.write_prefixes() == ("/app/models", "/app/config", "/backup/models")
     assert check_write_path(target, "/app/models/best_model.pth") is None
     assert check_write_path(target, "/app/config/model.yml") is None
     for path in ("/etc/passwd", "/app/models/../../etc/x", "/app/modelsX/y", "relative/x",

@@ -97,10 +97,10 @@ DEFAULT_ESCALATION_LEVEL = "notify"
 DEFAULT_HTTP_CHECK_INTERVAL_S = 1.0
 """Seconds between the attempts of an `http.check` that sets `retries`."""
 
-DEFAULT_WRITE_PATHS = ("/app/models",)
+DEFAULT_WRITE_PATHS = ("/app/models", "/app/config")
 """Where a target's files may be written, chowned or chmodded when its config names no
-`write_paths`: the model directory, plus the target's backup_path and the folders of its
-config_files (core/targets.py: Target.write_prefixes)."""
+`write_paths`: the app's model and config folders, plus the target's backup_path and the
+folders of its config_files (core/targets.py: Target.write_prefixes)."""
 
 MAX_LOG_BYTES = 1 << 20
 """Bytes of `docker logs` read from a target per step (the newest kept; the rest counted)."""
