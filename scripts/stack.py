@@ -26,6 +26,7 @@ import docker
 import docker.errors
 import requests
 
+from remediator.adapters.private_files import write_private
 from remediator.stack import (
     AppSpec,
     app_container_kwargs,
@@ -111,8 +112,7 @@ def stop_process(state: Path, name: str) -> None:
 def token(state: Path) -> str:
     path = state / "webhook-token"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(32))  # 0600 from its creation
     return path.read_text().strip()
 
 
@@ -128,7 +128,7 @@ def start_alertmanager(state: Path) -> None:
     folder = state / "alertmanager"
     folder.mkdir(exist_ok=True)
     token(state)
-    (folder / "alertmanager.yml").write_text(render_alertmanager_config(
+    write_private(folder / "alertmanager.yml", render_alertmanager_config(
         (ROOT / "monitoring/alertmanager.yml").read_text(),
         "http://127.0.0.1:9096/api/v1/alerts", str(state / "webhook-token")))
     argv = [shutil.which("prometheus-alertmanager") or "prometheus-alertmanager",
@@ -142,7 +142,7 @@ def start_prometheus(state: Path) -> None:
     folder = state / "prometheus"
     folder.mkdir(exist_ok=True)
     (folder / "alerts.yml").write_text(render_alerts((ROOT / "monitoring/alerts.yml").read_text()))
-    (folder / "prometheus.yml").write_text(render_prometheus_config(
+    write_private(folder / "prometheus.yml", render_prometheus_config(
         (ROOT / "monitoring/prometheus.yml").read_text(), ADDRESSES))
     argv = [shutil.which("prometheus") or "prometheus",
             f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'data'}",

@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from remediator.adapters.private_files import create_private
+from remediator.core.redact import redact_data
 from remediator.errors import StoreError
 
 __all__ = ["MAX_OUTPUT_CHARS", "MAX_ROW_ID", "Store", "ago", "iso", "utcnow"]
@@ -275,6 +277,7 @@ class Store:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            create_private(Path(self.path))  # SQLite gives its -wal/-shm files this mode too
         self._lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -548,8 +551,9 @@ class Store:
                 "rendered_args=excluded.rendered_args, error=excluded.error, note=excluded.note",
                 (execution_id, position, step["id"], step["action"], step.get("phase"),
                  step["status"], step.get("attempts", 0), step.get("started_at"),
-                 step.get("duration_s"), capped(step.get("outputs", {})),
-                 capped(step.get("rendered_args", {})), step.get("error"), step.get("note")))
+                 step.get("duration_s"), capped(redact_data(step.get("outputs", {}))),
+                 capped(redact_data(step.get("rendered_args", {}))),
+                 redact_data(step.get("error")), step.get("note")))
 
     def finish_execution(self, execution_id: int, state: str, outcome: str,
                          scenario: str | None, error: str | None,

@@ -101,7 +101,7 @@ _SCALARS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "port": ("port", _port),
 }
 _TARGET_KEYS = ("name", "selector", "container", "base_url", "backup_path", "bounds",
-                "description", "config_files")
+                "description", "config_files", "write_paths")
 _BOUNDS_KEYS = ("max_memory", "min_cpus", "max_cpus")
 
 
@@ -173,11 +173,12 @@ def _target(checker: Checker, items: list[Any], index: int, item: object) -> Tar
     backup = checker.string(raw, "backup_path", field_name)
     bounds = _bounds(checker, raw, field_name)
     files = checker.convert(raw, "config_files", field_name, _config_files) or ()
+    writable = checker.convert(raw, "write_paths", field_name, _config_files) or ()
     if len(checker.problems) > before or not (name and selector and container and base_url):
         return None
     return Target(name=name, selector=selector, container=container, base_url=base_url,
                   backup_path=backup, description=str(raw.get("description", "")),
-                  config_files=files, **bounds)
+                  config_files=files, write_paths=writable, **bounds)
 
 
 def _config_files(value: object) -> tuple[str, ...]:
