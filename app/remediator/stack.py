@@ -90,16 +90,23 @@ def render_prometheus_config(text: str, addresses: Mapping[str, str],
     glob = config.setdefault("global", {})
     if timings.scrape_interval:
         glob["scrape_interval"] = timings.scrape_interval
+        for scrape in config.get("scrape_configs", []):  # a job's own interval too
+            scrape.pop("scrape_interval", None)
+            scrape.pop("scrape_timeout", None)
     if timings.evaluation_interval:
         glob["evaluation_interval"] = timings.evaluation_interval
     return str(yaml.safe_dump(config, sort_keys=False))
 
 
 def render_alerts(text: str, timings: Timings = Timings()) -> str:
-    """The shipped alerts.yml, with every rule's `for:` shortened when a test asks."""
-    if not timings.alert_for:
-        return text
-    return re.sub(r"(?m)^(\s+for:\s*)\S+", rf"\g<1>{timings.alert_for}", text)
+    """The shipped alerts.yml, with every rule's `for:` and every group's own evaluation
+    `interval:` shortened when a test asks."""
+    if timings.alert_for:
+        text = re.sub(r"(?m)^(\s+for:\s*)\S+", rf"\g<1>{timings.alert_for}", text)
+    if timings.evaluation_interval:
+        text = re.sub(r"(?m)^(\s+interval:\s*)\S+", rf"\g<1>{timings.evaluation_interval}",
+                      text)
+    return text
 
 
 def render_alertmanager_config(text: str, webhook_url: str, token_file: str,
