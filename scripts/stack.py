@@ -137,7 +137,8 @@ def start_alertmanager(state: Path, auth: MonitoringAuth) -> None:
     token(state)
     (folder / "alertmanager.yml").write_text(render_alertmanager_config(
         (ROOT / "monitoring/alertmanager.yml").read_text(),
-        "http://127.0.0.1:9096/api/v1/alerts", str(state / "webhook-token")))
+        "http://127.0.0.1:9096/api/v1/alerts", str(state / "webhook-token"),
+        oncall=os.environ))
     argv = [shutil.which("prometheus-alertmanager") or "prometheus-alertmanager",
             f"--config.file={folder / 'alertmanager.yml'}", f"--storage.path={folder / 'data'}",
             "--web.listen-address=127.0.0.1:9093", f"--web.config.file={auth.web_config}",

@@ -187,9 +187,18 @@ def render_alerts(text: str, timings: Timings = Timings()) -> str:
 
 
 def render_alertmanager_config(text: str, webhook_url: str, token_file: str,
-                               timings: Timings = Timings()) -> str:
-    """The shipped alertmanager.yml pointed at this Remediator, with its token file."""
+                               timings: Timings = Timings(),
+                               oncall: Mapping[str, str] | None = None) -> str:
+    """The shipped alertmanager.yml pointed at this Remediator, with its token file; the
+    human route's e-mail filled from ``oncall`` (ONCALL_EMAIL, ONCALL_SMARTHOST, ONCALL_FROM:
+    `make up` passes its environment), the shipped placeholders kept for any not set."""
     config = yaml.safe_load(text)
+    fill = {"to": "ONCALL_EMAIL", "smarthost": "ONCALL_SMARTHOST", "from": "ONCALL_FROM"}
+    for receiver in config.get("receivers", []):
+        for mail in receiver.get("email_configs", []):
+            for key, variable in fill.items():
+                if (oncall or {}).get(variable):
+                    mail[key] = (oncall or {})[variable]
     for receiver in config.get("receivers", []):
         for hook in receiver.get("webhook_configs", []):
             hook["url"] = webhook_url

@@ -65,7 +65,8 @@ def test_every_alert_has_a_severity_summary_and_runbook_url() -> None:
     names = [rule["alert"] for rule in alert_rules()]
     assert {"ModelLoadFailure", "ModelLoadTime", "ModelMemoryUsage", "RemediatorDown",
             "RemediatorExecutionsFailing", "RemediatorOutboxStuck",
-            "RemediatorPaused"} <= set(names)
+            "RemediatorPaused", "RemediatorNotificationsUndelivered",
+            "CriticalAlertUnresolved"} <= set(names)
     for rule in alert_rules():
         assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
@@ -77,7 +78,7 @@ def test_prometheus_config_and_its_rule_files_are_valid(tmp_path: Path) -> None:
     for name in ("prometheus.yml", "alerts.yml"):
         shutil.copy(MONITORING / name, tmp_path / name)
     out = check([tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")])
-    assert "SUCCESS: 7 rules found" in out
+    assert "SUCCESS: 9 rules found" in out
 
 
 def test_alertmanager_config_is_valid(tmp_path: Path) -> None:
