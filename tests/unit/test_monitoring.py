@@ -185,6 +185,14 @@ def test_compose_monitoring_needs_credentials_and_alertmanager_is_off_the_apps_n
                in prom["alerting"]["alertmanagers"])
 
 
+def test_serving_alerts_carry_a_model_label_from_the_scrape() -> None:
+    """Issue 16 item 5: the escalation criterion "multiple different models failing" counts
+    the `model` label of app alerts; every serving target's scrape gives one."""
+    prom = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    [job] = [j for j in prom["scrape_configs"] if j["job_name"] == "app-prod"]
+    assert all(static["labels"].get("model") for static in job["static_configs"])
+
+
 def test_lifecycle_api_is_off_in_every_shape() -> None:
     for path in ("docker-compose.yml", "scripts/stack.py", "tests/harness/processes.py",
                  "app/remediator/stack.py"):
