@@ -65,6 +65,7 @@ class Scene:
     config_error: str | None = None
     healthy_after_fix: bool = True
     failing: dict[str, str] = field(default_factory=dict)  # action or program -> error
+    gpu_visible: bool = False
 
 
 class SceneRuntime:
@@ -137,7 +138,7 @@ class SceneRuntime:
     def investigation(self, cmd: list[str]) -> dict[str, Any]:
         scene = self.scene
         data = {"app": self.app_now(), "findings": scene.findings,
-                "missing_modules": scene.missing_modules,
+                "missing_modules": scene.missing_modules, "gpu_visible": scene.gpu_visible,
                 "config": {"ok": scene.config_error is None, "error": scene.config_error},
                 "primary": {"path": "/app/models/best_model.pth"},
                 "fallback": {"path": "/app/models/int2_quantized.pth",
@@ -257,9 +258,30 @@ def test_scenario_2_oom_killed_raises_memory_to_the_target_bound_then_restarts()
                                     logs="Worker was killed by the kernel OOM killer"))
     assert result.scenario == "out_of_memory"
     assert statuses(result)["check"] == "skipped"  # nothing to exec into
+    # The runbook's mem_reservation: 2g beside the limit (issue 21); no GPU here, so no
+    # allocator setting.
     assert runtime.mutations() == [
-        ("docker.update", {"memory": 4 * GIB, "memory_swap": 4 * GIB}), ("docker.restart", {})]
+        ("docker.update", {"memory": 4 * GIB, "memory_swap": 4 * GIB,
+                           "memory_reservation": 2 * GIB}), ("docker.restart", {})]
     assert result.outcome is Outcome.SUCCESS and validated(result) and asked(result) == []
+
+
+def test_scenario_2_cuda_out_of_memory_gets_the_memory_fix_and_the_allocator_setting() -> None:
+    """Issue 21: a GPU out of memory is scenario 2, not 3 (no move to the CPU), and where a
+    GPU is present PYTORCH_CUDA_ALLOC_CONF=max_split_size_mb:128 is set."""
+    result, runtime = execute(Scene(
+        reason="MemoryError: out of memory while loading /app/models/best_model.pth (CUDA out "
+               "of memory. Tried to allocate 2.00 GiB) (raise the container memory limit or "
+               "load a quantized variant)", gpu_visible=True))
+    assert result.scenario == "out_of_memory"
+    assert runtime.mutations() == [
+        ("docker.update", {"memory": 4 * GIB, "memory_swap": 4 * GIB,
+                           "memory_reservation": 2 * GIB}),
+        ("docker.recreate", {"env": {"PYTORCH_CUDA_ALLOC_CONF": "max_split_size_mb:128"},
+                             "last_known_good": False}),
+        ("docker.restart", {})]
+    assert not any(args.get("env", {}).get("CUDA_VISIBLE_DEVICES") == ""
+                   for _, args in runtime.calls)
 
 
 def test_scenario_2_at_the_bound_asks_infrastructure_and_changes_nothing() -> None:
