@@ -66,6 +66,7 @@ class Scene:
     healthy_after_fix: bool = True
     failing: dict[str, str] = field(default_factory=dict)  # action or program -> error
     gpu_visible: bool = False
+    fallback_exists: bool = True
 
 
 class SceneRuntime:
@@ -142,7 +143,8 @@ class SceneRuntime:
                 "config": {"ok": scene.config_error is None, "error": scene.config_error},
                 "primary": {"path": "/app/models/best_model.pth"},
                 "fallback": {"path": "/app/models/int2_quantized.pth",
-                             "checksum_ok": scene.fallback_ok},
+                             "checksum_ok": scene.fallback_ok,
+                             "exists": scene.fallback_exists},
                 "backup": scene.backup}
         text = json.dumps(data)
         return {"exit_code": 0, "stdout": text, "stderr": "", "output": text, "data": data}
@@ -238,6 +240,18 @@ def test_scenario_1_a_lost_fallback_is_restored_too() -> None:
     assert copies == [
         {"src": "/backup/models/best_model.pth", "dest": "/app/models/best_model.pth"},
         {"src": "/backup/models/int2_quantized.pth", "dest": "/app/models/int2_quantized.pth"}]
+    assert result.outcome is Outcome.SUCCESS
+
+
+def test_scenario_1_a_missing_fallback_is_downloaded_with_the_runbooks_command() -> None:
+    """Issue 21: the fallback file gone too -> `download_models.py --model int2_quantized
+    --force`, from the image's own model store (no internet from the container)."""
+    result, runtime = execute(Scene(reason="FileNotFoundError: ...", fallback_ok=False,
+                                    fallback_exists=False))
+    assert ("docker.exec", ["python", "/app/scripts/download_models.py", "--model",
+                            "int2_quantized", "--force"]) in runtime.mutations()
+    step = next(s for s in PLAYBOOK.steps if s.id == "download_fallback")
+    assert "cannot reach the internet" in (step.description or "")
     assert result.outcome is Outcome.SUCCESS
 
 
