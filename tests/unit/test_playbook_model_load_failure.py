@@ -25,6 +25,7 @@ import torch
 import yaml
 
 from mobile_multimodal import MobileMultiModalLLM
+from remediator.adapters.http import json_contains
 from remediator.core.alerts import Alert, parse_alert
 from remediator.core.config import load_config
 from remediator.core.playbook import load_playbook, load_playbooks
@@ -41,7 +42,7 @@ GIB = 2**30
 POINT_CONFIG = str(PLAYBOOK.params["point_config"])
 MUTATING = ("docker.copy", "docker.restart", "docker.update", "docker.recreate",
             "docker.put_file")
-READY = {"state": "READY", "model_loaded": True, "model_type": "primary",
+READY = {"state": "READY", "model_loaded": True, "model_type": "primary", "variant": "fp32",
          "fallback_active": False, "fallback_available": True, "reason": None}
 
 
@@ -65,6 +66,8 @@ class Scene:
     config_error: str | None = None
     healthy_after_fix: bool = True
     failing: dict[str, str] = field(default_factory=dict)  # action or program -> error
+    answer: dict[str, Any] = field(default_factory=lambda: {
+        "caption": "a red square", "variant": "fp32", "task": "captioning"})
     gpu_visible: bool = False
     fallback_exists: bool = True
 
@@ -127,8 +130,9 @@ class SceneRuntime:
                     else {"status": "failed", "model_loaded": False})
             return {"ok": healthy, "status_code": 200 if healthy else 503, "body": body,
                     "output": f"GET /health: {200 if healthy else 503}"}
-        return {"ok": True, "status_code": 200, "body": {"caption": "a red square"},
-                "output": "200"}
+        answer = scene.answer  # /model/inference: judged as the adapter judges it
+        return {"ok": json_contains(answer, args.get("expect") or {}), "status_code": 200,
+                "body": answer, "output": "200"}
 
     def docker_exec(self, args: dict[str, Any]) -> dict[str, Any]:
         cmd = args["cmd"]
@@ -184,7 +188,8 @@ def asked(result: ExecutionResult) -> list[tuple[str, str, str | None]]:
 
 
 MISSING = "FileNotFoundError: model file not found: /app/models/best_model.pth (restore it)"
-VALIDATED = {"health": "ok", "model_health": "ok", "inference": "ok", "metrics": "ok"}
+VALIDATED = {"health": "ok", "model_health": "ok", "inference": "ok", "caption": "ok",
+             "metrics": "ok"}
 
 
 def validated(result: ExecutionResult) -> bool:
@@ -253,6 +258,21 @@ def test_scenario_1_a_missing_fallback_is_downloaded_with_the_runbooks_command()
     step = next(s for s in PLAYBOOK.steps if s.id == "download_fallback")
     assert "cannot reach the internet" in (step.description or "")
     assert result.outcome is Outcome.SUCCESS
+
+
+@pytest.mark.parametrize(("answer", "failed"), [
+    ({"caption": "a red square", "variant": "int2", "task": "captioning"}, "inference"),
+    ({"error": "no model loaded"}, "inference"),
+    ({"caption": "", "variant": "fp32", "task": "captioning"}, "caption"),
+    ({"caption": ["a", "list"], "variant": "fp32", "task": "captioning"}, "caption"),
+])
+def test_validation_requires_a_caption_from_the_primary_not_just_a_200(
+        answer: dict[str, Any], failed: str) -> None:
+    """Issue 21: the runbook's inference test checks the answer: a 200 from the fallback's
+    variant, or without a well-formed caption, does not validate the fix."""
+    result, _ = execute(Scene(reason=MISSING, answer=answer))
+    assert statuses(result)[failed] == "failed"
+    assert result.outcome is not Outcome.SUCCESS
 
 
 def test_a_restart_gives_a_serving_fallback_time_to_finish_and_a_dead_app_little() -> None:
