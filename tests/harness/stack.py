@@ -11,12 +11,14 @@ import importlib.util
 import os
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import docker.errors
 import requests
 from docker.models.containers import Container
 
@@ -91,7 +93,11 @@ def wait(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> An
 
 
 def start_app(resources: Resources, image: str) -> Container:
-    spec = AppSpec(name=f"e2e-app-{resources.labels()['org.remediator.test']}", image=image,
+    # A name of its own per app: a fix that recreates the container (scenario 3's force_cpu)
+    # leaves one this test's cleanup does not hold, and the next test must not collide.
+    suffix = uuid.uuid4().hex[:6]
+    spec = AppSpec(name=f"e2e-app-{resources.labels()['org.remediator.test']}-{suffix}",
+                   image=image,
                    port=free_port(), models_volume=resources.volume().name,
                    backup_volume=resources.volume().name)
     kwargs = app_container_kwargs(spec, resources.labels())
@@ -170,10 +176,14 @@ def loop(tmp: Path, resources: Resources, image: str, timings: Timings = FAST) -
     prom_config = render_prometheus_config((ROOT / "monitoring/prometheus.yml").read_text(),
                                            addresses, timings, auth)
     rules = {"alerts.yml": render_alerts((ROOT / "monitoring/alerts.yml").read_text(), timings)}
-    with remediator(tmp, config, rem_port) as rem, \
-            alertmanager(tmp, am_config, port=am_port, auth=auth) as am, \
-            prometheus(tmp, prom_config, rules, port=prom_port, auth=auth) as prom:
-        yield Loop(app, app_url, rem, prom, am)
+    try:
+        with remediator(tmp, config, rem_port) as rem, \
+                alertmanager(tmp, am_config, port=am_port, auth=auth) as am, \
+                prometheus(tmp, prom_config, rules, port=prom_port, auth=auth) as prom:
+            yield Loop(app, app_url, rem, prom, am)
+    finally:  # the container under that name now, recreated by a fix or not
+        with contextlib.suppress(docker.errors.NotFound):
+            resources.client.containers.get(str(app.name)).remove(force=True, v=True)
 
 
 def requests_ok(url: str) -> bool:
