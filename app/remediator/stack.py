@@ -135,12 +135,15 @@ def monitoring_auth(folder: Path, username: str = DEFAULT_MONITORING_USERNAME) -
     """The monitoring password in ``folder`` (made, random, on first use) and a web config
     for Prometheus and Alertmanager with its bcrypt hash; both files 0600."""
     password_file = folder / "monitoring-password"
-    if not password_file.exists():
+    made = not password_file.exists()
+    if made:
         _write_private(password_file, secrets.token_urlsafe(24) + "\n")
     password = password_file.read_text().strip()
     web_config = folder / "web-config.yml"
-    _write_private(web_config, yaml.safe_dump(
-        {"basic_auth_users": {username: bcrypt_hash(password)}}))
+    # Kept as it is once written: Prometheus and Alertmanager re-read it on every request.
+    if made or not web_config.exists():
+        _write_private(web_config, yaml.safe_dump(
+            {"basic_auth_users": {username: bcrypt_hash(password)}}))
     return MonitoringAuth(username, password, password_file, web_config)
 
 
