@@ -448,12 +448,15 @@ class DockerActions:
             kwargs["memswap_limit"] = int(args.get("memory_swap") or args["memory"])
         elif args.get("memory_swap") is not None:
             kwargs.update(swap_only(box.attrs["HostConfig"], int(args["memory_swap"])))
+        if args.get("memory_reservation") is not None:
+            kwargs["mem_reservation"] = int(args["memory_reservation"])
         nano = bool(box.attrs["HostConfig"].get("NanoCpus"))
         if args.get("cpus") is not None and not nano:
             kwargs["cpu_period"] = 100_000
             kwargs["cpu_quota"] = int(float(args["cpus"]) * 100_000)
         if not kwargs and args.get("cpus") is None:
-            raise ActionFailed("docker.update: nothing to change (memory, memory_swap or cpus)")
+            raise ActionFailed("docker.update: nothing to change (memory, memory_swap, "
+                               "memory_reservation or cpus)")
         if kwargs:
             box.update(**kwargs)
         if args.get("cpus") is not None and nano:
@@ -466,7 +469,7 @@ class DockerActions:
         box.reload()
         host = box.attrs["HostConfig"]
         out = {"memory": host.get("Memory"), "memory_swap": host.get("MemorySwap"),
-               "cpus": host_cpus(host)}
+               "cpus": host_cpus(host), "memory_reservation": host.get("MemoryReservation")}
         out["output"] = f"updated {target.container}: " + ", ".join(
             f"{key}={value}" for key, value in out.items())
         return out

@@ -48,9 +48,12 @@ def json_contains(body: Any, expected: Any) -> bool:
 class HttpActions:
     def __init__(self, prometheus_url: str, client: HttpClient | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 prometheus_client: HttpClient | None = None) -> None:
         self.prometheus_url = prometheus_url.rstrip("/")
         self.client = client or HttpClient()
+        # Prometheus' own client (its basic auth): the app's checks never see those credentials.
+        self.prometheus_client = prometheus_client or self.client
         self.sleep = sleep
         self.clock = clock
 
@@ -129,9 +132,9 @@ class HttpActions:
         """An instant query, its request bounded by `timeout` (ActionTimeout past it)."""
         url = f"{self.prometheus_url}/api/v1/query"
         try:
-            resp = self.client.request("GET", url, params={"query": args["query"]},
-                                       timeout=min(REQUEST_TIMEOUT, timeout),
-                                       allow_redirects=False, stream=True)
+            resp = self.prometheus_client.request("GET", url, params={"query": args["query"]},
+                                                  timeout=min(REQUEST_TIMEOUT, timeout),
+                                                  allow_redirects=False, stream=True)
             raw, cut = read_capped(resp, MAX_HTTP_BODY_BYTES)
             if cut:
                 raise ValueError(f"answer larger than the {MAX_HTTP_BODY_BYTES} bytes cap")

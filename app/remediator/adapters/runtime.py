@@ -7,6 +7,7 @@ from typing import Any
 
 from remediator.adapters.docker_runtime import DockerActions
 from remediator.adapters.http import HttpActions
+from remediator.adapters.monitoring_auth import monitoring_client
 from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
 from remediator.errors import ActionFailed
@@ -33,4 +34,5 @@ def build_runtime(config: RemediatorConfig,
                   ) -> AdapterRuntime:
     """The real adapters; `lkg_provider(target)` answers docker.recreate's last_known_good."""
     return AdapterRuntime(DockerActions(lkg_provider=lkg_provider),
-                          HttpActions(config.prometheus_url))
+                          HttpActions(config.prometheus_url,
+                                      prometheus_client=monitoring_client(config)))

@@ -40,6 +40,10 @@ class RemediatorConfig:
     mode: Mode = Mode.ACT  # defaults.DEFAULT_MODE
     alertmanager_url: str = defaults.DEFAULT_ALERTMANAGER_URL
     prometheus_url: str = defaults.DEFAULT_PROMETHEUS_URL
+    # Basic auth for Prometheus and Alertmanager (their --web.config.file): the password is
+    # read from this file (`make up` writes it, 0600); None sends no credentials.
+    monitoring_username: str = defaults.DEFAULT_MONITORING_USERNAME
+    monitoring_password_file: str | None = None
     webhook_token_env: str = defaults.DEFAULT_WEBHOOK_TOKEN_ENV
     webhook_token: str | None = None
     max_runs_per_hour: int = defaults.DEFAULT_MAX_RUNS_PER_HOUR
@@ -90,6 +94,8 @@ _SCALARS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "mode": ("mode", _mode),
     "alertmanager_url": ("alertmanager_url", _url),
     "prometheus_url": ("prometheus_url", _url),
+    "monitoring_username": ("monitoring_username", expect_str),
+    "monitoring_password_file": ("monitoring_password_file", expect_str),
     "webhook_token_env": ("webhook_token_env", expect_str),
     "max_runs_per_hour": ("max_runs_per_hour", _positive_int),
     "concurrency": ("concurrency", _positive_int),

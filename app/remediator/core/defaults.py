@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_HTTP_CHECK_INTERVAL_S",
     "DEFAULT_MAX_RUNS_PER_HOUR",
     "DEFAULT_MODE",
+    "DEFAULT_MONITORING_USERNAME",
     "DEFAULT_PLAYBOOKS_DIR",
     "DEFAULT_PLAYBOOK_TIMEOUT_S",
     "DEFAULT_PORT",
@@ -56,6 +57,9 @@ DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
 """Alertmanager base URL (silences, alert status)."""
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
+
+DEFAULT_MONITORING_USERNAME = "monitoring"
+"""The basic-auth user Prometheus and Alertmanager accept (their web config, `make up`)."""
 """Prometheus base URL for `prometheus.query` steps."""
 
 DEFAULT_WEBHOOK_TOKEN_ENV = "REMEDIATOR_WEBHOOK_TOKEN"
