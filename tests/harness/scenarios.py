@@ -47,10 +47,11 @@ from tests.harness.processes import Proc, free_port
 from tests.harness.stack import remediator_config, serve_remediator
 from tests.support import HttpSink, PagerDutySink
 from tests.support.escalation_kit import ROUTING_KEY
+from tests.support.fixtures import ALERTMANAGER
 
 __all__ = ["RUNBOOK_HEALTHY", "Rig", "alert_payload", "scenario_rig"]
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "alertmanager"
+FIXTURES = ALERTMANAGER
 TOKEN = "scenario-token"
 RUNBOOK_HEALTHY = {"status": "healthy", "model_loaded": True}
 RUNBOOK_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6"

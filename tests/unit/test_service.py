@@ -16,9 +16,10 @@ from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
 from remediator.service import Service, build_service
 from remediator.web import create_app
+from tests.support.fixtures import ALERTMANAGER, alertmanager_payload
 from tests.support.services import FakeAlertmanager
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "alertmanager"
+FIXTURES = ALERTMANAGER
 TOKEN = "change-me"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -45,10 +46,7 @@ steps:
 
 
 def fixture(name: str) -> bytes:
-    path = FIXTURES / name
-    if not path.exists():  # CI lays shared/ beside the clone, as here
-        pytest.fail(f"fixture {path} missing: shared/ must sit beside the repository")
-    return path.read_bytes()
+    return alertmanager_payload(name)
 
 
 class FakeRuntime:
