@@ -1,4 +1,4 @@
-"""The stack on one machine (DESIGN.md's host shape), for `make up` and the end-to-end tests.
+"""The stack on one machine (README.md, `make up`), for `make up` and the end-to-end tests.
 
 app-prod runs in Docker; Prometheus, Alertmanager and Remediator run as host processes from
 the shipped configs in monitoring/ with only addresses, ports and (for tests) intervals
