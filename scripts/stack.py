@@ -26,9 +26,11 @@ import docker
 import docker.errors
 import requests
 
+from remediator.errors import RemediatorError
 from remediator.stack import (
     AppSpec,
     app_container_kwargs,
+    record_known_good,
     render_alertmanager_config,
     render_alerts,
     render_prometheus_config,
@@ -247,9 +249,21 @@ def health_is(status: str, port: int) -> Callable[[], bool]:
 
 
 # -- commands -------------------------------------------------------------------------------
+def known_good(client: docker.DockerClient, state: Path, spec: AppSpec) -> None:
+    """app-prod, healthy as shipped, is its last-known-good (what a rollback goes back to)."""
+    try:
+        image = record_known_good(client, ROOT / "config" / "remediator.yml",
+                                  state / "remediator.db", spec.name)
+    except RemediatorError as exc:
+        raise StackError(f"recording {spec.name}'s last-known-good: {exc}") from exc
+    say(f"{spec.name}: recorded as last-known-good (image {image[:19]}, its volumes)")
+
+
 def up(state: Path) -> None:
     state.mkdir(parents=True, exist_ok=True)
-    start_app(docker_client(), AppSpec())
+    client = docker_client()
+    start_app(client, AppSpec())
+    known_good(client, state, AppSpec())
     start_remediator(state)
     start_alertmanager(state)
     start_prometheus(state)
@@ -294,7 +308,8 @@ def demo(state: Path, scenario: str) -> None:
     if pid_alive(state / "remediator.pid") is None:
         raise StackError("the stack is not up: run `make up` first")
     client = docker_client()
-    as_shipped(client, AppSpec())
+    if as_shipped(client, AppSpec()):
+        known_good(client, state, AppSpec())
     try:
         run_demo(client, scenario, lambda path: api(state, path),
                  prometheus_url="http://127.0.0.1:9090", app_url="http://127.0.0.1:8080")
@@ -302,10 +317,10 @@ def demo(state: Path, scenario: str) -> None:
         raise StackError(str(exc)) from exc
 
 
-def as_shipped(client: docker.DockerClient, spec: AppSpec) -> None:
+def as_shipped(client: docker.DockerClient, spec: AppSpec) -> bool:
     """app-prod as `make up` ships it, so the demo's fault breaks what it means to break:
     an earlier demo's fix (a converted model, a raised limit) is undone by recreating the
-    container and its model volumes from the image, saying why."""
+    container and its model volumes from the image, saying why. True when it did."""
     from remediator.core.units import parse_size
     from remediator.demo import drift
 
@@ -316,10 +331,11 @@ def as_shipped(client: docker.DockerClient, spec: AppSpec) -> None:
     image_env = client.images.get(spec.image).attrs["Config"].get("Env") or []
     changed = drift(box, image_env, parse_size(spec.memory), settled_model_health(spec, 180))
     if not changed:
-        return
+        return False
     renew_app(client, spec, box, f"{spec.name} is not as `make up` ships it "
               f"({'; '.join(changed)}), an earlier demo's fix?; recreating it, "
               f"{spec.models_volume} and {spec.backup_volume} from the image first")
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
