@@ -118,9 +118,9 @@ def token(state: Path) -> str:
     return path.read_text().strip()
 
 
-def start_remediator(state: Path) -> None:
+def start_remediator(state: Path, db: Path | None = None) -> None:
     argv = [str(VENV_BIN / "remediator"), "serve", "--host", "127.0.0.1", "--port", "9096",
-            "--db", str(state / "remediator.db"), "--config", "config/remediator.yml",
+            "--db", str(db or state / "remediator.db"), "--config", "config/remediator.yml",
             "--playbooks", "playbooks"]
     log = spawn(state, "remediator", argv, {"REMEDIATOR_WEBHOOK_TOKEN": token(state)})
     wait_for("remediator", http_ok("http://127.0.0.1:9096/readyz"), 60, log)
@@ -249,11 +249,12 @@ def health_is(status: str, port: int) -> Callable[[], bool]:
 
 
 # -- commands -------------------------------------------------------------------------------
-def known_good(client: docker.DockerClient, state: Path, spec: AppSpec) -> None:
+def known_good(client: docker.DockerClient, state: Path, spec: AppSpec,
+               db: Path | None = None) -> None:
     """app-prod, healthy as shipped, is its last-known-good (what a rollback goes back to)."""
     try:
         image = record_known_good(client, ROOT / "config" / "remediator.yml",
-                                  state / "remediator.db", spec.name)
+                                  db or state / "remediator.db", spec.name)
     except RemediatorError as exc:
         raise StackError(f"recording {spec.name}'s last-known-good: {exc}") from exc
     say(f"{spec.name}: recorded as last-known-good (image {image[:19]}, its volumes)")
@@ -317,6 +318,75 @@ def demo(state: Path, scenario: str) -> None:
         raise StackError(str(exc)) from exc
 
 
+DEMO_ALL = ["missing-file", "corrupted-file", "corrupted-backup", "oom", "cuda", "permissions",
+            "old-format", "missing-dependency", "invalid-config", "slow-load", "memory-growth"]
+"""Every scenario the README lists for `make demo`, in its order."""
+TABLE = ("scenario", "alert", "scenario named", "fault→firing s", "firing→fix s",
+         "fix→healthy s", "total s")
+
+
+def demo_all(state: Path) -> int:
+    """Every README scenario in turn, on the stack `make up` started; prints the table and
+    returns 1 if Remediator did not repair one.
+
+    The shipped budget (5 runs per target per hour, 5 per playbook) and stability window
+    (2 min) stay as they are, and every run is within them: before each scenario Remediator
+    restarts on a fresh store of its own (STATE/demo-all/NN-scenario.db), so each is the first
+    run of its hour and no re-fire of the previous scenario's incident. It restarts once the
+    previous alert has cleared (its reconciliation then finds nothing firing), and app-prod
+    is recorded as last-known-good in that store as `make up` does. The production store
+    (STATE/remediator.db) is untouched; Remediator is back on it at the end.
+    """
+    from remediator.demo import DemoFailed, DemoResult, run_demo, wait_alerts_clear
+
+    if pid_alive(state / "remediator.pid") is None:
+        raise StackError("the stack is not up: run `make up` first")
+    client, spec, results = docker_client(), AppSpec(), []
+    runs = state / "demo-all"
+    runs.mkdir(parents=True, exist_ok=True)
+    try:
+        for number, scenario in enumerate(DEMO_ALL, 1):
+            print(f"\n== {number}/{len(DEMO_ALL)}: make demo SCENARIO={scenario}", flush=True)
+            db = runs / f"{number:02d}-{scenario}.db"
+            db.unlink(missing_ok=True)
+            try:
+                as_shipped(client, spec)
+                wait_alerts_clear("http://127.0.0.1:9090", timeout=600)
+                stop_process(state, "remediator")
+                start_remediator(state, db)
+                known_good(client, state, spec, db)
+                results.append(run_demo(client, scenario, lambda path: api(state, path),
+                                        prometheus_url="http://127.0.0.1:9090",
+                                        app_url="http://127.0.0.1:8080"))
+            except DemoFailed as exc:
+                print(f"  NOT REPAIRED: {exc}", flush=True)
+                results.append(exc.result)
+            except (StackError, TimeoutError, RuntimeError) as exc:
+                print(f"  NOT REPAIRED: {exc}", flush=True)
+                results.append(DemoResult(scenario, "-", problem=str(exc)))
+    finally:
+        stop_process(state, "remediator")
+        start_remediator(state)
+    print_table(results)
+    failed = [r.scenario for r in results if not r.repaired]
+    if failed:
+        print(f"make demo-all: not repaired by Remediator: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"make demo-all: all {len(results)} scenarios repaired by Remediator")
+    return 0
+
+
+def print_table(results: list[Any]) -> None:
+    rows = [list(TABLE)] + [r.row() for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE))]
+    print()
+    for index, row in enumerate(rows):
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+              + " |")
+        if index == 0:
+            print("| " + " | ".join("-" * w for w in widths) + " |")
+
+
 def as_shipped(client: docker.DockerClient, spec: AppSpec) -> bool:
     """app-prod as `make up` ships it, so the demo's fault breaks what it means to break:
     an earlier demo's fix (a converted model, a raised limit) is undone by recreating the
@@ -340,12 +410,14 @@ def as_shipped(client: docker.DockerClient, spec: AppSpec) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "clean", "demo"])
+    parser.add_argument("command", choices=["up", "down", "clean", "demo", "demo-all"])
     parser.add_argument("--state", type=Path, default=ROOT / ".state")
     parser.add_argument("--scenario", default="missing-file")
     args = parser.parse_args(argv)
     state = args.state.resolve()
     try:
+        if args.command == "demo-all":
+            return demo_all(state)
         if args.command == "demo":
             demo(state, args.scenario)
         else:
