@@ -459,6 +459,9 @@ def _refused(api: Callable[[str], Any], before: dict[int, tuple[Any, ...]],
         if old == _decision_state(incident):
             continue
         before[incident["id"]] = _decision_state(incident)
+        if old is None and (incident.get("status") == "resolved" or _epoch(
+                incident.get("startsAt") or "9999-01-01") < watch.started - 5):
+            continue  # news of an earlier fault (its resolved notice), not of this one
         why = incident.get("note") or (f"claimed by {incident['claimed_by']}"
                                        if incident.get("claimed_by") else None)
         if not why and old is not None and old[0] == incident.get("reopened") \

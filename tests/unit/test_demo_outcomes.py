@@ -27,9 +27,13 @@ class Api:
         return {"items": list(getattr(self, name))}
 
 
+NOW = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
+
+
 def incident(id_: int, **fields: Any) -> dict[str, Any]:
     return {"id": id_, "alertname": "ModelLoadFailure", "note": None, "claimed_by": None,
-            "reopened": 0, "notices": 1, "fixed_at": None, **fields}
+            "reopened": 0, "notices": 1, "fixed_at": None, "status": "firing",
+            "startsAt": NOW, **fields}
 
 
 def test_every_scenario_names_the_alert_it_waits_for() -> None:
@@ -86,6 +90,14 @@ def test_an_incident_remediator_acts_on_is_no_decision() -> None:
     api = Api()
     api.incidents = [incident(6), incident(7, alertname="ModelMemoryUsage", note=BUDGET)]
     _refused(api, {}, DemoResult("oom", "ModelLoadFailure"), Watch())  # nothing raised
+
+
+def test_news_of_an_earlier_fault_is_no_decision_about_this_one() -> None:
+    """A Remediator restarted on a fresh store hears the last fault's alert resolve."""
+    api = Api()
+    api.incidents = [incident(1, status="resolved", note="first seen resolved: nothing to do",
+                              startsAt="2026-12-06T09:00:00Z")]
+    _refused(api, {}, DemoResult("missing-file", "ModelLoadFailure"), Watch())
 
 
 def test_an_alert_that_never_fired_is_named_and_the_healthy_app_called_healthy() -> None:
