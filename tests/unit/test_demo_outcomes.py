@@ -27,13 +27,12 @@ class Api:
         return {"items": list(getattr(self, name))}
 
 
-NOW = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
-
-
 def incident(id_: int, **fields: Any) -> dict[str, Any]:
+    """An incident of ModelLoadFailure that started now (after the Watch's fault)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
     return {"id": id_, "alertname": "ModelLoadFailure", "note": None, "claimed_by": None,
             "reopened": 0, "notices": 1, "fixed_at": None, "status": "firing",
-            "startsAt": NOW, **fields}
+            "startsAt": now, **fields}
 
 
 def test_every_scenario_names_the_alert_it_waits_for() -> None:

@@ -508,6 +508,7 @@ def test_incident_closes_after_the_window_and_records_last_known_good(
     assert service.worker.close_stable() == [incident_id]
     assert service.store.last_known_good("app-prod") == {
         "image": "mobile-multimodal:0.1.0", "env": ["MODEL_DIR=/app/models"],
+        "storage": [],  # the fake's inspect reports no volumes
         "recorded_at": service.store.last_known_good("app-prod")["recorded_at"]}  # type: ignore[index]
     post(client, refire(30))  # after closing, a re-fire is a new incident
     service.worker.intake.drain()
