@@ -10,12 +10,12 @@ export BASE_IMAGE ?=
 
 .PHONY: help host venv docker images models up down clean demo test lint typecheck \
         unit integration e2e bench bench-model bench-ingest bench-scenarios \
-        bench-reliability bench-redact
+        bench-reliability bench-redact demo-all
 
 help:
 	@echo "make up      run the stack (app-prod in Docker; Prometheus, Alertmanager, Remediator)"
 	@echo "make test    lint, type checks, unit, integration (real Docker) and e2e tests"
-	@echo "make down | clean | demo | images | models | bench"
+	@echo "make down | clean | demo | demo-all | images | models | bench"
 
 host:                      ## install missing host tools (docker.io, prometheus, ...) as root
 	@bash scripts/host_setup.sh
@@ -51,6 +51,9 @@ clean:
 
 demo: venv
 	@$(PY) scripts/stack.py demo --state $(STATE) $(if $(SCENARIO),--scenario $(SCENARIO))
+
+demo-all: venv             ## every README scenario in turn; a table; fails if one is not repaired
+	@$(PY) scripts/stack.py demo-all --state $(STATE)
 
 lint: venv
 	@echo "[lint] ruff check"

@@ -17,7 +17,15 @@ try:
 except ImportError:  # a plain checkout: use the source root
     sys.path.insert(0, str(ROOT / "app"))
 
-from mobile_multimodal.convert import main  # noqa: E402
+try:
+    from mobile_multimodal.convert import main
+except ModuleNotFoundError as missing:  # e.g. torch, outside the virtualenv and the image
+    if (missing.name or "").startswith("mobile_multimodal"):
+        raise
+    sys.exit(f"convert_model.py: this Python ({sys.executable}) cannot import {missing.name}; "
+             "run it with the project's virtualenv (make venv; .venv/bin/python "
+             "scripts/convert_model.py ...) or inside the container, as the runbook does "
+             "(docker exec app-prod python /app/scripts/convert_model.py --input ... --output ...)")
 
 if __name__ == "__main__":
     sys.exit(main())

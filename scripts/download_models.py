@@ -18,7 +18,15 @@ try:
 except ImportError:  # a plain checkout: use the source root
     sys.path.insert(0, str(ROOT / "app"))
 
-from mobile_multimodal.store import main  # noqa: E402
+try:
+    from mobile_multimodal.store import main
+except ModuleNotFoundError as missing:  # e.g. torch, outside the virtualenv and the image
+    if (missing.name or "").startswith("mobile_multimodal"):
+        raise
+    sys.exit(f"download_models.py: this Python ({sys.executable}) cannot import {missing.name}; "
+             "run it with the project's virtualenv (make venv; .venv/bin/python "
+             "scripts/download_models.py ...) or inside the container, as the runbook does "
+             "(docker exec app-prod python /app/scripts/download_models.py --model NAME --force)")
 
 if __name__ == "__main__":
     sys.exit(main(default_store=str(ROOT / "models"), repo=ROOT))

@@ -30,11 +30,13 @@ import docker.errors
 import requests
 
 from remediator.adapters.private_files import write_private
+from remediator.errors import RemediatorError
 from remediator.stack import (
     AppSpec,
     MonitoringAuth,
     app_container_kwargs,
     monitoring_auth,
+    record_known_good,
     render_alertmanager_config,
     render_alerts,
     render_prometheus_config,
@@ -121,9 +123,9 @@ def token(state: Path) -> str:
     return path.read_text().strip()
 
 
-def start_remediator(state: Path, auth: MonitoringAuth) -> None:
+def start_remediator(state: Path, auth: MonitoringAuth, db: Path | None = None) -> None:
     argv = [str(VENV_BIN / "remediator"), "serve", "--host", "127.0.0.1", "--port", "9096",
-            "--db", str(state / "remediator.db"), "--config", "config/remediator.yml",
+            "--db", str(db or state / "remediator.db"), "--config", "config/remediator.yml",
             "--playbooks", "playbooks"]
     log = spawn(state, "remediator", argv, {
         "REMEDIATOR_WEBHOOK_TOKEN": token(state),
@@ -256,9 +258,22 @@ def health_is(status: str, port: int) -> Callable[[], bool]:
 
 
 # -- commands -------------------------------------------------------------------------------
+def known_good(client: docker.DockerClient, state: Path, spec: AppSpec,
+               db: Path | None = None) -> None:
+    """app-prod, healthy as shipped, is its last-known-good (what a rollback goes back to)."""
+    try:
+        image = record_known_good(client, ROOT / "config" / "remediator.yml",
+                                  db or state / "remediator.db", spec.name)
+    except RemediatorError as exc:
+        raise StackError(f"recording {spec.name}'s last-known-good: {exc}") from exc
+    say(f"{spec.name}: recorded as last-known-good (image {image[:19]}, its volumes)")
+
+
 def up(state: Path) -> None:
     state.mkdir(parents=True, exist_ok=True)
-    start_app(docker_client(), AppSpec())
+    client = docker_client()
+    start_app(client, AppSpec())
+    known_good(client, state, AppSpec())
     auth = monitoring_auth(state)
     start_remediator(state, auth)
     start_alertmanager(state, auth)
@@ -305,7 +320,8 @@ def demo(state: Path, scenario: str) -> None:
     if pid_alive(state / "remediator.pid") is None:
         raise StackError("the stack is not up: run `make up` first")
     client = docker_client()
-    as_shipped(client, AppSpec())
+    if as_shipped(client, AppSpec()):
+        known_good(client, state, AppSpec())
     auth = monitoring_auth(state)  # the password `up` made; its credentials in the URL
     try:
         run_demo(client, scenario, lambda path: api(state, path),
@@ -315,10 +331,81 @@ def demo(state: Path, scenario: str) -> None:
         raise StackError(str(exc)) from exc
 
 
-def as_shipped(client: docker.DockerClient, spec: AppSpec) -> None:
+DEMO_ALL = ["missing-file", "corrupted-file", "corrupted-backup", "oom", "cuda", "permissions",
+            "old-format", "missing-dependency", "invalid-config", "slow-load", "memory-growth"]
+"""Every scenario the README lists for `make demo`, in its order."""
+TABLE = ("scenario", "alert", "scenario named", "fault→firing s", "firing→fix s",
+         "fix→healthy s", "total s")
+
+
+def demo_all(state: Path) -> int:
+    """Every README scenario in turn, on the stack `make up` started; prints the table and
+    returns 1 if Remediator did not repair one.
+
+    The shipped budget (5 runs per target per hour, 5 per playbook) and stability window
+    (2 min) stay as they are, and every run is within them: before each scenario Remediator
+    restarts on a fresh store of its own (STATE/demo-all/NN-scenario.db), so each is the first
+    run of its hour and no re-fire of the previous scenario's incident. It restarts once the
+    previous alert has cleared (its reconciliation then finds nothing firing), and app-prod
+    is recorded as last-known-good in that store as `make up` does. The production store
+    (STATE/remediator.db) is untouched; Remediator is back on it at the end.
+    """
+    from remediator.demo import DemoFailed, DemoResult, run_demo, wait_alerts_clear
+
+    if pid_alive(state / "remediator.pid") is None:
+        raise StackError("the stack is not up: run `make up` first")
+    client, spec, results = docker_client(), AppSpec(), []
+    auth = monitoring_auth(state)  # the password `up` made; its credentials in the URL
+    prometheus_url = f"http://{auth.username}:{auth.password}@127.0.0.1:9090"
+    runs = state / "demo-all"
+    runs.mkdir(parents=True, exist_ok=True)
+    try:
+        for number, scenario in enumerate(DEMO_ALL, 1):
+            print(f"\n== {number}/{len(DEMO_ALL)}: make demo SCENARIO={scenario}", flush=True)
+            db = runs / f"{number:02d}-{scenario}.db"
+            db.unlink(missing_ok=True)
+            try:
+                as_shipped(client, spec)
+                wait_alerts_clear(prometheus_url, timeout=600)
+                stop_process(state, "remediator")
+                start_remediator(state, auth, db)
+                known_good(client, state, spec, db)
+                results.append(run_demo(client, scenario, lambda path: api(state, path),
+                                        prometheus_url=prometheus_url,
+                                        app_url="http://127.0.0.1:8080"))
+            except DemoFailed as exc:
+                print(f"  NOT REPAIRED: {exc}", flush=True)
+                results.append(exc.result)
+            except (StackError, TimeoutError, RuntimeError) as exc:
+                print(f"  NOT REPAIRED: {exc}", flush=True)
+                results.append(DemoResult(scenario, "-", problem=str(exc)))
+    finally:
+        stop_process(state, "remediator")
+        start_remediator(state, auth)
+    print_table(results)
+    failed = [r.scenario for r in results if not r.repaired]
+    if failed:
+        print(f"make demo-all: not repaired by Remediator: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"make demo-all: all {len(results)} scenarios repaired by Remediator")
+    return 0
+
+
+def print_table(results: list[Any]) -> None:
+    rows = [list(TABLE)] + [r.row() for r in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE))]
+    print()
+    for index, row in enumerate(rows):
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+              + " |")
+        if index == 0:
+            print("| " + " | ".join("-" * w for w in widths) + " |")
+
+
+def as_shipped(client: docker.DockerClient, spec: AppSpec) -> bool:
     """app-prod as `make up` ships it, so the demo's fault breaks what it means to break:
     an earlier demo's fix (a converted model, a raised limit) is undone by recreating the
-    container and its model volumes from the image, saying why."""
+    container and its model volumes from the image, saying why. True when it did."""
     from remediator.core.units import parse_size
     from remediator.demo import drift
 
@@ -329,20 +416,23 @@ def as_shipped(client: docker.DockerClient, spec: AppSpec) -> None:
     image_env = client.images.get(spec.image).attrs["Config"].get("Env") or []
     changed = drift(box, image_env, parse_size(spec.memory), settled_model_health(spec, 180))
     if not changed:
-        return
+        return False
     renew_app(client, spec, box, f"{spec.name} is not as `make up` ships it "
               f"({'; '.join(changed)}), an earlier demo's fix?; recreating it, "
               f"{spec.models_volume} and {spec.backup_volume} from the image first")
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["up", "down", "clean", "demo"])
+    parser.add_argument("command", choices=["up", "down", "clean", "demo", "demo-all"])
     parser.add_argument("--state", type=Path, default=ROOT / ".state")
     parser.add_argument("--scenario", default="missing-file")
     args = parser.parse_args(argv)
     state = args.state.resolve()
     try:
+        if args.command == "demo-all":
+            return demo_all(state)
         if args.command == "demo":
             demo(state, args.scenario)
         else:

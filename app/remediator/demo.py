@@ -21,8 +21,8 @@ from typing import Any
 import docker
 import requests
 
-__all__ = ["FAULTS", "SCENARIO_OF", "app_alerts", "drift", "inject_fault", "run_demo",
-           "wait_alerts_clear"]
+__all__ = ["ALERT_OF", "FAULTS", "SCENARIO_OF", "DemoFailed", "DemoResult", "app_alerts",
+           "drift", "inject_fault", "measure_load_cpu", "run_demo", "wait_alerts_clear"]
 
 MODELS = "/app/models"
 PRIMARY = f"{MODELS}/best_model.pth"
@@ -144,10 +144,76 @@ def _invalid_config(box: Any) -> None:
     box.restart(timeout=10)
 
 
-def _slow_load(box: Any) -> None:
-    """ModelLoadTime: a tenth of a CPU, so the next load (mostly importing torch) crawls."""
-    box.update(cpu_period=100_000, cpu_quota=10_000)
+SLOW_LOAD_S = 66.0
+"""How long slow-load makes the model load's own work take: over ModelLoadTime's 60 s, and
+well under the app's load_timeout (120 s, when it abandons the load for the fallback), since
+the app answers probes and scrapes from the same small share (about 90 s in practice)."""
+CPU_PERIOD_US = 1_000_000
+"""The longest CFS period Docker allows: quotas down to a thousandth of a CPU."""
+CPU_USAGE = ["sh", "-c", "cat /sys/fs/cgroup/cpuacct/cpuacct.usage 2>/dev/null "
+             "|| sed -n 's/^usage_usec \\([0-9]*\\)$/\\1000/p' /sys/fs/cgroup/cpu.stat"]
+"""The container's CPU time in nanoseconds, from its own cgroup (v1, else v2)."""
+
+
+def _cpu_seconds(box: Any) -> float:
+    result = box.exec_run(CPU_USAGE)
+    text = result.output.decode().strip()
+    if result.exit_code != 0 or not text.isdigit():
+        raise RuntimeError(f"injecting the fault: cannot read {box.name}'s CPU time from its "
+                           f"cgroup ({text or result.exit_code})")
+    return int(text) / 1e9
+
+
+def measure_load_cpu(box: Any, timeout: float = 180.0) -> float:
+    """CPU seconds the app spends loading its model on this machine: restart it, then its
+    cgroup's CPU time from the first /model/health answer (LOADING) to READY."""
     box.restart(timeout=10)
+    url = f"{_published_url(box)}/model/health"
+    deadline, loading_at = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        state = (_get(url) or {}).get("state")
+        if state == "LOADING" and loading_at is None:
+            loading_at = _cpu_seconds(box)
+        elif state == "READY":
+            ready_at = _cpu_seconds(box)
+            # READY before any answer (a very fast load): the whole start, an upper bound.
+            return ready_at - (loading_at or 0.0)
+        time.sleep(0.05)
+    raise RuntimeError(f"injecting the fault: {box.name} did not load within {timeout:.0f}s "
+                       "(measuring its load)")
+
+
+def _published_url(box: Any) -> str:
+    box.reload()
+    ports = (box.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    binding = (ports.get("8080/tcp") or [{}])[0]
+    return f"http://127.0.0.1:{binding.get('HostPort') or 8080}"
+
+
+def _slow_load(box: Any) -> None:
+    """ModelLoadTime: a CPU quota far too small for the app (a `--cpus` typo), measured so
+    that the load takes SLOW_LOAD_S on any machine.
+
+    First the load's own CPU time on this machine (measure_load_cpu), then the share of a
+    CPU that makes that work take SLOW_LOAD_S: twice as fast a machine gets half the share.
+    The share stays under a quarter of a CPU (below any sane min_cpus, so it is starvation
+    to the playbook too), at least a thousandth (Docker's smallest quota). The app restarts
+    at full speed and the quota lands as soon as it answers with its load under way: the
+    load crawls, the server's start (which is not the load) does not.
+    """
+    work = measure_load_cpu(box)
+    share = min(0.25, max(0.001, work / SLOW_LOAD_S))
+    box.restart(timeout=10)
+    url, deadline = f"{_published_url(box)}/model/health", time.monotonic() + 120
+    while (_get(url) or {}).get("state") != "LOADING":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"injecting the fault: {box.name} did not start loading "
+                               "within 120s")
+        time.sleep(0.02)
+    box.update(cpu_period=CPU_PERIOD_US, cpu_quota=max(1000, int(share * CPU_PERIOD_US)))
+    print(f"  slow-load: loading the model takes {work:.2f} CPU-seconds here (measured); "
+          f"{box.name} now gets {share:.4f} of a CPU, so this load takes about "
+          f"{work / share:.0f}s", flush=True)
 
 
 GROW = ("import json, sys, urllib.request as u; "
@@ -291,41 +357,208 @@ def wait_alerts_clear(prometheus_url: str, timeout: float = 300.0, poll: float =
         time.sleep(poll)
 
 
+ALERT_OF: dict[str, str] = {
+    **{name: "ModelLoadFailure" for name in FAULTS},
+    "slow-load": "ModelLoadTime", "memory-growth": "ModelMemoryUsage",
+}
+"""Fault → the alert monitoring/alerts.yml fires for it (what the demo waits for)."""
+
+
+@dataclass
+class DemoResult:
+    """One demo run, in seconds from the fault; None for what did not happen."""
+
+    scenario: str
+    alert: str
+    named: str | None = None          # the scenario Remediator's execution named
+    firing_s: float | None = None     # fault → the alert firing in Prometheus
+    fix_s: float | None = None        # fault → Remediator's first fix step started
+    healthy_s: float | None = None    # fault → healthy again, the execution a success
+    problem: str = ""                 # why it was not repaired by Remediator
+
+    @property
+    def repaired(self) -> bool:
+        return self.healthy_s is not None and not self.problem
+
+    def row(self) -> list[str]:
+        def span(a: float | None, b: float | None) -> str:
+            return f"{b - a:.1f}" if a is not None and b is not None else "-"
+        return [self.scenario, self.alert, self.named or "-", span(0.0, self.firing_s),
+                span(self.firing_s, self.fix_s), span(self.fix_s, self.healthy_s),
+                span(0.0, self.healthy_s)]
+
+
+class DemoFailed(RuntimeError):
+    """The demo's fault was not repaired by Remediator; the message says why."""
+
+    def __init__(self, message: str, result: DemoResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 def run_demo(client: docker.DockerClient, scenario: str, api: Callable[[str], Any], *,
-             prometheus_url: str, app_url: str, timeout: float = 600.0) -> float:
-    """Inject, then print the loop until app-prod is healthy again; returns fault→healthy s."""
+             prometheus_url: str, app_url: str, timeout: float = 600.0) -> DemoResult:
+    """Inject, then print the loop until app-prod is healthy again, fixed by Remediator.
+
+    Raises DemoFailed as soon as Remediator decides not to act (budget spent, a re-fire
+    of an incident it handled, a human's claim: printed with the escalation it sent), when
+    its execution ends without success, or at `timeout`, saying what was waited for."""
+    if scenario not in FAULTS:
+        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(sorted(FAULTS))}")
+    result = DemoResult(scenario, ALERT_OF[scenario])
     wait_alerts_clear(prometheus_url)
     known = {item["id"] for item in api("/api/v1/executions?limit=200")["items"]}
-    print(f"Injecting fault {scenario!r} into app-prod ...", flush=True)
+    incidents = {item["id"]: _decision_state(item)
+                 for item in api("/api/v1/incidents?limit=200")["items"]}
+    print(f"Injecting fault {scenario!r} into app-prod (expecting {result.alert}) ...",
+          flush=True)
     watch = Watch(started=inject_fault(client, "app-prod", scenario))
     deadline = time.monotonic() + timeout
-    healthy_at: float | None = None
+    health: dict[str, Any] = {}
+    healthy_since: float | None = None
     while time.monotonic() < deadline:
         health = _get(f"{app_url}/health") or {}
         watch.say(f"health:{health.get('status')}", f"app-prod /health: {health or 'down'}")
+        if health.get("status") == "healthy":
+            healthy_since = healthy_since or time.time() - watch.started
+        else:
+            healthy_since = None
         for alert in (_get(f"{prometheus_url}/api/v1/alerts") or {}).get("data", {}).get(
                 "alerts", []):
             name = alert["labels"].get("alertname")
             watch.say(f"alert:{name}:{alert['state']}", f"Prometheus: {name} {alert['state']}")
-        done = _report_executions(api, known, watch)
-        if health.get("status") == "healthy" and done and healthy_at is None:
-            healthy_at = time.time() - watch.started
-            watch.say("fixed", f"healthy again, fixed by Remediator: {healthy_at:.1f}s "
+            if name == result.alert and alert["state"] == "firing" and result.firing_s is None:
+                result.firing_s = time.time() - watch.started
+        _refused(api, incidents, result, watch)
+        execution = _report_executions(api, known, watch, result.alert)
+        if execution is not None:
+            _follow(api, execution, result, watch)
+        if health.get("status") == "healthy" and execution is not None \
+                and execution["state"] == "finished":
+            result.healthy_s = time.time() - watch.started
+            watch.say("fixed", f"healthy again, fixed by Remediator: {result.healthy_s:.1f}s "
                                "from fault to healthy")
-            break
+            return result
         time.sleep(1)
-    if healthy_at is None:
-        raise TimeoutError(f"app-prod not healthy {timeout:.0f}s after the fault")
-    return healthy_at
+    raise DemoFailed(_timed_out(result, timeout, health, healthy_since, known, api), result)
 
 
-def _report_executions(api: Callable[[str], Any], known: set[int], watch: Watch) -> bool:
-    finished = False
+def _decision_state(incident: dict[str, Any]) -> tuple[Any, ...]:
+    return (incident.get("reopened"), incident.get("claimed_by"), incident.get("note"),
+            incident.get("notices"))
+
+
+def _refused(api: Callable[[str], Any], before: dict[int, tuple[Any, ...]],
+             result: DemoResult, watch: Watch) -> None:
+    """Raise DemoFailed, printing the decision and its escalations, as soon as Remediator
+    records an incident of the expected alert it will not act on."""
+    for incident in api("/api/v1/incidents?limit=20")["items"]:
+        if incident.get("alertname") != result.alert:
+            continue
+        old = before.get(incident["id"])
+        if old == _decision_state(incident):
+            continue
+        before[incident["id"]] = _decision_state(incident)
+        if old is None and (incident.get("status") == "resolved" or _epoch(
+                incident.get("startsAt") or "9999-01-01") < watch.started - 5):
+            continue  # news of an earlier fault (its resolved notice), not of this one
+        why = incident.get("note") or (f"claimed by {incident['claimed_by']}"
+                                       if incident.get("claimed_by") else None)
+        if not why and old is not None and old[0] == incident.get("reopened") \
+                and incident.get("fixed_at") and incident.get("status") == "firing" \
+                and _epoch(incident.get("startsAt") or "9999-01-01") < watch.started:
+            why = (f"the alert is a repeat of incident {incident['id']}, fixed at "
+                   f"{incident['fixed_at']} (same fingerprint and startsAt); nothing started")
+        if not why:
+            continue  # a new or reopened incident Remediator acts on
+        again = " (a re-fire: incident reopened)" if incident.get("reopened") else ""
+        watch.say(f"refused:{incident['id']}", f"Remediator will not act on incident "
+                                               f"{incident['id']}{again}: {why}")
+        sent = _escalations(api, int(incident["id"]))
+        for line in sent or ["no escalation sent yet (GET /api/v1/notifications)"]:
+            print(f"           escalation: {line}", flush=True)
+        result.problem = f"Remediator did not act on incident {incident['id']}: {why}"
+        raise DemoFailed(result.problem, result)
+
+
+def _escalations(api: Callable[[str], Any], incident_id: int, wait: float = 10.0) -> list[str]:
+    """What Remediator sent about `incident_id` (waiting a little: it is queued right after
+    the decision), one line each."""
+    deadline = time.monotonic() + wait
+    while True:
+        sent = [f"{n['team']} ({n['level']}, rule {n.get('rule') or '-'}, {n['status']}): "
+                f"{n.get('reason') or ''}"
+                for n in api("/api/v1/notifications?limit=50")["items"]
+                if n.get("incident_id") == incident_id and n.get("kind") == "trigger"]
+        if sent or time.monotonic() > deadline:
+            return sent
+        time.sleep(0.5)
+
+
+def _follow(api: Callable[[str], Any], execution: dict[str, Any], result: DemoResult,
+            watch: Watch) -> None:
+    """Note the execution's scenario and first fix step; fail on an unsuccessful end."""
+    result.named = execution.get("scenario") or result.named
+    fix_starts = [_epoch(s["started_at"]) for s in execution["steps"]
+                  if s["phase"] == "fix" and s.get("started_at") and s["status"] != "skipped"
+                  and s["action"] != "notify"]
+    if fix_starts and result.fix_s is None:
+        result.fix_s = min(fix_starts) - watch.started
+    if execution["state"] == "finished" and execution["outcome"] != "success":
+        sent = _escalations(api, int(execution["incident_id"])) \
+            if execution.get("incident_id") else []
+        for line in sent or ["none sent yet (GET /api/v1/notifications)"]:
+            print(f"           escalation: {line}", flush=True)
+        result.problem = (f"Remediator's execution {execution['id']} ended "
+                          f"{execution['outcome']} (scenario {execution['scenario']}): "
+                          f"{execution.get('error') or 'see remediator executions show'}")
+        raise DemoFailed(result.problem, result)
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _timed_out(result: DemoResult, timeout: float, health: dict[str, Any],
+               healthy_since: float | None, known: set[int],
+               api: Callable[[str], Any]) -> str:
+    """What the demo waited for and did not see, in `timeout` seconds: the alert, an
+    execution, or health. Never calls a healthy app unhealthy."""
+    now = (f"app-prod /health is {health.get('status') or 'unreachable'}"
+           + (f" (since +{healthy_since:.1f}s)" if healthy_since is not None else ""))
+    if result.firing_s is None:
+        result.problem = (f"{result.alert} did not fire within {timeout:.0f}s of the fault "
+                          f"(waited for it in Prometheus' /api/v1/alerts); {now}")
+    elif not [e for e in api("/api/v1/executions?limit=20")["items"] if e["id"] not in known]:
+        result.problem = (f"{result.alert} fired at +{result.firing_s:.1f}s but Remediator "
+                          f"started no execution within {timeout:.0f}s of the fault; {now}")
+    elif health.get("status") != "healthy":
+        result.problem = f"app-prod not healthy {timeout:.0f}s after the fault; {now}"
+    else:
+        result.problem = (f"Remediator's execution did not finish within {timeout:.0f}s of "
+                          f"the fault; {now}")
+    return result.problem
+
+
+def _report_executions(api: Callable[[str], Any], known: set[int], watch: Watch,
+                       alert: str) -> dict[str, Any] | None:
+    """Print each new execution's progress; returns the newest new one for `alert` (None:
+    none yet). Another alert's execution (a slow load also leaves the model unloaded for
+    over a minute: ModelLoadFailure) is shown, and not taken for this demo's."""
+    newest = None
+    alerts = {i["id"]: i.get("alertname") for i in api("/api/v1/incidents?limit=50")["items"]}
     for ex in api("/api/v1/executions?limit=20")["items"]:
         if ex["id"] in known:
             continue
+        other = alerts.get(ex.get("incident_id"), alert) != alert
+        if not other:
+            newest = newest or ex
         watch.say(f"ex:{ex['id']}", f"Remediator: execution {ex['id']} of {ex['playbook']} "
-                                    f"on {ex['target']}")
+                                    f"on {ex['target']}"
+                  + (f" (for {alerts.get(ex.get('incident_id'))}, not {alert}: "
+                     "followed, not counted)" if other else ""))
         for step in ex["steps"]:
             if step["status"] != "running":
                 watch.say(f"ex:{ex['id']}:{step['id']}",
@@ -333,5 +566,4 @@ def _report_executions(api: Callable[[str], Any], known: set[int], watch: Watch)
         if ex["state"] == "finished":
             watch.say(f"ex:{ex['id']}:done", f"execution {ex['id']} finished: {ex['outcome']}"
                                             f" (scenario {ex['scenario']})")
-            finished = finished or ex["outcome"] == "success"
-    return finished
+    return newest

@@ -1,4 +1,4 @@
-"""The stack on one machine (DESIGN.md's host shape), for `make up` and the end-to-end tests.
+"""The stack on one machine (README.md, `make up`), for `make up` and the end-to-end tests.
 
 app-prod runs in Docker; Prometheus, Alertmanager and Remediator run as host processes from
 the shipped configs in monitoring/ with only addresses, ports and (for tests) intervals
@@ -29,6 +29,7 @@ __all__ = [
     "app_container_kwargs",
     "bcrypt_hash",
     "monitoring_auth",
+    "record_known_good",
     "render_alertmanager_config",
     "render_alerts",
     "render_prometheus_config",
@@ -213,3 +214,31 @@ def render_alertmanager_config(text: str, webhook_url: str, token_file: str,
         if value:
             route[key] = value
     return str(yaml.safe_dump(config, sort_keys=False))
+
+
+def record_known_good(client: Any, config_path: Path, db_path: Path, target_name: str) -> str:
+    """Record `target_name`, just started and verified healthy, as its last-known-good in
+    the store at `db_path`, as a validated fix would; returns the recorded image id.
+
+    `make up` and `make demo` call this after they (re)create app-prod, and on fresh
+    volumes: a record taken on the old volumes is of another incarnation, which a rollback
+    no longer uses (docker_runtime.storage_identity), so without this one a bad deploy right
+    after would have nothing to roll back to.
+    """
+    from remediator.adapters.docker_runtime import DockerActions, last_known_good_snapshot
+    from remediator.adapters.store import Store
+    from remediator.core.config import load_config
+    from remediator.errors import RemediatorError
+
+    target = load_config(config_path, env={}).target(target_name)
+    if target is None:
+        raise RemediatorError(f"{config_path} declares no target {target_name!r}")
+    snapshot = last_known_good_snapshot(DockerActions(lambda: client).call, target)
+    if snapshot is None:
+        raise RemediatorError(f"{target.container} is not running: no last-known-good to record")
+    store = Store(db_path)
+    try:
+        store.record_last_known_good(target.name, *snapshot)
+    finally:
+        store.close()
+    return snapshot[0]

@@ -15,10 +15,11 @@ from remediator.stack import render_alertmanager_config
 from tests.harness.docker_engine import ROOT
 from tests.harness.processes import alertmanager, free_port
 from tests.harness.stack import TOKEN, remediator, wait
+from tests.support.fixtures import ALERTMANAGER
 
 pytestmark = pytest.mark.e2e
 
-FIXTURE = ROOT.parent / "shared/fixtures/alertmanager/firing-model-load-failure.json"
+FIXTURE = ALERTMANAGER / "firing-model-load-failure.json"
 
 
 def test_alert_fired_while_remediator_was_down_is_reconciled_on_start(tmp_path: Path) -> None:

@@ -37,20 +37,19 @@ import pytest
 import requests
 from docker.models.containers import Container
 
-from remediator.adapters.docker_runtime import DockerActions, last_known_good_snapshot
-from remediator.adapters.store import Store
 from remediator.core.config import load_config
-from remediator.stack import AppSpec, app_container_kwargs
+from remediator.stack import AppSpec, app_container_kwargs, record_known_good
 from tests.harness.docker_engine import LABEL, ROOT, SESSION_ID, Resources
 from tests.harness.faults import inject
 from tests.harness.processes import Proc, free_port
 from tests.harness.stack import remediator_config, serve_remediator
 from tests.support import HttpSink, PagerDutySink
 from tests.support.escalation_kit import ROUTING_KEY
+from tests.support.fixtures import ALERTMANAGER
 
 __all__ = ["RUNBOOK_HEALTHY", "Rig", "alert_payload", "scenario_rig"]
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "alertmanager"
+FIXTURES = ALERTMANAGER
 TOKEN = "scenario-token"
 RUNBOOK_HEALTHY = {"status": "healthy", "model_loaded": True}
 RUNBOOK_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6"
@@ -103,6 +102,9 @@ class Rig:
     pagerduty: PagerDutySink
     slack: HttpSink
     received_at: float = 0.0
+    config: Path | None = None
+    """The rig's config/remediator.yml and Remediator's store (to record a last-known-good)."""
+    db: Path | None = None
 
     @property
     def app(self) -> Container:
@@ -148,12 +150,13 @@ class Rig:
         self.received_at = time.time()
         return self.received_at
 
-    def wait_execution(self, timeout: float = 180.0) -> dict[str, Any]:
-        """The execution the alert started, once finished (polled every 50 ms)."""
+    def wait_execution(self, timeout: float = 180.0, after: int = 0) -> dict[str, Any]:
+        """The execution the alert started (the newest, with an id above `after`), once
+        finished (polled every 50 ms)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             items = self.api("/api/v1/executions")["items"]
-            if items and items[0]["state"] == "finished":
+            if items and items[0]["id"] > after and items[0]["state"] == "finished":
                 return dict(self.api(f"/api/v1/executions/{items[0]['id']}"))
             time.sleep(0.05)
         raise AssertionError(f"no finished execution after {timeout:.0f}s; executions "
@@ -239,15 +242,9 @@ def start_app(resources: Resources, image: str, name: str, *,
 
 
 def seed_last_known_good(client: docker.DockerClient, config: Path, db: Path) -> None:
-    """Record the healthy target as its last-known-good, as a closed incident would."""
-    target = load_config(config, env={}).targets[0]
-    snapshot = last_known_good_snapshot(DockerActions(lambda: client).call, target)
-    assert snapshot is not None, "the app is not running: nothing to record"
-    store = Store(db)
-    try:
-        store.record_last_known_good(target.name, *snapshot)
-    finally:
-        store.close()
+    """Record the healthy target as its last-known-good, as `make up` does (and as a
+    closed incident would)."""
+    record_known_good(client, config, db, load_config(config, env={}).targets[0].name)
 
 
 @contextlib.contextmanager
@@ -287,6 +284,7 @@ def scenario_rig(tmp: Path, resources: Resources, image: str, scenario: str,
             monkeypatch.setenv("PAGERDUTY_EVENTS_URL", pagerduty.url)
             monkeypatch.setenv("SLACK_WEBHOOK_URL", slack.url)
             with remediator_serve(workdir, config, db) as proc:
-                yield Rig(client, name, app_url, proc, pagerduty, slack)
+                yield Rig(client, name, app_url, proc, pagerduty, slack, config=config,
+                          db=db)
     finally:
         remove_app(client, name)

@@ -26,7 +26,11 @@ import yaml
 from click.testing import CliRunner
 from docker.models.containers import Container
 
-from remediator.adapters.docker_runtime import DockerActions
+from remediator.adapters.docker_runtime import (
+    DockerActions,
+    last_known_good_snapshot,
+    storage_identity,
+)
 from remediator.adapters.http import HttpActions
 from remediator.cli import main
 from remediator.core.targets import Target
@@ -220,7 +224,8 @@ def test_recreate_last_known_good_restores_its_image_and_env(
 
     def provider(name: str) -> dict[str, Any] | None:
         asked.append(name)
-        return {"image": images["modelserver"], "env": ["MODEL_DIR=/app/models", "GOOD=1"]}
+        return {"image": images["modelserver"], "env": ["MODEL_DIR=/app/models", "GOOD=1"],
+                "storage": storage_identity(docker_client, old.attrs)}
 
     with pytest.raises(ActionFailed, match=f"no last-known-good recorded for {target.name}"):
         DockerActions(lambda: docker_client, lambda name: None).call(
@@ -249,7 +254,8 @@ def test_recreate_last_known_good_writes_back_its_config_files_before_the_start(
     good = shipped.replace("model_path: best_model.pth", "model_path: best_model_converted.pth")
     assert good != shipped
     records = {"t": {"image": images["modelserver"], "env": ["MODEL_DIR=/app/models"],
-                     "files": {config: good}}}
+                     "files": {config: good},
+                     "storage": storage_identity(docker_client, old.attrs)}}
     target = Target(name="t", selector={}, container=str(old.name), base_url="http://x")
     out = DockerActions(lambda: docker_client, records.get).call(
         "docker.recreate", {"last_known_good": True}, target, 60)
@@ -391,11 +397,53 @@ def test_read_file_and_put_file_round_trip_keeping_mode_and_owner(
         b"600 1000\n"
 
 
+def test_last_known_good_is_used_only_on_the_storage_it_was_taken_on(
+    images: dict[str, str], docker_resources: Resources, docker_client: docker.DockerClient,
+    replaced: Callable[[str], None],
+) -> None:
+    """A bad deploy over the same volumes is what a rollback undoes: the record still holds.
+    Volumes removed and created again (as `make demo` does to start from the image) are
+    another incarnation: a config recorded on the old ones (model_path naming a converted
+    file they held) is refused, and nothing is touched."""
+    config = "/app/config/model.yml"
+    models = docker_resources.volume()
+    old = docker_resources.run(images["modelserver"], SLEEPER,
+                               volumes={models.name: {"bind": "/app/models", "mode": "rw"}})
+    replaced(str(old.name))
+    target = Target(name="t", selector={}, container=str(old.name), base_url="http://x",
+                    config_files=(config,))
+    actions = DockerActions(lambda: docker_client)
+    snapshot = last_known_good_snapshot(actions.call, target)
+    assert snapshot is not None
+    image, recorded = snapshot
+    assert f"/app/models=volume:{models.name}@{models.attrs['CreatedAt']}" in \
+        recorded["storage"]
+    records = {"t": {"image": image, **recorded, "recorded_at": "then"}}
+    rollback = DockerActions(lambda: docker_client, records.get)
+
+    actions.call("docker.recreate", {"env": {"BROKEN": "1"}}, target, 60)  # a bad deploy
+    rollback.call("docker.recreate", {"last_known_good": True}, target, 60)
+    assert "BROKEN=1" not in docker_client.containers.get(str(old.name)).attrs["Config"]["Env"]
+
+    box = docker_client.containers.get(str(old.name))
+    box.remove(force=True)
+    docker_client.volumes.get(models.name).remove()
+    docker_resources.volume(models.name)  # same name, another volume
+    fresh = docker_resources.run(images["modelserver"], SLEEPER, name=str(old.name),
+                                 volumes={models.name: {"bind": "/app/models", "mode": "rw"}})
+    with pytest.raises(ActionFailed, match=r"another incarnation .* not used"):
+        rollback.call("docker.recreate", {"last_known_good": True}, target, 60)
+    with pytest.raises(ActionFailed, match="another incarnation"):
+        rollback.call("docker.put_file", {"path": config, "last_known_good": True}, target, 10)
+    assert docker_client.containers.get(str(old.name)).id == fresh.id  # untouched
+
+
 def test_put_file_from_the_last_known_good(served: Container, docker_client: docker.DockerClient
                                            ) -> None:
     config = "/app/config/model.yml"
     original = served.exec_run(["cat", config]).output.decode()
-    records = {"t": {"image": "x", "files": {config: original}}}
+    records = {"t": {"image": "x", "files": {config: original},
+                     "storage": storage_identity(docker_client, served.attrs)}}
     actions = DockerActions(lambda: docker_client, lkg_provider=records.get)
     target = Target(name="t", selector={}, container=str(served.name), base_url="http://x")
     served.exec_run(["sh", "-c", f"echo 'load_timeout: soon' > {config}"])

@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 import requests
 
-from tests.harness.docker_engine import ROOT, Resources
+from tests.harness.docker_engine import Resources
 from tests.harness.processes import Proc, free_port, spawn, stop, wait_ready
 from tests.harness.stack import wait
+from tests.support.fixtures import ALERTMANAGER
 
 pytestmark = pytest.mark.docker
 
 TOKEN = "crash-token"
-FIXTURE = ROOT.parent / "shared/fixtures/alertmanager/firing-model-load-failure.json"
+FIXTURE = ALERTMANAGER / "firing-model-load-failure.json"
 SLEEPER = ["python", "-c", "import time\nprint('up', flush=True)\ntime.sleep(3600)"]
 
 PLAYBOOK = """

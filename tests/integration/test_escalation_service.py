@@ -27,6 +27,7 @@ import yaml
 from tests.harness.processes import Proc, free_port, spawn, stop, wait_ready
 from tests.support import PagerDutySink
 from tests.support.escalation_kit import ROUTING_KEY
+from tests.support.fixtures import alertmanager_payload
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "escalation-e2e-token"
@@ -86,8 +87,7 @@ def remediator_serve(tmp: Path, pagerduty: PagerDutySink,
 
 
 def alert(status: str, starts_at: str) -> bytes:
-    body = json.loads((ROOT.parent / "shared" / "fixtures" / "alertmanager" /
-                       "firing-model-load-failure.json").read_bytes())
+    body = json.loads(alertmanager_payload("firing-model-load-failure.json"))
     (one,) = body["alerts"]
     one["labels"]["service"] = "payments"  # no declared target: nothing acts on it
     one.update(status=status, startsAt=starts_at, fingerprint="e5ca1a7e0000beef")

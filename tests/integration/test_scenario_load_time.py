@@ -1,11 +1,13 @@
 """ModelLoadTime on a real container through `remediator serve`.
 
-The fault, from outside: the container's CPU quota drops to a tenth of a CPU and the app
-restarts, so the load (mostly importing torch) crawls. The alert is a ModelLoadTime payload
-built like the captured ModelLoadFailure fixture, as alerts.yml fires it (warning). The
-playbook finds the quota below the target's min_cpus and raises it to max_cpus with docker
-update: the running load speeds up, no restart. The runbook escalates nothing for this. The
-last-known-good is seeded before the server starts (tests/harness/scenarios.py).
+The fault, from outside: the demo measures the CPU time the load needs on this machine,
+restarts the app and, once it is loading, sets its CPU quota to the share that makes that
+work take 66 s, so the load crawls on a fast machine and a slow one alike. The alert is a
+ModelLoadTime payload built like the captured ModelLoadFailure fixture, as alerts.yml fires
+it (warning). The playbook finds the quota below the target's min_cpus and raises it to
+max_cpus with docker update: the running load speeds up, no restart. The runbook escalates
+nothing for this. The last-known-good is seeded before the server starts
+(tests/harness/scenarios.py).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def test_a_load_starved_of_cpu_gets_its_cpus_back_and_finishes(
         assert (execution["playbook"], execution["outcome"], execution["scenario"]) == (
             "model-load-time", "success", "cpu_starved")
         steps = {s["id"]: s for s in execution["steps"]}
-        assert steps["inspect"]["outputs"]["cpus"] == pytest.approx(0.1)
+        assert 0.001 <= steps["inspect"]["outputs"]["cpus"] <= 0.25  # below min_cpus 0.5
         assert steps["give_cpu"]["outputs"]["cpus"] == pytest.approx(2.0)
         assert steps["restart"]["status"] == "skipped"
         assert steps["health"]["status"] == "ok"

@@ -21,9 +21,10 @@ from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
 from remediator.service import Service, build_service
 from remediator.web import create_app
+from tests.support.fixtures import ALERTMANAGER
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "alertmanager"
+FIXTURES = ALERTMANAGER
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

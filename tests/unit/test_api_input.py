@@ -14,9 +14,10 @@ from flask.testing import FlaskClient
 from remediator.core.targets import Target
 from remediator.service import Service
 from remediator.web import MAX_BODY_BYTES, create_app
+from tests.support.fixtures import ALERTMANAGER
 from tests.support.services import playbook_service
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "alertmanager"
+FIXTURES = ALERTMANAGER
 TOKEN = "t0k"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HUGE_ID = "99999999999999999999"  # past SQLite's 64-bit INTEGER

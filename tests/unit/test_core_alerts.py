@@ -6,16 +6,15 @@ import contextlib
 import json
 import random
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from remediator.core.alerts import AlertStatus, label_fingerprint, parse_alert, parse_webhook
 from remediator.errors import PayloadError
+from tests.support.fixtures import alertmanager_payload
 
 # Captured from a real Alertmanager 0.25; FIRING below is an inline copy of the first one.
-FIXTURES = Path("/work/shared/fixtures/alertmanager")
 
 FIRING = {
     "receiver": "remediator", "status": "firing",
@@ -57,13 +56,11 @@ def test_captured_firing_alert_parses_with_its_identity() -> None:
     assert alert.incident_key == "0023b7e32bfe951f@2026-11-29T11:27:02.749Z"
 
 
-@pytest.mark.skipif(not (FIXTURES / "firing-model-load-failure.json").exists(),
-                    reason="shared Alertmanager fixtures not present")
 @pytest.mark.parametrize("name", ["firing-model-load-failure.json",
                                   "firing-model-memory-usage-grouped.json",
                                   "resolved-model-load-failure.json"])
-def test_every_shared_fixture_parses_and_fingerprints_like_alertmanager(name: str) -> None:
-    payload = parse_webhook((FIXTURES / name).read_bytes())
+def test_every_captured_fixture_parses_and_fingerprints_like_alertmanager(name: str) -> None:
+    payload = parse_webhook(alertmanager_payload(name))
     for alert in payload.alerts:
         assert label_fingerprint(alert.labels) == alert.fingerprint
 

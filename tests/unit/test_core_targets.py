@@ -90,10 +90,10 @@ def test_declared_write_paths_replace_the_default() -> None:
 
     values, problems = check_config_data({"targets": [{
         "name": "t", "selector": {"service": "t"}, "container": "t", "base_url": "http://t",
-        "backup_path": "/backup", "write_paths": ["/srv/data"]}]}, "remediator.yml")
+        "backup_path": "/backup/models", "write_paths": ["/app/data"]}]}, "remediator.yml")
     assert problems == []
     (target,) = values["targets"]
-    assert check_write_path(target, "/srv/data/x") is None
+    assert check_write_path(target, "/app/data/x") is None
     assert "outside the paths" in str(check_write_path(target, "/app/models/x"))
     _, problems = check_config_data({"targets": [{
         "name": "t", "selector": {"service": "t"}, "container": "t", "base_url": "http://t",

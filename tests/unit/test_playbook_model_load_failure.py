@@ -32,6 +32,7 @@ from remediator.core.playbook import load_playbook, load_playbooks
 from remediator.core.results import ExecutionResult, Outcome
 from remediator.core.runner import run_playbook
 from remediator.core.targets import Target
+from tests.support.fixtures import alertmanager_payload
 from tests.unit.test_core_runner import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,8 +167,7 @@ class SceneRuntime:
 
 
 ALERT = parse_alert(json.loads(
-    (ROOT.parent / "shared/fixtures/alertmanager/firing-model-load-failure.json").read_text()
-)["alerts"][0])
+    alertmanager_payload("firing-model-load-failure.json"))["alerts"][0])
 
 
 def execute(scene: Scene, alert: Alert = ALERT, dry_run: bool = False

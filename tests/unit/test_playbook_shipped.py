@@ -18,10 +18,11 @@ from remediator.core.playbook import Playbook, load_playbooks, select_playbook
 from remediator.core.results import ExecutionResult, Outcome
 from remediator.core.runner import run_playbook
 from remediator.core.targets import match_target
+from tests.support.fixtures import ALERTMANAGER
 from tests.unit.test_core_runner import FakeClock, FakeRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "alertmanager"
+FIXTURES = ALERTMANAGER
 GIB = 2**30
 MUTATING = {"docker.update", "docker.restart", "docker.recreate", "docker.copy", "docker.exec"}
 

@@ -15,9 +15,10 @@ from remediator.core.targets import Target
 from remediator.reconcile import Reconciler
 from remediator.service import Service
 from remediator.web import create_app
+from tests.support.fixtures import ALERTMANAGER
 from tests.support.services import FakeAlertmanager, playbook_service
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "alertmanager"
+FIXTURES = ALERTMANAGER
 TOKEN = "t0k"
 PLAYBOOK = """
 name: echo

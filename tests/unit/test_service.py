@@ -17,9 +17,10 @@ from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
 from remediator.service import Service, build_service
 from remediator.web import create_app
+from tests.support.fixtures import ALERTMANAGER, alertmanager_payload
 from tests.support.services import FakeAlertmanager
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "alertmanager"
+FIXTURES = ALERTMANAGER
 TOKEN = "change-me"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -46,10 +47,7 @@ steps:
 
 
 def fixture(name: str) -> bytes:
-    path = FIXTURES / name
-    if not path.exists():  # CI lays shared/ beside the clone, as here
-        pytest.fail(f"fixture {path} missing: shared/ must sit beside the repository")
-    return path.read_bytes()
+    return alertmanager_payload(name)
 
 
 class FakeRuntime:
@@ -532,6 +530,7 @@ def test_incident_closes_after_the_window_and_records_last_known_good(
     assert service.worker.close_stable() == [incident_id]
     assert service.store.last_known_good("app-prod") == {
         "image": "mobile-multimodal:0.1.0", "env": ["MODEL_DIR=/app/models"],
+        "storage": [],  # the fake's inspect reports no volumes
         "recorded_at": service.store.last_known_good("app-prod")["recorded_at"]}  # type: ignore[index]
     post(client, refire(30))  # after closing, a re-fire is a new incident
     service.worker.intake.drain()

@@ -36,7 +36,7 @@ from remediator.core.targets import Target, check_write_path
 from remediator.errors import ActionFailed, ActionTimeout, RuntimeError_, TargetNotFound
 
 __all__ = ["DockerActions", "LkgProvider", "check_exec_paths", "last_known_good_snapshot",
-           "memory_usage", "merge_env"]
+           "memory_usage", "merge_env", "storage_identity"]
 
 log = logging.getLogger("remediator.docker")
 
@@ -78,13 +78,15 @@ def last_known_good_snapshot(call: ActionCall, target: Target,
     The image id, not the tag: `latest` moves, and a rollback must not follow it. `files`
     holds the target's `config_files` as they are now (what docker.put_file with
     last_known_good: true writes back); a target without config_files has none. None when
-    the container is not running.
+    the container is not running. `storage` is the incarnation the record belongs to (see
+    storage_identity): a rollback uses the record only on that same storage.
     """
     state = call("docker.inspect", {}, target, timeout)
     image = state.get("image_id") or state.get("image")
     if not (state.get("running") and image):
         return None
-    config: dict[str, Any] = {"env": list(state.get("env") or [])}
+    config: dict[str, Any] = {"env": list(state.get("env") or []),
+                              "storage": list(state.get("storage") or [])}
     if target.config_files:
         files = config["files"] = {}
         for path in target.config_files:
@@ -237,6 +239,7 @@ class DockerActions:
             # Names kept, secret values masked: this output is stored and served.
             "env": redact_env(box.attrs["Config"].get("Env") or []),
             "started_at": state.get("StartedAt"), "state_error": state.get("Error") or "",
+            "storage": storage_identity(self.client, box.attrs),
         }
         out["output"] = (f"{target.container}: {out['container_status']}, exit code "
                          f"{out['exit_code']}, OOMKilled={out['oom_killed']}, "
@@ -563,9 +566,20 @@ class DockerActions:
                 "container_id": new.id, "image": image, **late_field(late)}
 
     def _last_known_good(self, target: Target) -> dict[str, Any]:
+        """The target's record, if it is known good for the container as it is now: taken
+        on the very volumes (and binds) the container has now (see storage_identity)."""
         record = self.lkg_provider(target.name) if self.lkg_provider else None
         if not record or not record.get("image"):
             raise ActionFailed(f"no last-known-good recorded for {target.name}")
+        now = storage_identity(self.client, self.container(target).attrs)
+        if record.get("storage") != now:
+            raise ActionFailed(
+                f"the last-known-good of {target.name} (recorded {record.get('recorded_at')}) "
+                f"is of another incarnation of {target.container}: it was taken on storage "
+                f"{record.get('storage') or 'not recorded'}, the container has {now or 'none'} "
+                "now (its volumes were recreated since); its settings may name files that no "
+                "longer exist, so it is not used. Recreate the container from a good image "
+                "by hand (make images), or let a validated fix record a new one")
         return record
 
     def _image_config(self, image: str) -> dict[str, Any] | None:
@@ -926,6 +940,32 @@ def apply_resources(host: dict[str, Any], resources: Mapping[str, Any]) -> None:
     if resources.get("cpus") is not None:
         host["NanoCpus"] = int(float(resources["cpus"]) * 1e9)
         host["CpuQuota"] = host["CpuPeriod"] = 0  # Docker refuses both ways at once
+
+
+def storage_identity(client: docker.DockerClient, attrs: dict[str, Any]) -> list[str]:
+    """The persistent storage a container runs on, as sorted `destination=kind:identity`:
+    a named volume by name and creation time (`/app/models=volume:app-prod-models@2026-...`),
+    a bind by its host path.
+
+    This is what makes two containers the same incarnation for last-known-good. Not the
+    container id: every recreate changes it, among them the bad deploy a rollback undoes.
+    What a snapshot's environment and config files point at (model_path, a converted model)
+    lives on these volumes; a volume removed and created again under the same name is
+    another one (its files came back from the image), and a snapshot taken on the old one
+    may name files the new one does not hold.
+    """
+    found = []
+    for mount in attrs.get("Mounts") or []:
+        where = str(mount.get("Destination"))
+        if mount.get("Type") == "volume" and mount.get("Name"):
+            try:
+                created = client.volumes.get(mount["Name"]).attrs.get("CreatedAt") or "?"
+            except docker.errors.NotFound:
+                created = "gone"
+            found.append(f"{where}=volume:{mount['Name']}@{created}")
+        elif mount.get("Type") == "bind":
+            found.append(f"{where}=bind:{mount.get('Source')}")
+    return sorted(found)
 
 
 def reattached_binds(attrs: dict[str, Any]) -> list[str]:

@@ -1,0 +1,99 @@
+"""runbooks/model-load-failure.md and the playbooks cannot drift apart; every alert's
+runbook_url names a document the repository has."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNBOOK = ROOT / "runbooks" / "model-load-failure.md"
+ALERT_FILES = [ROOT / "monitoring" / "alerts.yml"]
+
+# "Steps (`playbooks/model_load_failure.yml`): `logs`, `check`" (may wrap onto more lines,
+# up to the blank line that ends the paragraph).
+STEPS = re.compile(r"^Steps \(`(?P<file>playbooks/[\w.-]+\.ya?ml)`\):(?P<ids>(?:.+\n?)+?)(?:\n|\Z)",
+                   re.MULTILINE)
+STEP_ID = re.compile(r"`([a-z_][a-z0-9_]*)`")
+
+
+def named_steps(text: str) -> list[tuple[str, list[str]]]:
+    """(playbook file, step ids) for every Steps line of a runbook."""
+    return [(m["file"], STEP_ID.findall(m["ids"])) for m in STEPS.finditer(text)]
+
+
+def unknown_steps(text: str) -> list[str]:
+    """'file: id' for every id a runbook names that its playbook does not have."""
+    missing = []
+    for name, ids in named_steps(text):
+        path = ROOT / name
+        if not path.is_file():
+            missing.append(f"{name}: no such playbook")
+            continue
+        have = {step["id"] for step in yaml.safe_load(path.read_text())["steps"]}
+        missing += [f"{name}: {step}" for step in ids if step not in have]
+    return missing
+
+
+def sections(text: str) -> dict[str, str]:
+    """'### title' -> its body, up to the next heading."""
+    parts = re.split(r"^(#{2,3} .+)$", text, flags=re.MULTILINE)
+    return {parts[i][4:].strip(): parts[i + 1] for i in range(1, len(parts), 2)
+            if parts[i].startswith("### ")}
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_every_step_the_runbook_names_is_in_its_playbook() -> None:
+    text = RUNBOOK.read_text()
+    named = named_steps(text)
+    assert len(named) >= 10, f"{RUNBOOK}: expected a Steps line per section, found {named}"
+    assert not unknown_steps(text), f"{RUNBOOK} names steps its playbooks lack: " \
+                                    f"{unknown_steps(text)}"
+
+
+def test_every_section_says_what_automates_it_and_how_to_do_it_by_hand() -> None:
+    for title, body in sections(RUNBOOK.read_text()).items():
+        assert re.search(r"^Steps[ :(]", body, re.MULTILINE), f"section {title!r}: no Steps line"
+        assert re.search(r"^By hand:", body, re.MULTILINE), f"section {title!r}: no By hand"
+
+
+def test_a_step_id_that_is_not_in_the_playbook_is_caught() -> None:
+    text = ("Steps (`playbooks/model_load_failure.yml`): `logs`, `reboot_the_world`,\n"
+            "`restart`\n\nSteps (`playbooks/nope.yml`): `logs`\n")
+    assert named_steps(text)[0] == ("playbooks/model_load_failure.yml",
+                                    ["logs", "reboot_the_world", "restart"])
+    assert unknown_steps(text) == ["playbooks/model_load_failure.yml: reboot_the_world",
+                                   "playbooks/nope.yml: no such playbook"]
+
+
+def runbook_urls() -> list[tuple[str, str]]:
+    found = []
+    for path in ALERT_FILES:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    found.append((rule["alert"], rule["annotations"]["runbook_url"]))
+    return found
+
+
+@pytest.mark.parametrize(("alert", "url"), runbook_urls())
+def test_every_runbook_url_names_a_document_in_the_repository(alert: str, url: str) -> None:
+    parsed = urlparse(url)
+    # https://github.com/<owner>/<repo>/blob/<branch>/<path in the repository>
+    match = re.fullmatch(r"/[^/]+/[^/]+/blob/[^/]+/(?P<path>.+)", parsed.path)
+    assert match, f"{alert}: runbook_url {url} is not a link to a file of the repository"
+    document = ROOT / match["path"]
+    assert document.is_file(), f"{alert}: runbook_url names {match['path']}, not in the repo"
+    if parsed.fragment:
+        headings = re.findall(r"^#+ (.+)$", document.read_text(), re.MULTILINE)
+        assert parsed.fragment in {slug(h) for h in headings}, \
+            f"{alert}: {match['path']} has no heading #{parsed.fragment}"
