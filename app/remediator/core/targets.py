@@ -9,9 +9,10 @@ container's resources: the core refuses a `docker.update` beyond them before any
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from remediator.core.engines import TlsFiles
 from remediator.core.units import format_size
 
 __all__ = ["TARGET_CONTEXT_KEYS", "Target", "check_bounds", "match_target", "selector_matches"]
@@ -32,6 +33,24 @@ class Target:
     description: str = ""
     config_files: tuple[str, ...] = ()
     """Files inside the container recorded with the last-known-good (e.g. model.yml)."""
+    docker_host: str | None = None
+    """The engine it runs on (unix:// or tcp://); None: the one DOCKER_HOST names."""
+    tls: TlsFiles | None = None
+    swarm_service: str | None = None
+    """A Swarm service: the alert's `instance` label picks the replica (task) acted on."""
+    instance: str | None = None
+    """The alerting replica's `instance` label, for a Swarm service (set by for_alert)."""
+
+    def for_alert(self, labels: Mapping[str, str]) -> Target:
+        """This target as one alert sees it: a Swarm service learns which replica fired."""
+        if self.swarm_service is None:
+            return self
+        return replace(self, instance=labels.get("instance") or None)
+
+    @property
+    def engine(self) -> str:
+        """How messages name its engine."""
+        return self.docker_host or "the default Docker engine (DOCKER_HOST)"
 
     def context(self) -> dict[str, Any]:
         """The `target` variable templates see."""
@@ -45,12 +64,14 @@ class Target:
             "cpu_max": self.cpu_max,
             "selector": dict(self.selector),
             "config_files": list(self.config_files),
+            "docker_host": self.docker_host,
+            "swarm_service": self.swarm_service,
         }
 
 
 TARGET_CONTEXT_KEYS = frozenset(
     {"name", "container", "base_url", "backup_path", "max_memory", "cpu_min", "cpu_max",
-     "selector", "config_files"}
+     "selector", "config_files", "docker_host", "swarm_service"}
 )
 """Fields a template may read from `target` (checked by `remediator validate`)."""
 
