@@ -75,9 +75,14 @@ def engine_problem(exc: BaseException, target_names: Iterable[str], address: str
     names = ", ".join(repr(name) for name in target_names) or "no target"
     tls = _tls_reason(exc)
     if tls is not None:
+        if "CERTIFICATE_VERIFY_FAILED" in tls:
+            fix = ("the engine's certificate is not signed by the target's tls.ca (or does "
+                   "not name this address): give the CA that signed it")
+        else:
+            fix = ("the engine refused our certificate (tls.cert/tls.key): give a client "
+                   "pair signed by the CA the engine trusts (its --tlscacert)")
         return (f"Docker engine {address} (target {names}) refused the TLS connection: "
-                f"{tls}; check the target's tls ca/cert/key: the CA must be the one that "
-                "signed the engine's certificate, and the engine must trust our cert")
+                f"{fix}. ({tls})")
     return (f"Docker engine {address} (target {names}) did not answer: {exc}; is the "
             "engine up and reachable from here? Targets on other engines are not affected")
 
@@ -164,6 +169,9 @@ class Engines:
             if not engine.targets:
                 continue
             up = engine.ping()
-            out[engine.label] = {"up": up, "error": engine.error, "targets": engine.targets,
+            label = engine.label
+            while label in out:  # the same address with other TLS files
+                label += "'"
+            out[label] = {"up": up, "error": engine.error, "targets": engine.targets,
                                  "default": engine.address is None}
         return out

@@ -22,6 +22,7 @@ the label's port (mode=host). A service with one running replica needs no label.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -36,11 +37,14 @@ from remediator.errors import ActionFailed, ActionTimeout, TargetNotFound
 
 __all__ = ["SwarmActions", "pick_task"]
 
+log = logging.getLogger("remediator.swarm")
+
 POLL_S = 0.5
 """Seconds between looks at a rollout in progress."""
 
-_DONE = {"completed", "rollback_completed"}
-_FAILED = {"paused", "rollback_paused", "rollback_started"}
+_PROGRESS = {False: "updating", True: "rollback_started"}
+_DONE = {False: "completed", True: "rollback_completed"}
+"""UpdateStatus.State of a rollout under way and done, for an update and a rollback."""
 
 
 def _host_and_port(instance: str) -> tuple[str, str]:
@@ -165,7 +169,7 @@ class SwarmActions(DockerActions):
         template = spec["TaskTemplate"]
         template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
         self._update(service, spec)
-        replicas = self._converge(target, deadline)
+        replicas = self._converge(target, deadline, _started(service))
         return {"output": f"service update --force {target.swarm_service}: "
                           f"{_describe(replicas)}", "replicas": replicas}
 
@@ -181,7 +185,7 @@ class SwarmActions(DockerActions):
         spec = service["Spec"]
         _set_limits(spec, args)
         self._update(service, spec)
-        replicas = self._converge(target, deadline)
+        replicas = self._converge(target, deadline, _started(service))
         host = self.container(target).attrs["HostConfig"]
         out = {"memory": host.get("Memory"), "memory_swap": host.get("MemorySwap"),
                "cpus": host_cpus(host), "replicas": replicas}
@@ -199,7 +203,7 @@ class SwarmActions(DockerActions):
                 raise ActionFailed(f"docker.recreate: Swarm service {target.swarm_service} has "
                                    "no previous spec to roll back to")
             self._update(service, service["Spec"], rollback=True)
-            what = "service rollback"
+            what, rollback = "service rollback", True
         else:
             spec = service["Spec"]
             container = spec["TaskTemplate"]["ContainerSpec"]
@@ -212,8 +216,8 @@ class SwarmActions(DockerActions):
             template = spec["TaskTemplate"]
             template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
             self._update(service, spec)
-            what = "service update"
-        replicas = self._converge(target, deadline)
+            what, rollback = "service update", False
+        replicas = self._converge(target, deadline, _started(service), rollback)
         image = self._service(target)["Spec"]["TaskTemplate"]["ContainerSpec"].get("Image")
         return {"output": f"{what} {target.swarm_service} ({image}): {_describe(replicas)}",
                 "image": image, "replicas": replicas}
@@ -227,18 +231,32 @@ class SwarmActions(DockerActions):
         api._raise_for_status(api._post_json(api._url("/services/{0}/update", service["ID"]),
                                              data=spec, params=params))
 
-    def _converge(self, target: Target, deadline: float) -> list[dict[str, Any]]:
-        """Wait for the rollout to end; every replica it left must be running and not
-        unhealthy. Returns them; raises ActionFailed / ActionTimeout saying which is not."""
-        last = "no look yet"
+    def _converge(self, target: Target, deadline: float, before: str | None,
+                  rollback: bool = False) -> list[dict[str, Any]]:
+        """Wait for the rollout we started (its UpdateStatus.StartedAt is not `before`) to
+        end; every replica it left must be running and not unhealthy. Returns them; raises
+        ActionFailed (paused, rolled back) or ActionTimeout saying which replica is not up."""
+        last, resumed = "no look yet", False
         while True:
             service = self._service(target)
             status = service.get("UpdateStatus") or {}
-            state = status.get("State") or "completed"
-            if state in _FAILED:
+            state = status.get("State") if _started(service) != before else None
+            if state == "paused" or state == "rollback_paused":
+                if resumed:
+                    raise ActionFailed(f"Swarm service {target.swarm_service}: the rollout "
+                                       f"{state}: {status.get('Message') or 'no message'}")
+                # One failed task pauses a rollout (FailureAction: pause), e.g. a new task
+                # that starts before the old one's host port is free: resume it once, as
+                # `docker service update` does; a second pause is a real failure.
+                log.warning("Swarm service %s: rollout paused (%s); resuming once",
+                            target.swarm_service, status.get("Message"))
+                self._update(service, service["Spec"])
+                before, resumed = _started(service), True
+                continue
+            if state not in (None, _PROGRESS[rollback], _DONE[rollback]):
                 raise ActionFailed(f"Swarm service {target.swarm_service}: the rollout "
                                    f"{state}: {status.get('Message') or 'no message'}")
-            if state in _DONE:
+            if state == _DONE[rollback]:
                 replicas = self._replicas(service)
                 bad = [r for r in replicas if r["state"] != "running" or
                        r["health"] == "unhealthy"]
@@ -246,7 +264,7 @@ class SwarmActions(DockerActions):
                     return replicas
                 last = _describe(bad or replicas)
             else:
-                last = f"rollout {state}"
+                last = f"rollout {state or 'not started'}"
             if self.clock() >= deadline:
                 raise ActionTimeout(f"Swarm service {target.swarm_service}: not every replica "
                                     f"came up within the step timeout ({last})")
@@ -279,6 +297,11 @@ def _spec_key(template: Mapping[str, Any]) -> tuple[Any, ...]:
     container = template.get("ContainerSpec") or {}
     return (template.get("ForceUpdate") or 0, container.get("Image"),
             tuple(container.get("Env") or ()), repr(template.get("Resources") or {}))
+
+
+def _started(service: Mapping[str, Any]) -> str | None:
+    started = (service.get("UpdateStatus") or {}).get("StartedAt")
+    return str(started) if started else None
 
 
 def _set_limits(spec: dict[str, Any], args: Mapping[str, Any]) -> None:
