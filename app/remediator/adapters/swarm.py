@@ -6,12 +6,14 @@ the label's port (mode=host). A service with one running replica needs no label.
 
 - Read and in-container actions (inspect, logs, stats, exec, read_file, put_file, copy)
   act on that task's container, as on any container.
-- docker.restart restarts that one task's container in place (`docker restart`), not the
-  service (`docker service update --force`): the task, its slot, its published port and
-  what the fix just wrote into the container (a restored config file) are kept, and the
-  other replicas keep serving. A forced service update would replace every replica with a
-  fresh container from the spec (losing that fix) and move the replica's address. It is
-  used only when the task's container is not on this engine (another node).
+- docker.restart is `docker service update --force` of the service, not a `docker restart`
+  of the task's container. Restarting a task's container behind Swarm's back is not in
+  place: the agent sees the container exit and may replace the task at the same time, so
+  two containers race for the replica's host port (seen on this project's test swarm).
+  A forced update is Swarm's own restart: deterministic, one replica at a time as the
+  service's update_config says (with its failure action), and checked below. What the fix
+  put in the named volumes (a restored model) is kept; what it wrote into the container's
+  own filesystem is not (keep such files on a volume or in a Swarm config).
 - docker.update is a service update of its resource limits (memory, cpus; Swarm has no
   swap limit), docker.recreate a service update of image and environment, and with
   `last_known_good: true` a `service rollback` to the previous spec.
@@ -23,6 +25,7 @@ the label's port (mode=host). A service with one running replica needs no label.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,6 +44,9 @@ log = logging.getLogger("remediator.swarm")
 
 POLL_S = 0.5
 """Seconds between looks at a rollout in progress."""
+
+REPLICA_WAIT_SHARE = 0.5
+"""Share of a step's timeout spent waiting for a replica Swarm is replacing to run."""
 
 _PROGRESS = {False: "updating", True: "rollback_started"}
 _DONE = {False: "completed", True: "rollback_completed"}
@@ -61,6 +67,9 @@ def pick_task(service: str, tasks: Sequence[Mapping[str, Any]], instance: str | 
     """
     running = [t for t in tasks if t.get("DesiredState") == "running"
                and (t.get("Status") or {}).get("State") == "running"]
+    # A replica whose container started and awaits its first healthcheck is `starting`.
+    running = running or [t for t in tasks if t.get("DesiredState") == "running" and _cid(t)
+                          and (t.get("Status") or {}).get("State") == "starting"]
     if not running:
         raise TargetNotFound(f"Swarm service {service!r} has no running replica")
     if not instance:
@@ -98,6 +107,7 @@ class SwarmActions(DockerActions):
     def __init__(self, base: DockerActions) -> None:
         super().__init__(lkg_provider=base.lkg_provider, clock=base.clock)
         self.base = base
+        self._local = threading.local()  # the step's deadline, per execution thread
 
     @property
     def client(self) -> docker.DockerClient:
@@ -132,10 +142,27 @@ class SwarmActions(DockerActions):
                         for b in bindings or []}
         return out
 
+    def call(self, action: str, args: dict[str, Any], target: Target,
+             timeout: float) -> dict[str, Any]:
+        self._local.deadline = self.clock() + timeout * REPLICA_WAIT_SHARE
+        return super().call(action, args, target, timeout)
+
     def task(self, target: Target) -> Mapping[str, Any]:
-        tasks = self._tasks(self._service(target)["ID"])
-        return pick_task(str(target.swarm_service), tasks, target.instance,
-                         self._published(tasks))
+        """The alerting replica's task. While the service has none running but one on the
+        way (Swarm replacing a task that exited), wait for it, within the step's time."""
+        deadline = getattr(self._local, "deadline", 0.0)
+        while True:
+            tasks = self._tasks(self._service(target)["ID"])
+            try:
+                return pick_task(str(target.swarm_service), tasks, target.instance,
+                                 self._published(tasks))
+            except TargetNotFound:
+                # A replacement waits out the restart delay as desired state `ready`.
+                coming = any(t.get("DesiredState") in ("ready", "running") and
+                             (t.get("Status") or {}).get("State") != "running" for t in tasks)
+                if not coming or self.clock() >= deadline:
+                    raise
+            time.sleep(POLL_S)
 
     def container(self, target: Target) -> Container:
         task = self.task(target)
@@ -157,12 +184,8 @@ class SwarmActions(DockerActions):
 
     # -- mutating ------------------------------------------------------------------------------
     def do_restart(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
-        """The alerting replica's container, in place (see the module doc for why)."""
-        try:
-            return super().do_restart(args, target, timeout)
-        except TargetNotFound as exc:
-            if "runs on node" not in str(exc):
-                raise
+        """`service update --force`, then every replica checked (the module doc says why
+        not a container restart). The service's own stop grace period applies."""
         deadline = self.clock() + timeout
         service = self._service(target)
         spec = service["Spec"]
