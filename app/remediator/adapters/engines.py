@@ -41,7 +41,8 @@ def connect(address: str, tls: TlsFiles | None,
             timeout: float = ACTION_TIMEOUT_S) -> docker.DockerClient:
     """A client for the engine at `address` (unix:// or tcp:// with TLS), API version
     negotiated. The environment's CA bundle (REQUESTS_CA_BUNDLE) never replaces the
-    engine's own CA: requests would otherwise let it override `verify` silently."""
+    engine's own CA: requests would otherwise let it override `verify` silently (so the
+    environment's proxy variables are not used for engines either)."""
     config = None
     if tls is not None:
         config = docker.tls.TLSConfig(client_cert=(tls.cert, tls.key), ca_cert=tls.ca,
