@@ -10,7 +10,7 @@ export BASE_IMAGE ?=
 
 .PHONY: help host venv docker images models up down clean demo test lint typecheck \
         unit integration e2e bench bench-model bench-ingest bench-scenarios \
-        bench-reliability
+        bench-reliability bench-redact
 
 help:
 	@echo "make up      run the stack (app-prod in Docker; Prometheus, Alertmanager, Remediator)"
@@ -72,7 +72,7 @@ e2e: host venv
 test: host venv lint typecheck
 	@$(PY) -m pytest tests
 
-bench: bench-model bench-ingest bench-scenarios bench-reliability
+bench: bench-model bench-ingest bench-scenarios bench-reliability bench-redact
 
 bench-model: venv
 	@$(PY) bench/bench_model.py
@@ -85,3 +85,6 @@ bench-scenarios: host venv images
 
 bench-reliability: host venv images
 	@$(PY) bench/bench_reliability.py
+
+bench-redact: venv
+	@$(PY) bench/bench_redact.py

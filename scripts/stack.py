@@ -4,7 +4,10 @@
 app-prod runs in Docker (127.0.0.1:8080); Prometheus (127.0.0.1:9090), Alertmanager
 (127.0.0.1:9093) and Remediator (127.0.0.1:9096) run as host processes from the shipped
 configs, with only addresses changed. State (store, Prometheus and Alertmanager data, logs,
-the webhook token) lives in the state folder, which `down` keeps and `clean` removes.
+the webhook token, the monitoring password and web config) lives in the state folder, which
+`down` keeps and `clean` removes. Prometheus and Alertmanager answer only with basic auth
+(user `monitoring`, the random password in the state folder's monitoring-password, 0600);
+their lifecycle API is off.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ import docker
 import docker.errors
 import requests
 
+from remediator.adapters.private_files import write_private
 from remediator.stack import (
     AppSpec,
+    MonitoringAuth,
     app_container_kwargs,
+    monitoring_auth,
     render_alertmanager_config,
     render_alerts,
     render_prometheus_config,
@@ -64,8 +70,8 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, log: Path | N
     raise StackError(f"{what} not ready after {timeout:.0f}s{tail}")
 
 
-def http_ok(url: str) -> Callable[[], bool]:
-    return lambda: requests.get(url, timeout=2).status_code == 200
+def http_ok(url: str, auth: tuple[str, str] | None = None) -> Callable[[], bool]:
+    return lambda: requests.get(url, timeout=2, auth=auth).status_code == 200
 
 
 # -- host processes -----------------------------------------------------------------------
@@ -111,44 +117,47 @@ def stop_process(state: Path, name: str) -> None:
 def token(state: Path) -> str:
     path = state / "webhook-token"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(32))  # 0600 from its creation
     return path.read_text().strip()
 
 
-def start_remediator(state: Path) -> None:
+def start_remediator(state: Path, auth: MonitoringAuth) -> None:
     argv = [str(VENV_BIN / "remediator"), "serve", "--host", "127.0.0.1", "--port", "9096",
             "--db", str(state / "remediator.db"), "--config", "config/remediator.yml",
             "--playbooks", "playbooks"]
-    log = spawn(state, "remediator", argv, {"REMEDIATOR_WEBHOOK_TOKEN": token(state)})
+    log = spawn(state, "remediator", argv, {
+        "REMEDIATOR_WEBHOOK_TOKEN": token(state),
+        "REMEDIATOR_MONITORING_PASSWORD_FILE": str(auth.password_file)})
     wait_for("remediator", http_ok("http://127.0.0.1:9096/readyz"), 60, log)
 
 
-def start_alertmanager(state: Path) -> None:
+def start_alertmanager(state: Path, auth: MonitoringAuth) -> None:
     folder = state / "alertmanager"
     folder.mkdir(exist_ok=True)
     token(state)
-    (folder / "alertmanager.yml").write_text(render_alertmanager_config(
+    write_private(folder / "alertmanager.yml", render_alertmanager_config(
         (ROOT / "monitoring/alertmanager.yml").read_text(),
-        "http://127.0.0.1:9096/api/v1/alerts", str(state / "webhook-token")))
+        "http://127.0.0.1:9096/api/v1/alerts", str(state / "webhook-token"),
+        oncall=os.environ))
     argv = [shutil.which("prometheus-alertmanager") or "prometheus-alertmanager",
             f"--config.file={folder / 'alertmanager.yml'}", f"--storage.path={folder / 'data'}",
-            "--web.listen-address=127.0.0.1:9093", "--cluster.listen-address="]
+            "--web.listen-address=127.0.0.1:9093", f"--web.config.file={auth.web_config}",
+            "--cluster.listen-address="]
     log = spawn(state, "alertmanager", argv)
-    wait_for("alertmanager", http_ok("http://127.0.0.1:9093/-/ready"), 60, log)
+    wait_for("alertmanager", http_ok("http://127.0.0.1:9093/-/ready", auth.pair), 60, log)
 
 
-def start_prometheus(state: Path) -> None:
+def start_prometheus(state: Path, auth: MonitoringAuth) -> None:
     folder = state / "prometheus"
     folder.mkdir(exist_ok=True)
     (folder / "alerts.yml").write_text(render_alerts((ROOT / "monitoring/alerts.yml").read_text()))
-    (folder / "prometheus.yml").write_text(render_prometheus_config(
-        (ROOT / "monitoring/prometheus.yml").read_text(), ADDRESSES))
+    write_private(folder / "prometheus.yml", render_prometheus_config(
+        (ROOT / "monitoring/prometheus.yml").read_text(), ADDRESSES, auth=auth))
     argv = [shutil.which("prometheus") or "prometheus",
             f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'data'}",
-            "--web.listen-address=127.0.0.1:9090", "--web.enable-lifecycle"]
+            "--web.listen-address=127.0.0.1:9090", f"--web.config.file={auth.web_config}"]
     log = spawn(state, "prometheus", argv)
-    wait_for("prometheus", http_ok("http://127.0.0.1:9090/-/ready"), 60, log)
+    wait_for("prometheus", http_ok("http://127.0.0.1:9090/-/ready", auth.pair), 60, log)
 
 
 # -- app-prod ------------------------------------------------------------------------------
@@ -250,14 +259,16 @@ def health_is(status: str, port: int) -> Callable[[], bool]:
 def up(state: Path) -> None:
     state.mkdir(parents=True, exist_ok=True)
     start_app(docker_client(), AppSpec())
-    start_remediator(state)
-    start_alertmanager(state)
-    start_prometheus(state)
+    auth = monitoring_auth(state)
+    start_remediator(state, auth)
+    start_alertmanager(state, auth)
+    start_prometheus(state, auth)
     print()
     print("Running:")
     print("  app-prod      http://127.0.0.1:8080/health   (Docker container app-prod)")
     print("  prometheus    http://127.0.0.1:9090          (alerts: /alerts)")
     print("  alertmanager  http://127.0.0.1:9093")
+    print(f"  (both: user {auth.username}, password in {auth.password_file})")
     print("  remediator    http://127.0.0.1:9096/api/v1/executions  (token: "
           f"{state / 'webhook-token'})")
     print(f"State: {state}/   Logs: {state / 'logs'}/   Stop: make down   Try: make demo")
@@ -295,9 +306,11 @@ def demo(state: Path, scenario: str) -> None:
         raise StackError("the stack is not up: run `make up` first")
     client = docker_client()
     as_shipped(client, AppSpec())
+    auth = monitoring_auth(state)  # the password `up` made; its credentials in the URL
     try:
         run_demo(client, scenario, lambda path: api(state, path),
-                 prometheus_url="http://127.0.0.1:9090", app_url="http://127.0.0.1:8080")
+                 prometheus_url=f"http://{auth.username}:{auth.password}@127.0.0.1:9090",
+                 app_url="http://127.0.0.1:8080")
     except (TimeoutError, ValueError, RuntimeError) as exc:
         raise StackError(str(exc)) from exc
 

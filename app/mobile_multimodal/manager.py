@@ -31,6 +31,7 @@ from mobile_multimodal.errors import (
 )
 from mobile_multimodal.manifest import file_checksum_ok
 from mobile_multimodal.metrics import FAILURE_REASONS, ServingMetrics
+from mobile_multimodal.oom import clear_oom_restarts, oom_restarts
 
 __all__ = ["CaptionModel", "ModelManager", "ModelState", "Status", "resolve_device"]
 
@@ -158,7 +159,8 @@ class ModelManager:
                  env: Mapping[str, str] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  checksum: Callable[[Path], bool | None] = file_checksum_ok,
-                 config_source: Callable[[], ServeConfig] | None = None) -> None:
+                 config_source: Callable[[], ServeConfig] | None = None,
+                 oom_marker: Path | None = None) -> None:
         self.config = config
         self._config_source = config_source  # re-read on reload (config file + environment)
         self.metrics = metrics
@@ -178,6 +180,10 @@ class ModelManager:
         self.last_load_seconds: float | None = None
         metrics.load_in_progress.set_function(self._in_progress_seconds)
         metrics.memory.set_function(lambda: float(resident_bytes()))
+        # OOM kills the gunicorn master recorded before this start (oom.py): shown until
+        # the primary serves again, so a crash loop is reported, not guessed at.
+        self._oom_marker = oom_marker
+        self._oom_restarts = 0 if oom_marker is None else oom_restarts(oom_marker)
         self._publish()
 
     # -- loading --------------------------------------------------------------------------
@@ -373,6 +379,11 @@ class ModelManager:
         status = self._status
         self.metrics.loaded.set(1 if status.state is ModelState.READY else 0)
         self.metrics.fallback_active.set(1 if status.fallback_active else 0)
+        if status.state is ModelState.READY and self._oom_restarts:
+            if self._oom_marker is not None:
+                clear_oom_restarts(self._oom_marker)
+            self._oom_restarts = 0
+        self.metrics.oom_restarts.set(self._oom_restarts)
 
     def _in_progress_seconds(self) -> float:
         started = self._load_started

@@ -39,6 +39,10 @@ class ServingMetrics:
                             registry=registry)
         self.fallback_active = Gauge("model_fallback_active",
                                      "1 when the fallback model is serving.", registry=registry)
+        self.oom_restarts = Gauge(
+            "model_oom_restarts",
+            "Times this container restarted after the OOM killer took its server, since the "
+            "primary model last served (0 when it serves).", registry=registry)
         self.inference_requests = Counter(
             "model_inference_requests", "Inference requests, by task and outcome.",
             ["task", "outcome"], registry=registry)

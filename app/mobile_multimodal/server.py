@@ -216,7 +216,8 @@ def run_inference(manager: ModelManager) -> tuple[Response, int]:
 
 
 def build_manager(config_path: Path | None, model_dir: Path | None,
-                  registry: CollectorRegistry | None = None) -> ModelManager:
+                  registry: CollectorRegistry | None = None,
+                  oom_marker: Path | None = None) -> ModelManager:
     """A manager for this config; an invalid config is reported, not raised."""
     metrics = ServingMetrics(registry or CollectorRegistry())
     try:
@@ -226,7 +227,8 @@ def build_manager(config_path: Path | None, model_dir: Path | None,
         config = ServeConfig(model_dir=model_dir or ServeConfig().model_dir)
         error = exc
     return ModelManager(config, metrics, config_error=error,
-                        config_source=lambda: load_config(config_path, model_dir=model_dir))
+                        config_source=lambda: load_config(config_path, model_dir=model_dir),
+                        oom_marker=oom_marker)
 
 
 def serve(host: str, port: int, model_dir: Path | None, config_path: Path | None,
@@ -235,7 +237,7 @@ def serve(host: str, port: int, model_dir: Path | None, config_path: Path | None
     (within 8 s, before Docker's 10 s SIGKILL); an OOM-killed worker ends the container."""
     from gunicorn.app.base import BaseApplication
 
-    from mobile_multimodal.oom import OomWatch
+    from mobile_multimodal.oom import OOM_MARKER, OomWatch
 
     settings = {"bind": f"{host}:{port}", "workers": 1, "threads": threads,
                 "worker_class": "gthread", "timeout": 60, "graceful_timeout": 8,
@@ -249,7 +251,7 @@ def serve(host: str, port: int, model_dir: Path | None, config_path: Path | None
                     self.cfg.set(key, value)
 
         def load(self) -> Flask:
-            manager = build_manager(config_path, model_dir)
+            manager = build_manager(config_path, model_dir, oom_marker=OOM_MARKER)
             manager.start()
             return create_app(manager)
 

@@ -70,19 +70,26 @@ def serve(host: str | None, port: int | None, db_path: Path | None,
     if token is None and not insecure_no_auth:
         fail(f"no webhook credentials: set {config.webhook_token_env} (the token Alertmanager "
              "sends as Bearer), or start with --insecure-no-auth for a local trial")
+    from remediator.adapters.store_lock import lock_store
     from remediator.logs import configure
     from remediator.server import check_setup
 
     db_path = db_path or Path(config.db_path)
     playbooks_dir = playbooks_dir or Path(config.playbooks_dir)
     try:  # in gunicorn's worker the same error would be a traceback and "failed to boot"
+        lock = lock_store(db_path)  # one serve per store, held until this process exits
         check_setup(config, db_path=db_path, playbooks_dir=playbooks_dir)
     except RemediatorError as exc:
         fail(f"cannot start: {exc}")
+    _HELD.append(lock)
     configure(os.environ.get("LOG_LEVEL", "INFO"), log_format)
     run_server(config, host=host or config.host, port=port or config.port, db_path=db_path,
                playbooks_dir=playbooks_dir, token=None if insecure_no_auth else token,
                dry_run=dry_run, threads=threads)
+
+
+_HELD: list[Any] = []
+"""The store lock `serve` holds for the life of the process."""
 
 
 @main.group()

@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from remediator.adapters.ingest import GroupCommitWriter
+from remediator.adapters.monitoring_auth import monitoring_client
 from remediator.adapters.store import Store
 from remediator.core.config import RemediatorConfig
 from remediator.core.escalation_policy import EscalationPolicy
@@ -112,7 +113,8 @@ def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_di
         engine_states = real.engines.states if real.engines else None
     worker = Worker(store, config, playbooks, runtime, metrics, dry_run=dry_run)
     writer = GroupCommitWriter(store)
-    reconciler = Reconciler(store, config.alertmanager_url, writer.submit, worker.wake)
+    reconciler = Reconciler(store, config.alertmanager_url, writer.submit, worker.wake,
+                            client=monitoring_client(config))
     escalation = EscalationService(store, policy, metrics, clock=clock, env=notify_env)
     worker.on_finished = escalation.execution_finished
     return Service(config, store, playbooks, worker, metrics, token, writer, reconciler,

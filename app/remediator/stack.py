@@ -7,18 +7,28 @@ changed. Nothing here is needed by `remediator serve` itself.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import os
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from remediator.core.defaults import DEFAULT_MONITORING_USERNAME
+
 __all__ = [
     "APP_HEALTHCHECK",
     "AppSpec",
+    "MonitoringAuth",
     "Timings",
     "app_container_kwargs",
+    "bcrypt_hash",
+    "monitoring_auth",
     "render_alertmanager_config",
     "render_alerts",
     "render_prometheus_config",
@@ -73,14 +83,84 @@ def app_container_kwargs(spec: AppSpec, labels: Mapping[str, str] | None = None)
     }
 
 
+# -- basic auth for Prometheus and Alertmanager (their --web.config.file) -------------------
+def bcrypt_hash(password: str) -> str:
+    """A bcrypt hash of ``password``, as a web config's basic_auth_users wants it: the
+    ``bcrypt`` package if installed, else the C library's crypt() (libxcrypt knows $2b$)."""
+    try:
+        import bcrypt  # type: ignore[import-not-found]
+
+        return str(bcrypt.hashpw(password.encode(), bcrypt.gensalt(10)).decode())
+    except ImportError:
+        pass
+    name = ctypes.util.find_library("crypt") or "libcrypt.so.1"
+    try:
+        lib = ctypes.CDLL(name)
+    except OSError as exc:
+        raise RuntimeError(f"no bcrypt to hash the monitoring password: `pip install bcrypt` "
+                           f"or install libcrypt1 ({exc})") from None
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt_gensalt.restype = ctypes.c_char_p
+    salt = lib.crypt_gensalt(b"$2b$", 10, None, 0)
+    hashed = lib.crypt(password.encode(), salt) if salt else None
+    if not hashed or not hashed.startswith(b"$2"):
+        raise RuntimeError("the C library's crypt() cannot make bcrypt hashes here: "
+                           "`pip install bcrypt`")
+    return str(hashed.decode())
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file readable by its owner only, 0600 from its creation (never wider)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+@dataclass(frozen=True)
+class MonitoringAuth:
+    """The credentials Prometheus and Alertmanager accept, and where they are written."""
+
+    username: str
+    password: str
+    password_file: Path
+    web_config: Path
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        return self.username, self.password
+
+
+def monitoring_auth(folder: Path, username: str = DEFAULT_MONITORING_USERNAME) -> MonitoringAuth:
+    """The monitoring password in ``folder`` (made, random, on first use) and a web config
+    for Prometheus and Alertmanager with its bcrypt hash; both files 0600."""
+    password_file = folder / "monitoring-password"
+    made = not password_file.exists()
+    if made:
+        _write_private(password_file, secrets.token_urlsafe(24) + "\n")
+    password = password_file.read_text().strip()
+    web_config = folder / "web-config.yml"
+    # Kept as it is once written: Prometheus and Alertmanager re-read it on every request.
+    if made or not web_config.exists():
+        _write_private(web_config, yaml.safe_dump(
+            {"basic_auth_users": {username: bcrypt_hash(password)}}))
+    return MonitoringAuth(username, password, password_file, web_config)
+
+
 def _replace_targets(targets: list[str], addresses: Mapping[str, str]) -> list[str]:
     return [addresses.get(target, target) for target in targets]
 
 
 def render_prometheus_config(text: str, addresses: Mapping[str, str],
-                             timings: Timings = Timings()) -> str:
-    """The shipped prometheus.yml with `host:port` targets replaced (labels kept)."""
+                             timings: Timings = Timings(),
+                             auth: MonitoringAuth | None = None) -> str:
+    """The shipped prometheus.yml with `host:port` targets replaced (labels kept); with
+    ``auth``, the credentials it sends to Alertmanager (its password file)."""
     config = yaml.safe_load(text)
+    if auth is not None:
+        for manager in config.get("alerting", {}).get("alertmanagers", []):
+            manager["basic_auth"] = {"username": auth.username,
+                                     "password_file": str(auth.password_file)}
     for scrape in config.get("scrape_configs", []):
         for static in scrape.get("static_configs", []):
             static["targets"] = _replace_targets(static["targets"], addresses)
@@ -90,22 +170,38 @@ def render_prometheus_config(text: str, addresses: Mapping[str, str],
     glob = config.setdefault("global", {})
     if timings.scrape_interval:
         glob["scrape_interval"] = timings.scrape_interval
+        for scrape in config.get("scrape_configs", []):  # a job's own interval too
+            scrape.pop("scrape_interval", None)
+            scrape.pop("scrape_timeout", None)
     if timings.evaluation_interval:
         glob["evaluation_interval"] = timings.evaluation_interval
     return str(yaml.safe_dump(config, sort_keys=False))
 
 
 def render_alerts(text: str, timings: Timings = Timings()) -> str:
-    """The shipped alerts.yml, with every rule's `for:` shortened when a test asks."""
-    if not timings.alert_for:
-        return text
-    return re.sub(r"(?m)^(\s+for:\s*)\S+", rf"\g<1>{timings.alert_for}", text)
+    """The shipped alerts.yml, with every rule's `for:` and every group's own evaluation
+    `interval:` shortened when a test asks."""
+    if timings.alert_for:
+        text = re.sub(r"(?m)^(\s+for:\s*)\S+", rf"\g<1>{timings.alert_for}", text)
+    if timings.evaluation_interval:
+        text = re.sub(r"(?m)^(\s+interval:\s*)\S+", rf"\g<1>{timings.evaluation_interval}",
+                      text)
+    return text
 
 
 def render_alertmanager_config(text: str, webhook_url: str, token_file: str,
-                               timings: Timings = Timings()) -> str:
-    """The shipped alertmanager.yml pointed at this Remediator, with its token file."""
+                               timings: Timings = Timings(),
+                               oncall: Mapping[str, str] | None = None) -> str:
+    """The shipped alertmanager.yml pointed at this Remediator, with its token file; the
+    human route's e-mail filled from ``oncall`` (ONCALL_EMAIL, ONCALL_SMARTHOST, ONCALL_FROM:
+    `make up` passes its environment), the shipped placeholders kept for any not set."""
     config = yaml.safe_load(text)
+    fill = {"to": "ONCALL_EMAIL", "smarthost": "ONCALL_SMARTHOST", "from": "ONCALL_FROM"}
+    for receiver in config.get("receivers", []):
+        for mail in receiver.get("email_configs", []):
+            for key, variable in fill.items():
+                if (oncall or {}).get(variable):
+                    mail[key] = (oncall or {})[variable]
     for receiver in config.get("receivers", []):
         for hook in receiver.get("webhook_configs", []):
             hook["url"] = webhook_url

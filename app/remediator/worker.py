@@ -32,7 +32,7 @@ from remediator.errors import RemediatorError
 from remediator.intake import Intake
 from remediator.metrics import ServiceMetrics
 
-__all__ = ["Worker"]
+__all__ = ["PAUSED_NOTE", "Worker"]
 
 log = logging.getLogger("remediator.worker")
 
@@ -47,6 +47,9 @@ HOUSEKEEPING_INTERVAL = 5.0
 
 COALESCE = 0.05
 """Seconds the worker lets a burst of webhooks gather before draining them together."""
+
+PAUSED_NOTE = "Remediator was paused (remediator pause)"
+"""Why a step a pause stopped was skipped (its note starts with this)."""
 
 
 class Worker:
@@ -66,7 +69,8 @@ class Worker:
         self._next_housekeeping = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # Called once an execution's outcome is stored; the service wires escalation here.
+        # Called once an execution's outcome is stored; the service wires escalation here
+        # (a prompt nudge: what escalation needs was committed with the outcome).
         self.on_finished: Callable[[int, ExecutionResult], None] = lambda _id, _result: None
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -175,12 +179,14 @@ class Worker:
         except Exception as exc:
             log.exception("execution %s crashed", row["id"])
             reason = f"internal error: {exc}"
-            self.store.finish_execution(int(row["id"]), ExecutionState.FINISHED.value,
-                                        Outcome.FAILED.value, None, reason, [])
             # A crash is an outcome too: escalation must hear of it.
-            self.on_finished(int(row["id"]), ExecutionResult(
+            result = ExecutionResult(
                 playbook=str(row["playbook"]), target=str(row["target"]), incident_key="",
-                outcome=Outcome.FAILED, reason=reason, dry_run=bool(row["dry_run"])))
+                outcome=Outcome.FAILED, reason=reason, dry_run=bool(row["dry_run"]))
+            self.store.finish_execution(int(row["id"]), ExecutionState.FINISHED.value,
+                                        Outcome.FAILED.value, None, reason, [],
+                                        pending=for_escalation(result))
+            self.on_finished(int(row["id"]), result)
 
     def run_execution(self, row: dict[str, Any]) -> ExecutionResult | None:
         execution_id = int(row["id"])
@@ -200,12 +206,16 @@ class Worker:
         observed = any(step.status is StepStatus.SKIPPED_DRY_RUN for step in resume)
         dry_run = bool(row["dry_run"]) or observed or self.dry_run or self.paused or (
             self.config.mode is Mode.OBSERVE)
-        self.store.start_execution(execution_id, dry_run)
+        if not self.store.start_execution(execution_id, dry_run,
+                                          from_state=str(row.get("state") or "pending")):
+            log.info("execution %s was taken or cancelled before it started; not run",
+                     execution_id, extra={"execution_id": execution_id})
+            return None
         result = run_playbook(
             playbook, alert, target, self.runtime, dry_run=dry_run,
             on_step=self._recorder(execution_id, playbook),
             resume_from=resume or None,
-            should_stop_fixing=self._resolved_check(row.get("incident_id")),
+            should_stop_fixing=self._resolved_check(row.get("incident_id"), acting=not dry_run),
         )
         incident_id = row.get("incident_id")
         self._finish(execution_id, result, int(incident_id) if incident_id else None)
@@ -224,9 +234,14 @@ class Worker:
 
         return record
 
-    def _resolved_check(self, incident_id: Any) -> Callable[[], bool | str]:
+    def _resolved_check(self, incident_id: Any, acting: bool = True
+                        ) -> Callable[[], bool | str]:
         def resolved() -> bool | str:
-            """Why fixing should stop now (the runner's note says it), else False."""
+            """Why fixing should stop now (the runner's note says it), else False. Asked
+            before every fix or mutating step: pause means pause, even mid-run (a run
+            that started paused is a dry run already: its steps say what they would do)."""
+            if acting and self.paused:
+                return PAUSED_NOTE
             if incident_id is None:
                 return False
             incident = self.store.incident(int(incident_id))
@@ -245,9 +260,11 @@ class Worker:
         validated = result.outcome is Outcome.SUCCESS and not result.dry_run
         if incident_id is not None and validated:
             self.store.mark_fixed(incident_id)
+        # The escalation it calls for is committed with its end (escalation picks it up from
+        # there even if this process dies before on_finished runs).
         self.store.finish_execution(execution_id, ExecutionState.FINISHED.value,
                                     result.outcome.value, result.scenario, result.reason,
-                                    escalations)
+                                    escalations, pending=for_escalation(result))
         self.metrics.executions.labels(playbook=result.playbook,
                                        outcome=result.outcome.value).inc()
         self.metrics.execution_duration.observe(result.duration_s)
@@ -262,3 +279,9 @@ class Worker:
             except Exception:  # the execution's outcome is stored: this must not change it
                 log.exception("last-known-good of %s not recorded", result.target)
 
+
+
+def for_escalation(result: ExecutionResult) -> dict[str, Any]:
+    """What escalation needs of a finished run, stored with its end (steps are stored
+    already, row by row): ExecutionResult.from_dict reads it back."""
+    return {**result.to_dict(), "steps": []}

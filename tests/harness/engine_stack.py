@@ -20,6 +20,8 @@ import requests
 import yaml
 
 from remediator.stack import (
+    MonitoringAuth,
+    monitoring_auth,
     render_alertmanager_config,
     render_alerts,
     render_prometheus_config,
@@ -80,24 +82,27 @@ def wait(predicate: Any, timeout: float, what: str, interval: float = 1.0) -> An
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def config_yaml(apps: Sequence[App], prom_url: str) -> str:
+def config_yaml(apps: Sequence[App], prom_url: str, am_url: str, auth: MonitoringAuth) -> str:
     targets = "".join(
         f"  - name: {app.name}\n    selector: {{service: {app.name}}}\n"
         f"    base_url: {app.url}\n    backup_path: /backup/models\n"
         f"    bounds: {{max_memory: 4g, min_cpus: 0.5, max_cpus: 2}}\n"
         + "".join(f"    {line}\n" for line in app.engine_yaml.strip().splitlines())
         for app in apps)
-    return (f"mode: act\nprometheus_url: {prom_url}\n"
+    return (f"mode: act\nprometheus_url: {prom_url}\nalertmanager_url: {am_url}\n"
+            f"monitoring_password_file: {auth.password_file}\n"
             f"escalation_path: {ROOT / 'config/escalation.yml'}\n"
             f"max_runs_per_hour: 5\ntargets:\n{targets}")
 
 
-def prometheus_yaml(apps: Sequence[App], addresses: dict[str, str]) -> str:
+def prometheus_yaml(apps: Sequence[App], addresses: dict[str, str],
+                    auth: MonitoringAuth) -> str:
     config = yaml.safe_load(render_prometheus_config(
-        (ROOT / "monitoring/prometheus.yml").read_text(), addresses, FAST))
+        (ROOT / "monitoring/prometheus.yml").read_text(), addresses, FAST, auth))
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "app-prod")
+    shipped = job["static_configs"][0].get("labels") or {}
     job["static_configs"] = [{"targets": [app.url.removeprefix("http://")],
-                              "labels": {"service": app.name}} for app in apps]
+                              "labels": {**shipped, "service": app.name}} for app in apps]
     job.pop("relabel_configs", None)
     return str(yaml.safe_dump(config, sort_keys=False))
 
@@ -105,8 +110,10 @@ def prometheus_yaml(apps: Sequence[App], addresses: dict[str, str]) -> str:
 @contextlib.contextmanager
 def fleet_loop(tmp: Path, apps: Sequence[App]) -> Iterator[Fleet]:
     rem_port, am_port, prom_port = free_port(), free_port(), free_port()
+    auth = monitoring_auth(tmp)  # one password for both, as `make up` does
     config = tmp / "remediator.yml"
-    config.write_text(config_yaml(apps, f"http://127.0.0.1:{prom_port}"))
+    config.write_text(config_yaml(apps, f"http://127.0.0.1:{prom_port}",
+                                  f"http://127.0.0.1:{am_port}", auth))
     token_file = tmp / "token"
     token_file.write_text(TOKEN)
     am_config = render_alertmanager_config(
@@ -116,6 +123,7 @@ def fleet_loop(tmp: Path, apps: Sequence[App]) -> Iterator[Fleet]:
                  "remediator:9096": f"127.0.0.1:{rem_port}"}
     rules = {"alerts.yml": render_alerts((ROOT / "monitoring/alerts.yml").read_text(), FAST)}
     with remediator(tmp, config, rem_port) as rem, \
-            alertmanager(tmp, am_config, port=am_port) as am, \
-            prometheus(tmp, prometheus_yaml(apps, addresses), rules, port=prom_port) as prom:
+            alertmanager(tmp, am_config, port=am_port, auth=auth) as am, \
+            prometheus(tmp, prometheus_yaml(apps, addresses, auth), rules, port=prom_port,
+                       auth=auth) as prom:
         yield Fleet(apps, rem, prom, am)

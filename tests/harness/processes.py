@@ -1,7 +1,11 @@
-"""Real Prometheus and Alertmanager processes on free loopback ports.
+"""Real Prometheus and Alertmanager processes on free loopback ports, with basic auth as
+`make up` runs them (a web config with a random password; the lifecycle API off).
 
     with prometheus(tmp_path, config_yaml, rules={"alerts.yml": text}) as prom:
         requests.get(prom.url + "/api/v1/query", params={"query": "up"})
+
+``prom.url`` carries the credentials (http://user:password@127.0.0.1:port); ``prom.base``
+does not; ``prom.auth`` is the MonitoringAuth (its password file, its web config).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from pathlib import Path
 
 import requests
 
+from remediator.stack import MonitoringAuth, monitoring_auth
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -32,10 +38,17 @@ class Proc:
     port: int
     process: subprocess.Popen[bytes]
     log: Path
+    auth: MonitoringAuth | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        if self.auth is None:
+            return self.base
+        return f"http://{self.auth.username}:{self.auth.password}@127.0.0.1:{self.port}"
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -72,7 +85,8 @@ def stop(proc: Proc) -> None:
             proc.process.wait()
 
 
-def spawn(name: str, argv: list[str], port: int, workdir: Path) -> Proc:
+def spawn(name: str, argv: list[str], port: int, workdir: Path,
+          auth: MonitoringAuth | None = None) -> Proc:
     log = workdir / f"{name}.log"
     handle = log.open("wb")
     # Its own process group, so a test can kill it whole, as a crash would (gunicorn's
@@ -80,13 +94,14 @@ def spawn(name: str, argv: list[str], port: int, workdir: Path) -> Proc:
     process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, cwd=workdir,
                                env={**os.environ}, start_new_session=True)
     handle.close()
-    return Proc(name, port, process, log)
+    return Proc(name, port, process, log, auth)
 
 
 @contextlib.contextmanager
 def prometheus(workdir: Path, config: str, rules: dict[str, str] | None = None,
-               port: int | None = None) -> Iterator[Proc]:
-    """Start Prometheus with ``config`` (rule files named in it are written beside it)."""
+               port: int | None = None, auth: MonitoringAuth | None = None) -> Iterator[Proc]:
+    """Start Prometheus with ``config`` (rule files named in it are written beside it),
+    behind basic auth (``auth``, else a fresh random password in its folder)."""
     binary = require_binary("prometheus")
     workdir = workdir / "prometheus"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -94,11 +109,12 @@ def prometheus(workdir: Path, config: str, rules: dict[str, str] | None = None,
         (workdir / filename).write_text(text)
     (workdir / "prometheus.yml").write_text(config)
     port = port or free_port()
+    auth = auth or monitoring_auth(workdir)
     proc = spawn("prometheus", [
         binary, f"--config.file={workdir / 'prometheus.yml'}",
         f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-        "--web.enable-lifecycle", "--log.level=warn",
-    ], port, workdir)
+        f"--web.config.file={auth.web_config}", "--log.level=warn",
+    ], port, workdir, auth)
     try:
         wait_ready(proc)
         yield proc
@@ -109,8 +125,10 @@ def prometheus(workdir: Path, config: str, rules: dict[str, str] | None = None,
 @contextlib.contextmanager
 def alertmanager(workdir: Path, config: str, port: int | None = None,
                  cluster_port: int | None = None, peers: list[str] | None = None,
-                 name: str = "alertmanager") -> Iterator[Proc]:
-    """Start Alertmanager; clustering is off unless ``cluster_port`` is given."""
+                 name: str = "alertmanager",
+                 auth: MonitoringAuth | None = None) -> Iterator[Proc]:
+    """Start Alertmanager behind basic auth (``auth``, else a fresh random password in its
+    folder); clustering is off unless ``cluster_port`` is given."""
     binary = require_binary("prometheus-alertmanager")
     workdir = workdir / name
     workdir.mkdir(parents=True, exist_ok=True)
@@ -118,11 +136,12 @@ def alertmanager(workdir: Path, config: str, port: int | None = None,
     port = port or free_port()
     cluster = (f"--cluster.listen-address=127.0.0.1:{cluster_port}" if cluster_port
                else "--cluster.listen-address=")
+    auth = auth or monitoring_auth(workdir)
     argv = [binary, f"--config.file={workdir / 'alertmanager.yml'}",
             f"--storage.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-            cluster, "--log.level=warn"]
+            f"--web.config.file={auth.web_config}", cluster, "--log.level=warn"]
     argv += [f"--cluster.peer={peer}" for peer in peers or []]
-    proc = spawn(name, argv, port, workdir)
+    proc = spawn(name, argv, port, workdir, auth)
     try:
         wait_ready(proc)
         yield proc

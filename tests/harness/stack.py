@@ -11,12 +11,14 @@ import importlib.util
 import os
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import docker.errors
 import requests
 from docker.models.containers import Container
 
@@ -24,6 +26,7 @@ from remediator.stack import (
     AppSpec,
     Timings,
     app_container_kwargs,
+    monitoring_auth,
     render_alertmanager_config,
     render_alerts,
     render_prometheus_config,
@@ -90,7 +93,11 @@ def wait(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> An
 
 
 def start_app(resources: Resources, image: str) -> Container:
-    spec = AppSpec(name=f"e2e-app-{resources.labels()['org.remediator.test']}", image=image,
+    # A name of its own per app: a fix that recreates the container (scenario 3's force_cpu)
+    # leaves one this test's cleanup does not hold, and the next test must not collide.
+    suffix = uuid.uuid4().hex[:6]
+    spec = AppSpec(name=f"e2e-app-{resources.labels()['org.remediator.test']}-{suffix}",
+                   image=image,
                    port=free_port(), models_volume=resources.volume().name,
                    backup_volume=resources.volume().name)
     kwargs = app_container_kwargs(spec, resources.labels())
@@ -101,10 +108,12 @@ def start_app(resources: Resources, image: str) -> Container:
 
 def remediator_config(tmp: Path, container: str, app_url: str, prom_url: str, *,
                       alertmanager_url: str | None = None, escalation_path: Path | None = None,
-                      config_files: list[str] | None = None) -> Path:
+                      config_files: list[str] | None = None,
+                      monitoring_password_file: Path | None = None) -> Path:
     """config/remediator.yml for one app-prod target; the optional keys only when given."""
     top = "".join(f"{key}: {value}\n" for key, value in (
-        ("alertmanager_url", alertmanager_url), ("escalation_path", escalation_path))
+        ("alertmanager_url", alertmanager_url), ("escalation_path", escalation_path),
+        ("monitoring_password_file", monitoring_password_file))
         if value is not None)
     files = f"    config_files: [{', '.join(config_files)}]\n" if config_files else ""
     path = tmp / "remediator.yml"
@@ -152,7 +161,10 @@ def loop(tmp: Path, resources: Resources, image: str, timings: Timings = FAST) -
     app_url = f"http://127.0.0.1:{host_port(app)}"
     wait(lambda: requests_ok(f"{app_url}/health"), 120, "the app to be healthy")
     rem_port, am_port, prom_port = free_port(), free_port(), free_port()
-    config = remediator_config(tmp, app.name, app_url, f"http://127.0.0.1:{prom_port}")
+    auth = monitoring_auth(tmp)  # one password for both, as `make up` does
+    config = remediator_config(tmp, app.name, app_url, f"http://127.0.0.1:{prom_port}",
+                               alertmanager_url=f"http://127.0.0.1:{am_port}",
+                               monitoring_password_file=auth.password_file)
     token_file = tmp / "token"
     token_file.write_text(TOKEN)
     am_config = render_alertmanager_config(
@@ -162,12 +174,16 @@ def loop(tmp: Path, resources: Resources, image: str, timings: Timings = FAST) -
                  "alertmanager:9093": f"127.0.0.1:{am_port}",
                  "remediator:9096": f"127.0.0.1:{rem_port}"}
     prom_config = render_prometheus_config((ROOT / "monitoring/prometheus.yml").read_text(),
-                                           addresses, timings)
+                                           addresses, timings, auth)
     rules = {"alerts.yml": render_alerts((ROOT / "monitoring/alerts.yml").read_text(), timings)}
-    with remediator(tmp, config, rem_port) as rem, \
-            alertmanager(tmp, am_config, port=am_port) as am, \
-            prometheus(tmp, prom_config, rules, port=prom_port) as prom:
-        yield Loop(app, app_url, rem, prom, am)
+    try:
+        with remediator(tmp, config, rem_port) as rem, \
+                alertmanager(tmp, am_config, port=am_port, auth=auth) as am, \
+                prometheus(tmp, prom_config, rules, port=prom_port, auth=auth) as prom:
+            yield Loop(app, app_url, rem, prom, am)
+    finally:  # the container under that name now, recreated by a fix or not
+        with contextlib.suppress(docker.errors.NotFound):
+            resources.client.containers.get(str(app.name)).remove(force=True, v=True)
 
 
 def requests_ok(url: str) -> bool:

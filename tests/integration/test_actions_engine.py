@@ -384,10 +384,11 @@ def test_read_file_and_put_file_round_trip_keeping_mode_and_owner(
     finally:
         actions.call("docker.put_file", {"path": config, "content": read["content"]}, target, 10)
     assert actions.call("docker.read_file", {"path": "/nope"}, target, 10)["exists"] is False
-    new = actions.call("docker.put_file", {"path": "/tmp/new.txt", "content": "x",
+    new = actions.call("docker.put_file", {"path": "/app/models/new.txt", "content": "x",
                                            "mode": 0o600, "owner": "1000:1000"}, target, 10)
     assert new["previous_bytes"] is None
-    assert served.exec_run(["stat", "-c", "%a %u", "/tmp/new.txt"]).output == b"600 1000\n"
+    assert served.exec_run(["stat", "-c", "%a %u", "/app/models/new.txt"]).output == \
+        b"600 1000\n"
 
 
 def test_put_file_from_the_last_known_good(served: Container, docker_client: docker.DockerClient
@@ -400,9 +401,9 @@ def test_put_file_from_the_last_known_good(served: Container, docker_client: doc
     served.exec_run(["sh", "-c", f"echo 'load_timeout: soon' > {config}"])
     actions.call("docker.put_file", {"path": config, "last_known_good": True}, target, 10)
     assert served.exec_run(["cat", config]).output.decode() == original
-    with pytest.raises(ActionFailed, match=r"holds no copy of /app/nope\.yml"):
-        actions.call("docker.put_file", {"path": "/app/nope.yml", "last_known_good": True},
-                     target, 10)
+    with pytest.raises(ActionFailed, match=r"holds no copy of /app/config/nope\.yml"):
+        actions.call("docker.put_file", {"path": "/app/config/nope.yml",
+                                         "last_known_good": True}, target, 10)
     with pytest.raises(ActionFailed, match="no last-known-good recorded for u"):
         actions.call("docker.put_file", {"path": config, "last_known_good": True},
                      Target(name="u", selector={}, container=str(served.name),

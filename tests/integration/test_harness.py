@@ -80,7 +80,9 @@ def test_remediator_image_imports_remediator(images: dict[str, str],
 
 def test_prometheus_scrapes_alertmanager(tmp_path: Path) -> None:
     with alertmanager(tmp_path, AM_CONFIG) as am:
-        config = PROM_CONFIG.replace("TARGET", f"127.0.0.1:{am.port}")
+        assert am.auth is not None  # Alertmanager answers only with its credentials
+        config = PROM_CONFIG.replace("TARGET", f"127.0.0.1:{am.port}").replace(
+            "PASSWORD_FILE", str(am.auth.password_file))
         with prometheus(tmp_path, config) as prom:
             deadline = time.monotonic() + 20
             value = None
@@ -105,4 +107,5 @@ global: {scrape_interval: 1s, evaluation_interval: 1s}
 scrape_configs:
   - job_name: alertmanager
     static_configs: [{targets: ["TARGET"]}]
+    basic_auth: {username: monitoring, password_file: PASSWORD_FILE}
 """

@@ -21,7 +21,7 @@ from tests.harness.scenarios import alert_payload, scenario_rig
 
 pytestmark = pytest.mark.docker
 
-VALIDATED = ("restart", "health", "model_health", "inference", "metrics")
+VALIDATED = ("restart", "health", "model_health", "inference", "caption", "metrics")
 
 
 def test_scenario_1_missing_file_is_restored_from_the_backup(
@@ -49,6 +49,32 @@ def test_scenario_1_missing_file_is_restored_from_the_backup(
 
         assert rig.escalations() == []
         assert rig.pagerduty.requests == []
+
+
+def test_scenario_1_a_missing_fallback_is_installed_by_download_models_from_the_image(
+        tmp_path: Path, images: dict[str, str], docker_resources: Resources,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 21: the fallback gone too, from the models and the backup: the runbook's
+    `download_models.py --model int2_quantized --force` installs it from the image's own
+    model store (the container has no internet)."""
+    with scenario_rig(tmp_path, docker_resources, images["modelserver"], "missing-file",
+                      monkeypatch) as rig:
+        gone = rig.app.exec_run(["rm", "-f", "/app/models/int2_quantized.pth",
+                                 "/backup/models/int2_quantized.pth"], user="root")
+        assert gone.exit_code == 0, gone.output
+        fault_at = rig.inject("missing-file")
+        rig.post_alert(alert_payload("load-failure", fault_at))
+        execution = rig.wait_execution()
+
+        assert (execution["outcome"], execution["scenario"]) == (
+            "success", "file_missing_or_corrupted")
+        steps = {s["id"]: s for s in execution["steps"]}
+        assert steps["restore_model"]["status"] == "ok"
+        assert steps["download_fallback"]["status"] == "ok", steps["download_fallback"]
+        assert "int2_quantized" in steps["download_fallback"]["outputs"]["output"]
+        assert all(steps[step]["status"] == "ok" for step in VALIDATED), steps
+        rig.assert_healthy_on_the_primary_model()
+        assert rig.get("/model/health")[1]["fallback_available"] is True
 
 
 def test_scenario_1_corrupted_backup_pages_emergency_and_downloads_a_good_copy(

@@ -38,11 +38,16 @@ def test_scenario_2_out_of_memory_raises_the_limit_to_the_targets_bound(
         assert steps["inspect"]["outputs"]["memory_limit"] == 120 * 2**20
         assert steps["classify"]["outputs"]["matched"] == "oom_killed=True"
         assert steps["raise_memory"]["outputs"]["memory"] == 4 * 2**30
+        assert steps["raise_memory"]["outputs"]["memory_reservation"] == 2 * 2**30
+        assert steps["cuda_alloc_conf"]["status"] == "skipped"  # no GPU on this host
         assert all(steps[s]["status"] == "ok" for s in
-                   ("restart", "health", "model_health", "inference", "metrics")), steps
+                   ("restart", "health", "model_health", "inference", "caption", "metrics")
+                   ), steps
         rig.assert_healthy_on_the_primary_model()
         host = rig.app.attrs["HostConfig"]
         assert (host["Memory"], host["MemorySwap"]) == (4 * 2**30, 4 * 2**30)
+        # The runbook's mem_reservation: 2g beside the limit (issue 21).
+        assert host["MemoryReservation"] == 2 * 2**30
 
         assert rig.escalations() == [("infrastructure", "notify", "infra-hardware-related")]
         assert rig.pagerduty.requests == []

@@ -135,12 +135,13 @@ def escalation_service(tmp_path: Path, policy: EscalationPolicy, env: Mapping[st
 
 
 def _payload(status: str, starts_at: datetime, fingerprint: str,
-             labels: Mapping[str, str] | None) -> bytes:
+             labels: Mapping[str, str] | None,
+             annotations: Mapping[str, str] | None = None) -> bytes:
     alert = {
         "status": status,
         "labels": {"alertname": "ModelLoadFailure", "service": "app-prod",
                    "instance": "app-prod:8080", "severity": "critical", **(labels or {})},
-        "annotations": {"summary": "Model failed to load"},
+        "annotations": dict(annotations or {"summary": "Model failed to load"}),
         "startsAt": starts_at.isoformat().replace("+00:00", "Z"),
         "endsAt": "0001-01-01T00:00:00Z" if status == "firing"
         else (starts_at + timedelta(minutes=1)).isoformat().replace("+00:00", "Z"),
@@ -154,8 +155,9 @@ def _payload(status: str, starts_at: datetime, fingerprint: str,
 
 
 def firing(starts_at: datetime = T0, fingerprint: str = "0023b7e32bfe951f",
-           labels: Mapping[str, str] | None = None) -> bytes:
-    return _payload("firing", starts_at, fingerprint, labels)
+           labels: Mapping[str, str] | None = None,
+           annotations: Mapping[str, str] | None = None) -> bytes:
+    return _payload("firing", starts_at, fingerprint, labels, annotations)
 
 
 def resolved(starts_at: datetime = T0, fingerprint: str = "0023b7e32bfe951f") -> bytes:

@@ -167,3 +167,24 @@ def test_docker_update_of_memory_swap_alone_on_an_unlimited_container_says_give_
     with pytest.raises(ActionFailed, match="give memory too"):
         docker_with(box, clock).call("docker.update", {"memory_swap": 4 << 30}, TARGET, 30)
     assert box.updates == []
+
+
+def test_docker_update_sets_the_memory_reservation_beside_the_limit() -> None:
+    """Scenario 2's mem_reservation (issue 21): sent with the limit, read back."""
+    clock = Clock()
+    box = Box(clock, host={"Memory": 3 << 30, "MemorySwap": 3 << 30})
+    docker_with(box, clock).call("docker.update", {"memory": 4 << 30, "memory_swap": 4 << 30,
+                                                   "memory_reservation": 2 << 30}, TARGET, 30)
+    assert box.updates == [{"mem_limit": 4 << 30, "memswap_limit": 4 << 30,
+                            "mem_reservation": 2 << 30}]
+
+
+def test_a_memory_reservation_above_the_bound_or_the_limit_is_refused() -> None:
+    from remediator.core.actions import bounds_problems
+
+    bounded = Target(name="t", selector={}, container="t", base_url="http://t",
+                     max_memory=4 << 30)
+    assert bounds_problems("docker.update", {"memory_reservation": 2 << 30}, bounded) == []
+    assert bounds_problems("docker.update", {"memory_reservation": 5 << 30}, bounded)
+    assert bounds_problems("docker.update", {"memory": 1 << 30,
+                                             "memory_reservation": 2 << 30}, bounded)

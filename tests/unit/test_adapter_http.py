@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import requests
@@ -89,3 +89,82 @@ def test_prometheus_query_is_bounded_by_the_step_timeout() -> None:
     with pytest.raises(ActionTimeout, match=r"did not answer within 0\.25s"):
         http.call("prometheus.query", {"query": "up"}, TARGET, 0.25)
     assert client.timeouts == [0.25]
+
+
+# -- real local servers: redirects and body size ---------------------------------------------
+def _server(handler: Any) -> Any:
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _handler(answer: Any) -> Any:
+    from http.server import BaseHTTPRequestHandler
+
+    class Handler(BaseHTTPRequestHandler):
+        hits: ClassVar[list[tuple[str, str, bytes]]] = []
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            Handler.hits.append((self.command, self.path, self.rfile.read(length)))
+            status, headers, body = answer(self.path)
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+    return Handler
+
+
+def test_http_check_does_not_follow_a_redirect_off_the_targets_base_url() -> None:
+    elsewhere_handler = _handler(lambda path: (200, {}, b'{"status": "healthy"}'))
+    elsewhere = _server(elsewhere_handler)
+    other = f"http://127.0.0.1:{elsewhere.server_address[1]}"
+    target_handler = _handler(lambda path: (
+        (307, {"Location": f"{other}/steal"}, b"") if path == "/health"
+        else (302, {"Location": "/health/ok"}, b"") if path == "/local"
+        else (200, {}, b'{"status": "healthy"}')))
+    app = _server(target_handler)
+    target = Target(name="t", selector={}, container="t",
+                    base_url=f"http://127.0.0.1:{app.server_address[1]}")
+    http = HttpActions("http://127.0.0.1:1")
+    try:
+        out = http.call("http.check", {"path": "/health", "method": "POST",
+                                       "body": {"secret": "x"},
+                                       "expect": {"status": "healthy"}}, target, 10)
+        assert out["ok"] is False and out["status_code"] == 307
+        assert "not followed: off the target's base_url" in out["output"]
+        assert elsewhere_handler.hits == []  # the other port never saw the check (or its body)
+        # A redirect within the target's own base_url is followed.
+        local = http.call("http.check", {"path": "/local", "expect": {"status": "healthy"}},
+                          target, 10)
+        assert local["ok"] is True
+    finally:
+        app.shutdown()
+        elsewhere.shutdown()
+
+
+def test_http_check_reads_a_body_up_to_the_cap_and_says_it_cut(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import remediator.adapters.http as http_module
+
+    monkeypatch.setattr(http_module, "MAX_HTTP_BODY_BYTES", 1000)
+    app = _server(_handler(lambda path: (200, {}, b'{"pad": "' + b"x" * 100_000 + b'"}')))
+    target = Target(name="t", selector={}, container="t",
+                    base_url=f"http://127.0.0.1:{app.server_address[1]}")
+    try:
+        out = HttpActions("http://127.0.0.1:1").call("http.check", {"path": "/big"}, target, 10)
+    finally:
+        app.shutdown()
+    assert "body cut at the 1000 bytes cap" in out["output"]
+    assert isinstance(out["body"], str) and len(out["body"]) <= 1000

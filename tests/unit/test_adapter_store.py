@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from remediator.adapters.store import MAX_OUTPUT_CHARS, Store, capped
 from remediator.core.alerts import parse_alert
 from remediator.core.playbook import load_playbook_text
@@ -96,3 +98,34 @@ def test_a_run_resumed_after_long_logs_were_stored_reaches_the_same_scenario(
     resumed = run_playbook(PLAYBOOK, ALERT, TARGET, runtime, resume_from=resume)
     assert runtime.calls == []  # logs adopted, not fetched again
     assert full.scenario == resumed.scenario == "permission_denied"
+
+
+def test_the_store_and_its_wal_are_owner_only_from_their_creation(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)  # the usual umask: files would be 0644
+    try:
+        store = Store(tmp_path / "state" / "remediator.db")
+        store.record_last_known_good("t", "sha256:x", {"env": []})
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "state").iterdir() if p.name.startswith("remediator.db")]
+    assert {p.name for p in files} >= {"remediator.db", "remediator.db-wal"}
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in files} == {
+        p.name: 0o600 for p in files}
+
+
+def test_private_files_are_never_written_through_a_planted_link(tmp_path: Path) -> None:
+    import stat
+
+    from remediator.adapters.private_files import write_private
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (tmp_path / "webhook-token").symlink_to(victim)
+    with pytest.raises(OSError):
+        write_private(tmp_path / "webhook-token", "t0k3n")
+    assert victim.read_text() == "keep"
+    write_private(tmp_path / "token2", "t0k3n")
+    assert stat.S_IMODE((tmp_path / "token2").stat().st_mode) == 0o600

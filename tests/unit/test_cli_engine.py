@@ -38,8 +38,9 @@ class FakeRuntime:
         self.calls.append(action)
         if action == "docker.logs":
             return {"output": self.logs, "lines": 1}
-        if action == "http.check":
-            return {"ok": True, "status_code": 200, "output": "GET /health: 200"}
+        if action == "http.check":  # what each check accepts (inference: a caption too)
+            return {"ok": True, "status_code": 200, "output": "GET /health: 200",
+                    "body": {"caption": "a red square", "variant": "fp32"}}
         return {"output": f"{action} done"}
 
 

@@ -38,7 +38,11 @@ def run_classify(text: str, oom_killed: bool = False) -> str | None:
      "file_missing_or_corrupted"),
     ("ls: cannot access '/app/models/best_model.pth': No such file or directory",
      "file_missing_or_corrupted"),
-    ("RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB", "cuda"),
+    # Issue 21: a GPU out of memory gets scenario 2's memory fix, not the CPU fallback.
+    ("RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB", "out_of_memory"),
+    ("MemoryError: out of memory while loading /app/models/best_model.pth (CUDA out of "
+     "memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total capacity)) (raise the "
+     "container memory limit or load a quantized variant)", "out_of_memory"),
     ("RuntimeError: CUDA requested (device='cuda') but CUDA is not available; set device: cpu "
      "in config/model.yml", "cuda"),
     ("MemoryError: out of memory while loading /app/models/best_model.pth", "out_of_memory"),

@@ -40,8 +40,10 @@ def test_the_runbook_playbook_loads_with_its_phases() -> None:
     assert playbook.match == {"alertname": "ModelLoadFailure"}
     assert playbook.limits.timeout_s == 600
     assert {s.id for s in playbook.steps if s.mutating} == {
-        "restore_model", "restore_fallback", "download_model", "fix_ownership", "fix_mode",
-        "raise_memory", "force_cpu", "convert_model", "use_converted", "use_converted_env",
+        "restore_model", "restore_fallback", "download_fallback", "download_model",
+        "fix_ownership", "fix_mode",
+        "raise_memory", "cuda_alloc_conf", "force_cpu", "convert_model", "use_converted",
+        "use_converted_env",
         "rollback_image",
         "restore_config", "restore_image_config", "restart"}
     # Every mutating step may run again after a crash: each one is safe to repeat.

@@ -69,3 +69,33 @@ def test_resources_beyond_bounds_are_refused(kwargs: dict[str, float], arg: str,
 def test_a_target_without_bounds_cannot_be_resized() -> None:
     assert check_bounds(REPLICA, memory=1024**3)[0][1].endswith("so it cannot be changed")
     assert check_bounds(REPLICA, cpus=1.0)[0][1].endswith("so it cannot be changed")
+
+
+def test_write_paths_default_to_the_model_dir_backup_and_config_folders() -> None:
+    from remediator.core.targets import check_write_path
+
+    target = Target(name="t", selector={"service": "t"}, container="t", base_url="http://t",
+                    backup_path="/backup/models", config_files=("/app/config/model.yml",))
+    assert target.write_prefixes() == ("/app/models", "/app/config", "/backup/models")
+    assert check_write_path(target, "/app/models/best_model.pth") is None
+    assert check_write_path(target, "/app/config/model.yml") is None
+    for path in ("/etc/passwd", "/app/models/../../etc/x", "/app/modelsX/y", "relative/x",
+                 "/app/models/\x00"):
+        assert check_write_path(target, path), path
+
+
+def test_declared_write_paths_replace_the_default() -> None:
+    from remediator.core.config import check_config_data
+    from remediator.core.targets import check_write_path
+
+    values, problems = check_config_data({"targets": [{
+        "name": "t", "selector": {"service": "t"}, "container": "t", "base_url": "http://t",
+        "backup_path": "/backup", "write_paths": ["/srv/data"]}]}, "remediator.yml")
+    assert problems == []
+    (target,) = values["targets"]
+    assert check_write_path(target, "/srv/data/x") is None
+    assert "outside the paths" in str(check_write_path(target, "/app/models/x"))
+    _, problems = check_config_data({"targets": [{
+        "name": "t", "selector": {"service": "t"}, "container": "t", "base_url": "http://t",
+        "write_paths": ["../etc"]}]}, "remediator.yml")
+    assert problems

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from remediator.core.config import load_config
-from remediator.stack import APP_HEALTHCHECK, AppSpec
+from remediator.stack import APP_HEALTHCHECK, AppSpec, Timings, render_alerts
 from tests.harness.docker_engine import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,11 +65,28 @@ def test_every_alert_has_a_severity_summary_and_runbook_url() -> None:
     names = [rule["alert"] for rule in alert_rules()]
     assert {"ModelLoadFailure", "ModelLoadTime", "ModelMemoryUsage", "RemediatorDown",
             "RemediatorExecutionsFailing", "RemediatorOutboxStuck",
-            "RemediatorPaused"} <= set(names)
+            "RemediatorPaused", "RemediatorNotificationsUndelivered",
+            "CriticalAlertUnresolved"} <= set(names)
     for rule in alert_rules():
         assert rule["labels"]["severity"] in ("critical", "warning"), rule["alert"]
         assert rule["annotations"]["summary"], rule["alert"]
         assert rule["annotations"]["runbook_url"].startswith("https://"), rule["alert"]
+
+
+def test_the_for_annotation_repeats_the_rules_for_so_downtime_counts_from_the_start() -> None:
+    # Remediator counts "down for 10 minutes" from startsAt less the `for` annotation
+    # (escalation/facts.py down_since); a rule whose two durations differ pages early or late.
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    assert rules["ModelLoadFailure"]["annotations"]["for"] == rules["ModelLoadFailure"]["for"]
+    for rule in rules.values():
+        if "for" in rule.get("annotations", {}):
+            assert rule["annotations"]["for"] == rule["for"], rule["alert"]
+    shortened = yaml.safe_load(render_alerts((MONITORING / "alerts.yml").read_text(),
+                                             Timings(alert_for="5s")))
+    for group in shortened["groups"]:  # a stack that shortens `for:` shortens both
+        for rule in group["rules"]:
+            if "for" in rule.get("annotations", {}):
+                assert rule["annotations"]["for"] == rule["for"] == "5s", rule["alert"]
 
 
 # -- Prometheus and Alertmanager configs ------------------------------------------------------
@@ -77,7 +94,7 @@ def test_prometheus_config_and_its_rule_files_are_valid(tmp_path: Path) -> None:
     for name in ("prometheus.yml", "alerts.yml"):
         shutil.copy(MONITORING / name, tmp_path / name)
     out = check([tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")])
-    assert "SUCCESS: 7 rules found" in out
+    assert "SUCCESS: 9 rules found" in out
 
 
 def test_alertmanager_config_is_valid(tmp_path: Path) -> None:
@@ -162,7 +179,47 @@ def test_compose_alertmanager_gets_the_token_file_its_config_names(
     wanted = {hook["http_config"]["authorization"]["credentials_file"]
               for receiver in config["receivers"]
               for hook in receiver.get("webhook_configs", [])}
-    assert wanted == {secret["target"] for secret in am["secrets"]}
+    assert wanted <= {secret.get("target") for secret in am["secrets"]}
+
+
+def test_compose_monitoring_needs_credentials_and_alertmanager_is_off_the_apps_network(
+    compose: dict[str, Any],
+) -> None:
+    """Issue 16 item 1: basic auth on both, no lifecycle API, and the app container shares no
+    network with Alertmanager (Prometheus still shares one with the app, to scrape it)."""
+    services = compose["services"]
+    nets = {name: set(service.get("networks") or ["default"])
+            for name, service in services.items()}
+    assert not nets["app-prod"] & nets["alertmanager"]
+    assert nets["app-prod"] & nets["prometheus"] and nets["prometheus"] & nets["alertmanager"]
+    assert nets["remediator"] & nets["alertmanager"]
+    for name in ("prometheus", "alertmanager"):
+        command = " ".join(services[name]["command"])
+        assert "--web.config.file=" in command and "lifecycle" not in command, name
+    prom = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    assert all(manager["basic_auth"]["password_file"] for manager
+               in prom["alerting"]["alertmanagers"])
+
+
+def test_serving_alerts_carry_a_model_label_from_the_scrape() -> None:
+    """Issue 16 item 5: the escalation criterion "multiple different models failing" counts
+    the `model` label of app alerts; every serving target's scrape gives one."""
+    prom = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    [job] = [j for j in prom["scrape_configs"] if j["job_name"] == "app-prod"]
+    assert all(static["labels"].get("model") for static in job["static_configs"])
+
+
+def test_lifecycle_api_is_off_in_every_shape() -> None:
+    for path in ("docker-compose.yml", "scripts/stack.py", "tests/harness/processes.py",
+                 "app/remediator/stack.py"):
+        assert "enable-lifecycle" not in (ROOT / path).read_text(), path
+
+
+def test_only_an_example_web_config_is_shipped_and_it_has_no_usable_hash() -> None:
+    example = yaml.safe_load((MONITORING / "web-config.example.yml").read_text())
+    [hashed] = example["basic_auth_users"].values()
+    assert "REPLACE" in hashed
+    assert not (MONITORING / "web-config.yml").exists()
 
 
 def test_compose_config_differs_from_the_host_config_only_in_addresses() -> None:

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from remediator.adapters.store import Store
 from remediator.cli import main
 from remediator.core.escalation_policy import EscalationPolicy, load_escalation_policy
+from remediator.core.units import parse_duration
 from remediator.service import Service
+from remediator.stack import Timings, render_alerts
 from remediator.web import create_app
 from tests.support import HttpSink, PagerDutySink
 from tests.support.escalation_kit import (
@@ -29,6 +33,7 @@ from tests.support.escalation_kit import (
     alert_in,
     escalation_service,
     firing,
+    policy_from_yaml,
     resolved,
     run_pending,
 )
@@ -137,13 +142,13 @@ def test_a_pass_evaluates_again_only_what_changed_or_is_due(
         service: Service, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
     assert service.escalation is not None
     evaluated: list[str] = []
-    real = service.escalation.policy.evaluate
+    real = service.escalation.policy.matches
 
     def counting(facts: Any) -> Any:
         evaluated.append(facts.service)
         return real(facts)
 
-    monkeypatch.setattr(service.escalation.policy, "evaluate", counting)
+    monkeypatch.setattr(service.escalation.policy, "matches", counting)
     for n, name in enumerate("abc"):
         alert_in(service, firing(T0, fingerprint=f"{n:016x}",
                                  labels={"service": f"not-a-target-{name}"}))
@@ -168,14 +173,14 @@ def test_an_incident_that_cannot_be_evaluated_does_not_hold_up_the_others_pages(
         service: Service, clock: FakeClock, pagerduty: PagerDutySink,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     assert service.escalation is not None
-    real = service.escalation.policy.evaluate
+    real = service.escalation.policy.matches
 
     def broken_for_one(facts: Any) -> Any:
         if facts.service == "not-a-target-broken":
             raise RuntimeError("a bug evaluating this one incident")
         return real(facts)
 
-    monkeypatch.setattr(service.escalation.policy, "evaluate", broken_for_one)
+    monkeypatch.setattr(service.escalation.policy, "matches", broken_for_one)
     alert_in(service, firing(T0, fingerprint=f"{1:016x}",
                              labels={"service": "not-a-target-broken"}))  # incident 1
     alert_in(service, firing(T0, fingerprint=f"{2:016x}",
@@ -215,6 +220,30 @@ def test_a_once_per_window_rule_notifies_again_in_the_next_window(
     assert first["dedup_key"] != second["dedup_key"]
 
 
+@pytest.mark.parametrize("alert_for", ["30s", None])  # a test stack's shortened for:, shipped
+def test_down_for_10_minutes_counts_from_when_the_service_went_down_not_from_startsAt(
+        service: Service, clock: FakeClock, alert_for: str | None) -> None:
+    # Prometheus fires ModelLoadFailure (startsAt) once its condition held for the rule's
+    # `for:`; the service went down that much earlier. The alert carries the rule's own
+    # annotations, as Alertmanager delivers them.
+    text = render_alerts((ROOT / "monitoring" / "alerts.yml").read_text(),
+                         Timings(alert_for=alert_for))
+    (rule,) = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"]
+               if r.get("alert") == "ModelLoadFailure"]
+    went_down = T0 - timedelta(seconds=parse_duration(rule["for"]))
+    alert_in(service, firing(T0, labels={"service": "not-a-target"},
+                             annotations=rule["annotations"]))
+    due = went_down + timedelta(minutes=10)
+    clock.advance(seconds=(due - T0).total_seconds() - 1)
+    assert timer(service) == due  # the timer sleeps until 10 minutes after it went down
+    assert pages(service) == []
+    clock.advance(seconds=1)
+    timer(service)
+    (page,) = pages(service)
+    assert page["rule"] == "emergency-down-more-than-10-minutes"
+    assert "down_for=10m" in page["reason"]
+
+
 def test_a_rule_that_keeps_matching_notifies_once(service: Service, clock: FakeClock,
                                                   pagerduty: PagerDutySink) -> None:
     alert_in(service, firing(T0, labels={"service": "not-a-target"}))
@@ -230,6 +259,61 @@ def test_a_rule_that_keeps_matching_notifies_once(service: Service, clock: FakeC
     assert escalations == 1.0
 
 
+TWO_CRITERIA = """
+version: 1
+channels:
+  slack: {type: slack, webhook_url: {env: SLACK_WEBHOOK_URL}}
+  pagerduty:
+    type: pagerduty
+    routing_key: {env: PAGERDUTY_ROUTING_KEY}
+    events_url: {env: PAGERDUTY_EVENTS_URL}
+    levels: [page]
+teams:
+  ml-team-lead: {channels: [slack]}
+  emergency: {channels: [pagerduty, slack]}
+rules:
+  - {name: down-5m, team: emergency, level: page, reason: Down for 5 minutes,
+     when: [{fact: down_for, ge: 5m}]}
+  - {name: still-down-15m, team: emergency, level: page, reason: Still down after 15 minutes,
+     when: [{fact: down_for, ge: 15m}]}
+"""
+
+
+def test_a_later_different_criterion_for_a_notified_team_and_level_sends_an_update(
+        tmp_path: Path, env: dict[str, str], clock: FakeClock, slack: HttpSink,
+        pagerduty: PagerDutySink) -> None:
+    service = escalation_service(tmp_path, policy_from_yaml(TWO_CRITERIA), env, clock)
+    try:
+        alert_in(service, firing(T0, labels={"service": "not-a-target"}))
+        clock.advance(minutes=5)
+        timer(service)
+        deliver(service)
+        (page,) = pages(service)
+        assert page["rule"] == "down-5m"
+        clock.advance(minutes=10)  # a second criterion for the same incident, team, level
+        timer(service)
+        deliver(service)
+        (update,) = rows(service, "update")
+        assert (update["team"], update["level"], update["rule"], update["status"]) == (
+            "emergency", "page", "still-down-15m", "delivered")
+        assert "still-down-15m" in update["reason"] and "Still down after 15" in update["reason"]
+        assert "still-down-15m" in slack.requests[-1].text  # the people read which one
+        first, second = pagerduty.events  # folded into the alert PagerDuty has open
+        assert first["dedup_key"] == second["dedup_key"] == page["dedup_key"]
+        assert "still-down-15m" in second["payload"]["custom_details"]["text"]
+        clock.advance(minutes=30)  # both still hold: nothing more
+        timer(service)
+        deliver(service)
+        assert len(rows(service, "update")) == 1 and len(pagerduty.events) == 2
+        alert_in(service, resolved(T0))
+        timer(service)
+        deliver(service)
+        assert [e["event_action"] for e in pagerduty.events] == ["trigger", "trigger",
+                                                                 "resolve"]
+    finally:
+        service.close()
+
+
 def test_a_playbook_request_and_a_rule_for_the_same_team_share_one_notification(
         service: Service, runtime: ScriptedRuntime, clock: FakeClock) -> None:
     runtime.healthy = False  # restored, restarted, still failing: the playbook notifies too
@@ -243,6 +327,31 @@ def test_a_playbook_request_and_a_rule_for_the_same_team_share_one_notification(
     assert "Model still not healthy after the fix" in ml[0]["reason"]  # the playbook's words
     assert "file_restored=true, still_failing=true" in ml[0]["reason"]  # and the rule's
     assert ml[0]["dedup_key"] == key(service, "1/ml-team-lead/notify")
+    assert rows(service, "update") == []  # both criteria were in it: no update follows
+
+
+def test_an_escalation_that_fails_after_the_execution_ended_is_kept_and_sent_later(
+        service: Service, runtime: ScriptedRuntime, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The playbook's request is committed with the execution's end: an error in the hook
+    # (here: the store briefly refusing the read) no longer loses it.
+    assert service.escalation is not None
+    runtime.healthy = False
+    alert_in(service, firing(T0))
+    real = service.store.execution
+
+    def busy(_execution_id: int) -> Any:
+        raise RuntimeError("store busy")
+
+    monkeypatch.setattr(service.store, "execution", busy)
+    run_pending(service)
+    assert rows(service) == []
+    assert service.store.pending_escalations()  # kept with the execution's end
+    monkeypatch.setattr(service.store, "execution", real)
+    timer(service)
+    (ml,) = [n for n in rows(service, "trigger") if n["team"] == "ml-team-lead"]
+    assert "Model still not healthy after the fix" in ml["reason"]
+    assert service.store.pending_escalations() == []
 
 
 # -- Escalate to ML Team Lead if: "Model loading continues to fail after restoration" ---

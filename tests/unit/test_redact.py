@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from remediator.core.redact import MASK, mask, redact
@@ -73,3 +75,60 @@ def test_mask_shows_enough_to_tell_secrets_apart() -> None:
     assert mask("hunter2") == "***"
     assert mask("") == ""
     assert mask(None) == ""
+
+
+# Hostile inputs: each repeated to 200 KB, the shapes that made the old patterns rescan the
+# rest of a run from every one of its positions (quadratic: 0.3 s at 2 KB, hours at 200 KB).
+HOSTILE_UNITS = ["a-", "a.", "a-:", "a:", "a=", "-eyJ", "eyJaaaaaaaaa.", "a://", "a://b:",
+                 "http://a", "password=\"", "key:'", "\"key\"", "x.y:", "-----BEGIN ",
+                 "-----BEGIN RSA PRIVATE KEY-----", "?sig=", "bearer ", "authorization ",
+                 "xoxb-", "ghp_", "a-a://", "a=\""]
+
+
+@pytest.mark.parametrize("unit", HOSTILE_UNITS)
+def test_hostile_input_is_redacted_in_linear_time(unit: str) -> None:
+    text = (unit * (200_000 // len(unit) + 1))[:200_000]
+    started = time.perf_counter()
+    redact(text)
+    # Linear code takes well under 0.5 s here even on a busy machine; quadratic takes hours.
+    assert time.perf_counter() - started < 10
+
+
+@pytest.mark.parametrize("unit", ["a-", "a.", "a-:", "x.y:", "a://", "/a/", "name= a-b; ",
+                                  "a: b, "])
+def test_long_separator_rich_text_is_kept_whole(unit: str) -> None:
+    text = unit * 50_000
+    assert redact(text) == text
+
+
+def test_a_secret_deep_inside_long_text_is_still_masked() -> None:
+    text = "a-" * 100_000 + " SMTP_PASSWORD=hunter2 " + "x.y:" * 50_000
+    assert redact(text) == text.replace("hunter2", MASK)
+
+
+def test_an_unclosed_quote_still_masks_the_value() -> None:
+    assert redact("password='hunter2 and more") == "password='*** and more"
+
+
+def test_a_cut_off_private_key_is_masked() -> None:
+    pem = "log:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nQz9x"
+    assert redact(pem) == "log:\n-----BEGIN RSA PRIVATE KEY----- ***"
+
+
+def test_a_jwt_inside_a_dotted_run_is_masked_and_its_neighbours_kept() -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlLXZhbHVl"
+    assert redact(f"see a.b.{jwt}.tail") == "see a.b.***.tail"
+
+
+def test_env_secrets_are_masked_by_name_and_restored_from_the_container() -> None:
+    from remediator.core.redact import redact_env, unmask_env
+
+    env = ["MODEL_PATH=/app/models/int8.pth", "DB_PASSWORD=hunter2",
+           "DATABASE_URL=postgres://app:pw9@db/m", "PATH=/usr/bin"]
+    masked = redact_env(env)
+    assert masked == ["MODEL_PATH=/app/models/int8.pth", "DB_PASSWORD=***",
+                      "DATABASE_URL=postgres://app:***@db/m", "PATH=/usr/bin"]
+    # A rollback restores recorded plain values; secrets come from the running container.
+    current = ["MODEL_PATH=/bad.pth", "DB_PASSWORD=rotated", "PATH=/usr/bin"]
+    assert unmask_env(masked, current) == ["MODEL_PATH=/app/models/int8.pth",
+                                           "DB_PASSWORD=rotated", "PATH=/usr/bin"]

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
+from remediator.cli import main as cli
 from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
 from remediator.service import Service, build_service
@@ -242,8 +243,6 @@ def test_readiness_wants_docker_only_when_a_target_needs_it(client: FlaskClient,
 
 
 def test_serve_refuses_to_start_open_without_credentials(tmp_path: Path) -> None:
-    from remediator.cli import main as cli
-
     config = tmp_path / "remediator.yml"
     config.write_text("targets: []\n")
     result = CliRunner().invoke(cli, ["serve", "--config", str(config)],
@@ -333,6 +332,29 @@ def test_resolved_notice_during_an_execution_skips_the_rest_of_the_fix(
         "the alert resolved: remaining fix steps skipped")
     assert ex["error"] == "the alert resolved; validation passed"
     assert status["healthy"] == "ok"  # validation still runs
+    assert "docker.restart" not in [c[0] for c in runtime.calls]
+
+
+def test_pause_pressed_mid_run_skips_the_next_fix_step_and_says_why(
+        client: FlaskClient, service: Service, runtime: FakeRuntime) -> None:
+    post(client, fixture("firing-model-load-failure.json"))
+    service.worker.intake.drain()
+    original = runtime.call
+
+    def pause_midway(action: str, args: dict[str, Any], target: Target,
+                     timeout: float) -> dict[str, Any]:
+        if action == "docker.copy":  # an operator pauses while the first fix step runs
+            assert CliRunner().invoke(cli, ["pause", "--db", service.store.path]).exit_code == 0
+        return original(action, args, target, timeout)
+
+    runtime.call = pause_midway  # type: ignore[method-assign]
+    run_pending(service)
+    (ex,) = service.store.executions()
+    steps = {s["id"]: s for s in ex["steps"]}
+    assert steps["restore"]["status"] == "ok" and steps["restart"]["status"] == "skipped"
+    assert steps["restart"]["note"] == (
+        "Remediator was paused (remediator pause): remaining fix steps skipped")
+    assert steps["healthy"]["status"] == "ok"  # read-only validation still runs
     assert "docker.restart" not in [c[0] for c in runtime.calls]
 
 

@@ -585,6 +585,35 @@ def test_oom_watch_exits_137_only_for_an_oom_kill_while_serving() -> None:
     assert exits == [137]
 
 
+def test_oom_exit_is_counted_across_restarts_and_cleared_once_the_primary_serves(
+        tmp_path: Path) -> None:
+    """The next start says its last load was OOM-killed (model_oom_restarts), so
+    ModelLoadFailure fires in seconds instead of waiting out a crash loop."""
+    from mobile_multimodal.oom import OomWatch
+
+    marker = tmp_path / "oom-restarts"
+    counts, exits = [0], []
+    watch = OomWatch(counter=lambda: counts[0], exit=exits.append, marker=marker)
+    counts[0] = 1
+    watch(FakeArbiter(True), FakeWorker())
+    watch(FakeArbiter(True), FakeWorker())
+    assert exits == [137, 137] and marker.read_text().strip() == "2"
+
+    failing = ModelManager(ServeConfig(device="cpu", fallback_model=None),
+                           ServingMetrics(CollectorRegistry()), env={}, oom_marker=marker,
+                           loader=loader_for({"best_model.pth": ModelError("boom", "x")}),
+                           checksum=lambda p: None)
+    assert sample(failing, "model_oom_restarts") == 2  # from the first scrape on
+    failing.load()
+    assert sample(failing, "model_oom_restarts") == 2 and marker.exists()
+
+    healthy = ModelManager(ServeConfig(device="cpu"), ServingMetrics(CollectorRegistry()),
+                           env={}, oom_marker=marker, loader=loader_for({}),
+                           checksum=lambda p: None)
+    assert healthy.load().state is ModelState.READY
+    assert sample(healthy, "model_oom_restarts") == 0 and not marker.exists()
+
+
 # --- review fixes: what the runbook's reader sees ---------------------------------------------
 SHIPPED = Path(__file__).resolve().parents[2] / "models"
 

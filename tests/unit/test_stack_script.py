@@ -170,3 +170,38 @@ def test_an_app_an_earlier_demo_changed_is_recreated_from_the_image_first(
     stack.as_shipped(client, AppSpec(port=port))
     assert client.log == RECREATED
     assert said in capsys.readouterr().out
+
+
+def test_make_up_runs_prometheus_and_alertmanager_with_basic_auth_and_no_lifecycle_api(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16 item 1 and 7 in `make up`'s own code (processes recorded, not started)."""
+    import stat
+
+    import yaml
+
+    stack = load_stack_script()
+    started: dict[str, tuple[list[str], dict[str, str]]] = {}
+    monkeypatch.setattr(stack, "spawn", lambda state, name, argv, env=None: (
+        started.setdefault(name, (argv, env or {})), tmp_path / f"{name}.log")[1])
+    monkeypatch.setattr(stack, "wait_for", lambda *args, **kwargs: None)
+    monkeypatch.setenv("ONCALL_EMAIL", "sre@example.test")
+    monkeypatch.setenv("ONCALL_SMARTHOST", "relay.example.test:25")
+    auth = stack.monitoring_auth(tmp_path)
+    stack.start_remediator(tmp_path, auth)
+    stack.start_alertmanager(tmp_path, auth)
+    stack.start_prometheus(tmp_path, auth)
+
+    for name in ("prometheus", "alertmanager"):
+        argv = " ".join(started[name][0])
+        assert f"--web.config.file={auth.web_config}" in argv and "lifecycle" not in argv
+    assert started["remediator"][1]["REMEDIATOR_MONITORING_PASSWORD_FILE"] == str(
+        auth.password_file)
+    prom = yaml.safe_load((tmp_path / "prometheus/prometheus.yml").read_text())
+    assert prom["alerting"]["alertmanagers"][0]["basic_auth"] == {
+        "username": "monitoring", "password_file": str(auth.password_file)}
+    am = yaml.safe_load((tmp_path / "alertmanager/alertmanager.yml").read_text())
+    [oncall] = [r for r in am["receivers"] if r["name"] == "oncall"]
+    assert oncall["email_configs"][0]["to"] == "sre@example.test"
+    assert oncall["email_configs"][0]["smarthost"] == "relay.example.test:25"
+    for path in (auth.password_file, auth.web_config):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600

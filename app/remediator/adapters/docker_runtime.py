@@ -7,6 +7,8 @@ shell. Only the target's own container is touched.
 
 from __future__ import annotations
 
+import base64
+import collections
 import contextlib
 import copy
 import io
@@ -20,6 +22,7 @@ import signal
 import tarfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -27,11 +30,13 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from remediator.core.targets import Target
+from remediator.core.defaults import MAX_ARCHIVE_BYTES, MAX_LOG_BYTES
+from remediator.core.redact import redact_env, unmask_env
+from remediator.core.targets import Target, check_write_path
 from remediator.errors import ActionFailed, ActionTimeout, RuntimeError_, TargetNotFound
 
-__all__ = ["DockerActions", "LkgProvider", "last_known_good_snapshot", "memory_usage",
-           "merge_env"]
+__all__ = ["DockerActions", "LkgProvider", "check_exec_paths", "last_known_good_snapshot",
+           "memory_usage", "merge_env"]
 
 log = logging.getLogger("remediator.docker")
 
@@ -46,6 +51,18 @@ UNPARK_WITHIN_S = 3600.0
 
 START_ALLOWANCE_S = 1.0
 """Seconds of a step's time left kept for the engine to start a container after a stop."""
+
+EXEC_MARKER = "REMEDIATOR_EXEC_ID"
+"""Environment variable marking a docker.exec's processes (a random value per exec)."""
+
+EXEC_KILLER = ("for f in /proc/[0-9]*/environ; do case \"$(cat \"$f\" 2>/dev/null)\" in "
+               "*\"$0=$1\"*) p=${f#/proc/}; kill -KILL \"${p%/environ}\" 2>/dev/null;; "
+               "esac; done")
+"""sh script run in the container on a timeout: SIGKILL each process whose environment
+holds $0=$1 (the exec's marker); POSIX sh and cat only."""
+
+KILL_CONFIRM_S = 5.0
+"""Seconds a timed-out exec is given to stop after SIGKILL before it is reported alive."""
 
 MAX_FILE_BYTES = 1 << 20
 """Largest file docker.read_file and docker.put_file handle (config files, not models)."""
@@ -217,7 +234,8 @@ class DockerActions:
             "memory_limit": host.get("Memory") or 0, "memory_swap": host.get("MemorySwap") or 0,
             "cpus": cpus, "image": box.attrs["Config"].get("Image"),
             "image_id": box.attrs.get("Image"),
-            "env": list(box.attrs["Config"].get("Env") or []),
+            # Names kept, secret values masked: this output is stored and served.
+            "env": redact_env(box.attrs["Config"].get("Env") or []),
             "started_at": state.get("StartedAt"), "state_error": state.get("Error") or "",
         }
         out["output"] = (f"{target.container}: {out['container_status']}, exit code "
@@ -233,12 +251,19 @@ class DockerActions:
             kwargs["since"] = since
         if args.get("tail") is not None:
             kwargs["tail"] = int(args["tail"])
-        lines = box.logs(**kwargs).decode("utf-8", "replace").splitlines()
+        kept, read = newest_bytes(box.logs(stream=True, follow=False, **kwargs), MAX_LOG_BYTES)
+        lines = kept.decode("utf-8", "replace").splitlines()
+        cut = read - len(kept)
+        if cut:
+            lines = lines[1:]  # the first line kept is a partial one
         total = len(lines)
         if args.get("grep"):
             pattern = re.compile(str(args["grep"]), re.IGNORECASE)
             lines = [line for line in lines if pattern.search(line)]
-        return {"output": "\n".join(lines), "lines": len(lines), "total_lines": total}
+        note = (f"[docker.logs: {read} bytes of logs; only the last {MAX_LOG_BYTES} bytes were "
+                f"kept (cap), {cut} older bytes cut]\n" if cut else "")
+        return {"output": note + "\n".join(lines), "lines": len(lines), "total_lines": total,
+                "bytes_read": read, "bytes_cut": cut, "cap_bytes": MAX_LOG_BYTES}
 
     def do_stats(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
         stats = self.container(target).stats(stream=False)
@@ -253,19 +278,28 @@ class DockerActions:
         if not isinstance(cmd, list) or not all(isinstance(part, str) for part in cmd):
             raise ActionFailed("docker.exec: cmd must be a list of strings (argv), not a shell")
         box = self.container(target)
+        for path in check_exec_paths(cmd, target):
+            self._refuse_links(box, target, path, "docker.exec")
         api = self.client.api
+        # A random marker in the command's environment (its children inherit it): what a
+        # timeout finds, inside the container, to end the command's whole process tree.
+        marker = uuid.uuid4().hex
+        env = {**(args.get("env") or {}), EXEC_MARKER: marker}
         exec_id = api.exec_create(box.id, cmd, user=str(args.get("user") or ""),
-                                  workdir=args.get("workdir"), environment=args.get("env"),
+                                  workdir=args.get("workdir"), environment=env,
                                   stdout=True, stderr=True)["Id"]
         # with.timeout is the command's own limit; it can shorten the step's, never extend it.
         limit = min(float(args["timeout"]), timeout) if args.get("timeout") else timeout
-        stdout, stderr = self._run_exec(exec_id, limit, cmd)
+        stdout, stderr = self._run_exec(box, exec_id, limit, cmd, marker,
+                                        str(args.get("user") or ""))
         exit_code = api.exec_inspect(exec_id).get("ExitCode")
         return {"exit_code": exit_code, "stdout": stdout, "stderr": stderr,
                 "output": stdout + stderr, "data": parse_json_output(stdout)}
 
-    def _run_exec(self, exec_id: str, limit: float, cmd: list[str]) -> tuple[str, str]:
-        """The SDK has no exec timeout: run it in a thread and kill the process on expiry."""
+    def _run_exec(self, box: Container, exec_id: str, limit: float, cmd: list[str],
+                  marker: str, user: str) -> tuple[str, str]:
+        """The SDK has no exec timeout: run it in a thread and, on expiry, end the command
+        inside the container; the error says whether that worked."""
         result: dict[str, Any] = {}
 
         def work() -> None:
@@ -278,15 +312,44 @@ class DockerActions:
         worker.start()
         worker.join(limit)
         if worker.is_alive():
-            self._kill_exec(exec_id)
+            outcome = self._end_exec(box, exec_id, marker, user)
             raise ActionTimeout(f"docker.exec {cmd[0]!r} still running after {limit:g}s; "
-                                "killed")
+                                f"{outcome}")
         if "error" in result:
             raise result["error"]
         out, err = result["out"] or (None, None)
         return ((out or b"").decode("utf-8", "replace"), (err or b"").decode("utf-8", "replace"))
 
-    def _kill_exec(self, exec_id: str) -> None:
+    def _exec_running(self, exec_id: str) -> bool:
+        return bool(self.client.api.exec_inspect(exec_id).get("Running"))
+
+    def _end_exec(self, box: Container, exec_id: str, marker: str, user: str) -> str:
+        """End a timed-out exec inside the container: SIGKILL every process carrying its
+        marker, found through /proc as the exec's own user (root without CAP_SYS_PTRACE
+        cannot read another user's environment), then as root; then check with the engine
+        that the exec has stopped. Returns what happened, for the step's error; never claims
+        a kill it did not see."""
+        if not self._exec_running(exec_id):
+            return "it ended by itself as the timeout struck; nothing to kill"
+        how = "in the container"
+        try:
+            for who in dict.fromkeys([user, "root"]):
+                box.exec_run(["sh", "-c", EXEC_KILLER, EXEC_MARKER, marker], user=who)
+                if not self._exec_running(exec_id):
+                    break
+        except docker.errors.DockerException as exc:
+            how = f"from the host (no shell in the container: {exc})"
+            self._kill_host_pid(exec_id)
+        deadline = time.monotonic() + KILL_CONFIRM_S
+        while time.monotonic() < deadline:
+            if not self._exec_running(exec_id):
+                return f"killed {how}"
+            time.sleep(0.1)
+        pid = self.client.api.exec_inspect(exec_id).get("Pid")
+        return (f"NOT killed: it is still running in {box.name} (host pid {pid}) after "
+                f"SIGKILL {how}; end it by hand")
+
+    def _kill_host_pid(self, exec_id: str) -> None:
         pid = int(self.client.api.exec_inspect(exec_id).get("Pid") or 0)
         if pid > 0:
             # The exec's Pid is in the host's namespace: reachable when we run on the host.
@@ -316,11 +379,13 @@ class DockerActions:
         file is 0644 root:root by default.
         """
         path = str(args["path"])
+        box = self.container(target)
+        self._check_writable(box, target, path, "docker.put_file")
         content = self._put_content(args, target, path)
         owner = (tuple(int(part) for part in str(args["owner"]).split(":"))
                  if args.get("owner") else None)
         data, previous, mode, uid, gid = write_file(
-            self.container(target), path, content,
+            box, path, content,
             int(args["mode"]) if args.get("mode") is not None else None, owner)
         return {"bytes": len(data), "previous_bytes": previous,
                 "output": f"wrote {path}: {len(data)} bytes (was "
@@ -383,12 +448,15 @@ class DockerActions:
             kwargs["memswap_limit"] = int(args.get("memory_swap") or args["memory"])
         elif args.get("memory_swap") is not None:
             kwargs.update(swap_only(box.attrs["HostConfig"], int(args["memory_swap"])))
+        if args.get("memory_reservation") is not None:
+            kwargs["mem_reservation"] = int(args["memory_reservation"])
         nano = bool(box.attrs["HostConfig"].get("NanoCpus"))
         if args.get("cpus") is not None and not nano:
             kwargs["cpu_period"] = 100_000
             kwargs["cpu_quota"] = int(float(args["cpus"]) * 100_000)
         if not kwargs and args.get("cpus") is None:
-            raise ActionFailed("docker.update: nothing to change (memory, memory_swap or cpus)")
+            raise ActionFailed("docker.update: nothing to change (memory, memory_swap, "
+                               "memory_reservation or cpus)")
         if kwargs:
             box.update(**kwargs)
         if args.get("cpus") is not None and nano:
@@ -401,7 +469,7 @@ class DockerActions:
         box.reload()
         host = box.attrs["HostConfig"]
         out = {"memory": host.get("Memory"), "memory_swap": host.get("MemorySwap"),
-               "cpus": host_cpus(host)}
+               "cpus": host_cpus(host), "memory_reservation": host.get("MemoryReservation")}
         out["output"] = f"updated {target.container}: " + ", ".join(
             f"{key}={value}" for key, value in out.items())
         return out
@@ -410,21 +478,54 @@ class DockerActions:
         """Copy a file inside the target (e.g. /backup/models/x → /app/models/) by archive.
 
         The archive API works even when the app cannot (stopped container, no `cp`), and
-        keeps the file's owner and mode as they are in the backup.
+        keeps the file's owner and mode as they are in the backup. Only a regular file is
+        copied (its type is checked before any of its bytes are read), at most
+        MAX_ARCHIVE_BYTES, and only to a path under the target's write prefixes with no
+        symbolic link on the way.
         """
         box = self.container(target)
         src, dest = str(args["src"]), str(args["dest"])
-        stream, stat = box.get_archive(src)
-        data = b"".join(stream)
-        name = stat["name"]
-        if not dest.endswith("/"):
-            dest_dir, new_name = dest.rsplit("/", 1)
-            data, name = rename_in_tar(data, name, new_name), new_name
-            dest = dest_dir or "/"
-        if not box.put_archive(dest, data):
+        member, data = read_member(box, src, MAX_ARCHIVE_BYTES)
+        name = posixpath.basename(member.name.rstrip("/"))
+        if dest.endswith("/"):
+            dest_dir = dest.rstrip("/") or "/"
+        else:
+            dest_dir, name = dest.rsplit("/", 1)
+            dest_dir = dest_dir or "/"
+        final = self._check_writable(box, target, posixpath.join(dest_dir, name), "docker.copy")
+        dest_dir = posixpath.dirname(final)
+        tar = single_file_tar(posixpath.basename(final), data, member.mode & 0o7777,
+                              member.uid, member.gid, mtime=int(member.mtime))
+        if not box.put_archive(dest_dir, tar):
             raise ActionFailed(f"docker.copy: could not write {dest} in {target.container}")
-        return {"output": f"copied {src} -> {dest.rstrip('/')}/{name}",
-                "bytes": stat.get("size")}
+        return {"output": f"copied {src} -> {final} ({len(data)} bytes; cap "
+                          f"{MAX_ARCHIVE_BYTES})", "bytes": len(data)}
+
+    def _check_writable(self, box: Container, target: Target, path: str, action: str) -> str:
+        """``path`` normalised, if the target allows writes there and no component of it is
+        a symbolic link; else ActionFailed saying which rule refused it."""
+        problem = check_write_path(target, path)
+        if problem:
+            raise ActionFailed(f"{action}: refused: {problem}")
+        clean = posixpath.normpath(path)
+        self._refuse_links(box, target, clean, action)
+        return clean
+
+    def _refuse_links(self, box: Container, target: Target, path: str, action: str) -> None:
+        """ActionFailed when ``path`` or a folder above it is a symbolic link in the
+        container (one the app user may have planted): never written, chowned or chmodded
+        through. Components that do not exist yet end the walk."""
+        parts = [p for p in posixpath.normpath(path).split("/") if p]
+        for depth in range(1, len(parts) + 1):
+            here = "/" + "/".join(parts[:depth])
+            stat = path_stat(self.client.api, box.id, here)
+            if stat is None:
+                return
+            if stat.get("linkTarget"):
+                raise ActionFailed(
+                    f"{action}: refused: {here} in {target.container} is a symbolic link (to "
+                    f"{stat['linkTarget']}); Remediator never writes, chowns or chmods through "
+                    "a link: remove it, or fix the path by hand")
 
     def do_recreate(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
         """Replace the container by one with the same settings plus overrides.
@@ -594,44 +695,168 @@ def host_cpus(host: Mapping[str, Any]) -> float | None:
     return (host.get("NanoCpus") or 0) / 1e9 or (quota / period if quota and period else None)
 
 
-def read_member(box: Container, path: str) -> tuple[tarfile.TarInfo, bytes]:
+def read_member(box: Container, path: str,
+                limit: int = MAX_FILE_BYTES) -> tuple[tarfile.TarInfo, bytes]:
     """One regular file out of the container: (its tar header, its bytes).
 
-    Raises docker.errors.NotFound when there is no such file, ActionFailed when it is not a
-    regular file or larger than MAX_FILE_BYTES.
+    Streamed: the type and size are checked (the archive's stat, then the member's header)
+    before any of the file's bytes are read, and no more than ``limit`` bytes are. Raises
+    docker.errors.NotFound when there is no such file, ActionFailed when it is not a regular
+    file (a link, a folder, a device...) or larger than ``limit``.
     """
-    stream, stat = box.get_archive(path)
-    if int(stat.get("size") or 0) > MAX_FILE_BYTES:
-        raise ActionFailed(f"{path} is {stat.get('size')} bytes: larger than the "
-                           f"{MAX_FILE_BYTES} bytes file actions handle")
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-        member = archive.next()
-        handle = archive.extractfile(member) if member is not None and member.isfile() else None
-        if member is None or handle is None:
-            raise ActionFailed(f"{path} is not a regular file")
-        return member, handle.read()
+    stream, stat = box.get_archive(path, chunk_size=64 * 1024)
+    reader = CappedReader(stream, limit + 64 * 1024)  # the file plus its tar headers
+    try:
+        if stat.get("linkTarget") or int(stat.get("mode") or 0) & _GO_MODE_NOT_REGULAR:
+            raise ActionFailed(f"{path} is not a regular file (a link, folder or device)")
+        if int(stat.get("size") or 0) > limit:
+            raise ActionFailed(f"{path} is {stat.get('size')} bytes: larger than the "
+                               f"{limit} bytes this action reads")
+        with tarfile.open(fileobj=reader, mode="r|") as archive:
+            member = archive.next()
+            if member is None or not member.isfile():
+                raise ActionFailed(f"{path} is not a regular file")
+            if member.size > limit:
+                raise ActionFailed(f"{path} is {member.size} bytes: larger than the {limit} "
+                                   "bytes this action reads")
+            handle = archive.extractfile(member)
+            if handle is None:
+                raise ActionFailed(f"{path} is not a regular file")
+            return member, handle.read()
+    finally:
+        reader.close()
 
 
-def single_file_tar(name: str, data: bytes, mode: int, uid: int, gid: int) -> bytes:
+_GO_MODE_NOT_REGULAR = ((1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21)
+                        | (1 << 19))
+"""Go os.FileMode bits of the archive stat: dir, symlink, device, named pipe, socket, char
+device, irregular (Docker's X-Docker-Container-Path-Stat)."""
+
+
+class CappedReader(io.RawIOBase):
+    """A file object over a stream of byte chunks that refuses to read past ``cap`` bytes."""
+
+    def __init__(self, chunks: Iterator[bytes], cap: int) -> None:
+        self._chunks, self._cap, self._read = iter(chunks), cap, 0
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, out: Any) -> int:
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(out), len(self._buffer))
+        if self._read + size > self._cap:
+            raise ActionFailed(f"archive larger than the {self._cap} bytes read cap: not read")
+        out[:size], self._buffer = self._buffer[:size], self._buffer[size:]
+        self._read += size
+        return size
+
+    def close(self) -> None:
+        closer = getattr(self._chunks, "close", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):
+                closer()
+        super().close()
+
+
+def newest_bytes(chunks: Iterator[bytes], cap: int) -> tuple[bytes, int]:
+    """(the last ``cap`` bytes of a stream, how many bytes it had): memory stays bounded."""
+    kept: collections.deque[bytes] = collections.deque()
+    size = read = 0
+    for chunk in chunks:
+        kept.append(chunk)
+        size += len(chunk)
+        read += len(chunk)
+        while size - len(kept[0]) >= cap:
+            size -= len(kept.popleft())
+    data = b"".join(kept)
+    return data[-cap:] if len(data) > cap else data, read
+
+
+def path_stat(api: Any, container_id: str, path: str) -> dict[str, Any] | None:
+    """Docker's stat of ``path`` in the container (HEAD on the archive API, no bytes read):
+    {"name", "size", "mode", "mtime", "linkTarget"}; None when there is no such path. The
+    last component is not followed: ``linkTarget`` says where a link points."""
+    resp = api.head(api._url("/containers/{0}/archive", container_id), params={"path": path})
+    if resp.status_code == 404:
+        return None
+    api._raise_for_status(resp)
+    header = resp.headers.get("X-Docker-Container-Path-Stat")
+    stat: dict[str, Any] = json.loads(base64.b64decode(header)) if header else {}
+    return stat
+
+
+_PATH_COMMANDS = {"chmod", "chown", "chgrp"}
+_FOLLOWING_FLAGS = {"-L", "-H", "--dereference", "-follow"}
+
+
+def check_exec_paths(cmd: list[str], target: Target) -> list[str]:
+    """The paths a chmod / chown / chgrp (direct, or run by ``find -exec``) would change,
+    each checked against the target's write prefixes; ActionFailed when one is outside, when
+    the command would follow symbolic links (-L, -H, --dereference, find -follow), or when a
+    find hands chmod/chown entries without ``-type f`` or ``-type d`` (links included)."""
+    name = posixpath.basename(cmd[0]) if cmd else ""
+    if name in _PATH_COMMANDS:
+        operands = _operands(cmd[1:])[1:]  # the first is the mode or owner
+        return _checked(cmd, target, operands)
+    if name == "find" and any(part in ("-exec", "-execdir", "-ok", "-okdir") and
+                              posixpath.basename(cmd[i + 1]) in _PATH_COMMANDS
+                              for i, part in enumerate(cmd[:-1])):
+        starts = []
+        for part in cmd[1:]:
+            if part.startswith(("-", "(", "!")):
+                break
+            starts.append(part)
+        first_exec = min(i for i, part in enumerate(cmd) if part in ("-exec", "-execdir",
+                                                                     "-ok", "-okdir"))
+        types = [cmd[i + 1] for i, part in enumerate(cmd[:first_exec]) if part == "-type"]
+        if not types or any(t not in ("f", "d") for t in types):
+            raise ActionFailed("docker.exec: refused: find ... -exec chmod/chown must select "
+                               "-type f or -type d, so that no symbolic link reaches it")
+        return _checked(cmd, target, starts)
+    return []
+
+
+def _operands(args: list[str]) -> list[str]:
+    out, options_done = [], False
+    for part in args:
+        if part == "--" and not options_done:
+            options_done = True
+        elif part.startswith("-") and not options_done and part != "-":
+            if part in _FOLLOWING_FLAGS:
+                raise ActionFailed(f"docker.exec: refused: {part} would follow symbolic links")
+        else:
+            out.append(part)
+    return out
+
+
+def _checked(cmd: list[str], target: Target, paths: list[str]) -> list[str]:
+    if any(part in _FOLLOWING_FLAGS for part in cmd[1:]):
+        raise ActionFailed("docker.exec: refused: the command would follow symbolic links "
+                           f"({' '.join(p for p in cmd if p in _FOLLOWING_FLAGS)})")
+    if not paths:
+        raise ActionFailed(f"docker.exec: refused: {cmd[0]} without a path to act on")
+    for path in paths:
+        problem = check_write_path(target, path)
+        if problem:
+            raise ActionFailed(f"docker.exec: refused {posixpath.basename(cmd[0])}: {problem}")
+    return [posixpath.normpath(p) for p in paths]
+
+
+def single_file_tar(name: str, data: bytes, mode: int, uid: int, gid: int,
+                    mtime: int | None = None) -> bytes:
     """A tar archive holding one file, for put_archive."""
     out = io.BytesIO()
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.uid, info.gid = len(data), mode, uid, gid
-    info.mtime = int(time.time())
+    info.mtime = int(time.time()) if mtime is None else mtime
     with tarfile.open(fileobj=out, mode="w") as archive:
         archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-def rename_in_tar(data: bytes, old: str, new: str) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(data)) as source, \
-            tarfile.open(fileobj=out, mode="w") as sink:
-        for member in source.getmembers():
-            extracted = source.extractfile(member) if member.isfile() else None
-            if member.name == old or member.name.startswith(old + "/"):
-                member.name = new + member.name[len(old):]
-            sink.addfile(member, extracted)
     return out.getvalue()
 
 
@@ -663,7 +888,9 @@ def recreate_body(attrs: dict[str, Any], args: Mapping[str, Any], lkg: Mapping[s
         defaults = image_config(str(attrs.get("Image") or config["Image"]))
         if defaults is not None:
             drop_image_defaults(config, defaults, keep_env=lkg is not None)
-    env = list(lkg["env"]) if lkg and lkg.get("env") is not None else config.get("Env") or []
+    current = list(config.get("Env") or [])
+    # The record holds masked secrets (never stored): they come back from the container.
+    env = unmask_env(lkg["env"], current) if lkg and lkg.get("env") is not None else current
     config["Env"] = merge_env(env, args.get("env") or {})
     for resources in ((lkg or {}).get("config"), args.get("config")):
         apply_resources(host, resources or {})

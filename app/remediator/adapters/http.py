@@ -9,9 +9,11 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from remediator.core.defaults import MAX_HTTP_BODY_BYTES
 from remediator.core.targets import Target
 from remediator.errors import ActionFailed, ActionTimeout, RuntimeError_
 
@@ -19,6 +21,9 @@ __all__ = ["HttpActions", "HttpClient", "json_contains"]
 
 REQUEST_TIMEOUT = 5.0
 """Seconds one HTTP request of a check may take."""
+
+MAX_REDIRECTS = 3
+"""Redirects an http.check follows, each only within the target's base_url."""
 
 
 class HttpClient:
@@ -43,9 +48,12 @@ def json_contains(body: Any, expected: Any) -> bool:
 class HttpActions:
     def __init__(self, prometheus_url: str, client: HttpClient | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 prometheus_client: HttpClient | None = None) -> None:
         self.prometheus_url = prometheus_url.rstrip("/")
         self.client = client or HttpClient()
+        # Prometheus' own client (its basic auth): the app's checks never see those credentials.
+        self.prometheus_client = prometheus_client or self.client
         self.sleep = sleep
         self.clock = clock
 
@@ -58,17 +66,37 @@ class HttpActions:
             return self.query(args, timeout)
         raise ActionFailed(f"unknown http action {action!r}")
 
-    def _observe(self, method: str, url: str, body: Any,
-                 timeout: float) -> tuple[int | None, Any, str]:
+    def _observe(self, method: str, url: str, body: Any, timeout: float,
+                 base_url: str) -> tuple[int | None, Any, str]:
+        """One request (redirects followed only within ``base_url``), its body read up to
+        MAX_HTTP_BODY_BYTES: (status, JSON or text, a one-line summary)."""
+        note = ""
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                resp = self.client.request(method, url, json=body, timeout=timeout,
+                                           allow_redirects=False, stream=True)
+            except requests.RequestException as exc:
+                return None, None, f"{method} {url}: {type(exc).__name__}"
+            location = resp.headers.get("Location") if resp.is_redirect else None
+            if location is None:
+                break
+            resp.close()
+            target = urljoin(url, location)
+            if not within(target, base_url):
+                note = (f" (redirect to {target} not followed: off the target's base_url "
+                        f"{base_url})")
+                return resp.status_code, None, f"{method} {url}: {resp.status_code}{note}"
+            url = target
+        raw, cut = read_capped(resp, MAX_HTTP_BODY_BYTES)
+        parsed: Any
         try:
-            resp = self.client.request(method, url, json=body, timeout=timeout)
-        except requests.RequestException as exc:
-            return None, None, f"{method} {url}: {type(exc).__name__}"
-        try:
-            parsed: Any = resp.json()
+            parsed = json.loads(raw) if not cut else raw.decode("utf-8", "replace")[:2000]
         except ValueError:
-            parsed = resp.text[:2000]
-        return resp.status_code, parsed, f"{method} {url}: {resp.status_code} {_short(parsed)}"
+            parsed = raw.decode("utf-8", "replace")[:2000]
+        if cut:
+            note = f" (body cut at the {MAX_HTTP_BODY_BYTES} bytes cap; not parsed)"
+        return (resp.status_code, parsed,
+                f"{method} {url}: {resp.status_code} {_short(parsed)}{note}")
 
     def check(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
         """Retry until the status and JSON subset hold; `ok: false` keeps the last evidence.
@@ -88,7 +116,7 @@ class HttpActions:
             if left <= 0:
                 raise _late(f"http.check {method} {url}", timeout, attempt - 1, summary)
             status, body, summary = self._observe(method, url, args.get("body"),
-                                                  min(REQUEST_TIMEOUT, left))
+                                                  min(REQUEST_TIMEOUT, left), target.base_url)
             if status == expect_status and json_contains(body, args.get("expect") or {}):
                 return {"ok": True, "status_code": status, "body": body, "output": summary}
             if attempt < attempts and self.clock() + interval >= deadline:
@@ -104,9 +132,13 @@ class HttpActions:
         """An instant query, its request bounded by `timeout` (ActionTimeout past it)."""
         url = f"{self.prometheus_url}/api/v1/query"
         try:
-            resp = self.client.request("GET", url, params={"query": args["query"]},
-                                       timeout=min(REQUEST_TIMEOUT, timeout))
-            data = resp.json()
+            resp = self.prometheus_client.request("GET", url, params={"query": args["query"]},
+                                                  timeout=min(REQUEST_TIMEOUT, timeout),
+                                                  allow_redirects=False, stream=True)
+            raw, cut = read_capped(resp, MAX_HTTP_BODY_BYTES)
+            if cut:
+                raise ValueError(f"answer larger than the {MAX_HTTP_BODY_BYTES} bytes cap")
+            data = json.loads(raw)
         except requests.Timeout:
             raise ActionTimeout(f"prometheus.query: {url} did not answer within "
                                 f"{min(REQUEST_TIMEOUT, timeout):g}s") from None
@@ -118,6 +150,30 @@ class HttpActions:
         value = _first_value(result)
         return {"result": result, "value": value,
                 "output": f"{args['query']} = {value if value is not None else '(no data)'}"}
+
+
+def within(url: str, base_url: str) -> bool:
+    """Whether ``url`` is on ``base_url``'s scheme, host and port, under its path."""
+    here, base = urlsplit(url), urlsplit(base_url)
+    base_path = base.path.rstrip("/") + "/"
+    return ((here.scheme, here.hostname, here.port) == (base.scheme, base.hostname, base.port)
+            and (here.path + "/").startswith(base_path))
+
+
+def read_capped(resp: Any, cap: int) -> tuple[bytes, bool]:
+    """Up to ``cap`` bytes of a streamed response body (decoded), and whether more was
+    there; the connection is closed either way, the rest never read."""
+    chunks, size, cut = [], 0, False
+    try:
+        for chunk in resp.iter_content(64 * 1024):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                cut = True
+                break
+    finally:
+        resp.close()
+    return b"".join(chunks)[:cap], cut
 
 
 def _late(what: str, timeout: float, attempts: int, summary: str) -> ActionTimeout:

@@ -8,6 +8,7 @@ from typing import Any
 from remediator.adapters.docker_runtime import DockerActions
 from remediator.adapters.engines import Engines
 from remediator.adapters.http import HttpActions
+from remediator.adapters.monitoring_auth import monitoring_client
 from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
 from remediator.errors import ActionFailed
@@ -40,4 +41,7 @@ def build_runtime(config: RemediatorConfig,
                   ) -> AdapterRuntime:
     """The real adapters; `lkg_provider(target)` answers docker.recreate's last_known_good."""
     engines = Engines(config.targets, lkg_provider)
-    return AdapterRuntime(engines.default.docker, HttpActions(config.prometheus_url), engines)
+    return AdapterRuntime(engines.default.docker,
+                          HttpActions(config.prometheus_url,
+                                      prometheus_client=monitoring_client(config)),
+                          engines)

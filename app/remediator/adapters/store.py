@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from remediator.adapters.private_files import create_private
+from remediator.core.redact import redact_data
 from remediator.errors import StoreError
 
 __all__ = ["MAX_OUTPUT_CHARS", "MAX_ROW_ID", "Store", "ago", "iso", "utcnow"]
@@ -179,6 +181,18 @@ MIGRATIONS: Sequence[str] = (
         incident_id INTEGER NOT NULL REFERENCES incidents(id)
     );
     """,
+    # 4: an execution's end and what escalation must do about it are one commit. The
+    # finished run's summary (its escalation requests, outcome, mode) is written with its
+    # end; escalation clears it once its notifications are in the outbox, and picks up any
+    # left after a crash. Rows finished before this migration were already handled.
+    # A trigger records every criterion (rule) it told of (JSON list), so a later,
+    # different one for the same key is sent as an update instead of dropped.
+    """
+    ALTER TABLE executions ADD COLUMN escalation_pending TEXT;
+    CREATE INDEX executions_escalation_pending ON executions(id)
+        WHERE escalation_pending IS NOT NULL;
+    ALTER TABLE notifications ADD COLUMN criteria TEXT;
+    """,
 )
 
 
@@ -263,6 +277,7 @@ class Store:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            create_private(Path(self.path))  # SQLite gives its -wal/-shm files this mode too
         self._lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -510,14 +525,19 @@ class Store:
              utcnow()))
         return int(cur.lastrowid or 0)
 
-    def start_execution(self, execution_id: int, dry_run: bool | None = None) -> None:
-        """Mark an execution running. On its first start, `dry_run` (when given) records the
-        mode it runs in, so a resume after a crash keeps it (the SET sees the old row)."""
+    def start_execution(self, execution_id: int, dry_run: bool | None = None, *,
+                        from_state: str = "pending") -> bool:
+        """Claim an execution and mark it running: only if it is still in `from_state`
+        (what the dispatcher read; `running` to resume one a crash interrupted). False when
+        something else took it first (cancelled by a claim, started elsewhere): then it
+        must not run. On its first start, `dry_run` (when given) records the mode it runs
+        in, so a resume after a crash keeps it (the SET sees the old row)."""
         with self.transaction() as db:
-            db.execute("UPDATE executions SET state = 'running', dry_run = CASE WHEN "
-                       "started_at IS NULL AND ? IS NOT NULL THEN ? ELSE dry_run END, "
-                       "started_at = COALESCE(started_at, ?) WHERE id = ?",
-                       (dry_run, dry_run, utcnow(), execution_id))
+            cur = db.execute("UPDATE executions SET state = 'running', dry_run = CASE WHEN "
+                             "started_at IS NULL AND ? IS NOT NULL THEN ? ELSE dry_run END, "
+                             "started_at = COALESCE(started_at, ?) WHERE id = ? AND state = ?",
+                             (dry_run, dry_run, utcnow(), execution_id, from_state))
+            return cur.rowcount == 1
 
     def record_step(self, execution_id: int, position: int, step: dict[str, Any]) -> None:
         """Upsert one step's result (a step is written when it starts and when it ends)."""
@@ -531,17 +551,34 @@ class Store:
                 "rendered_args=excluded.rendered_args, error=excluded.error, note=excluded.note",
                 (execution_id, position, step["id"], step["action"], step.get("phase"),
                  step["status"], step.get("attempts", 0), step.get("started_at"),
-                 step.get("duration_s"), capped(step.get("outputs", {})),
-                 capped(step.get("rendered_args", {})), step.get("error"), step.get("note")))
+                 step.get("duration_s"), capped(redact_data(step.get("outputs", {}))),
+                 capped(redact_data(step.get("rendered_args", {}))),
+                 redact_data(step.get("error")), step.get("note")))
 
     def finish_execution(self, execution_id: int, state: str, outcome: str,
                          scenario: str | None, error: str | None,
-                         escalations: list[dict[str, Any]]) -> None:
+                         escalations: list[dict[str, Any]],
+                         pending: dict[str, Any] | None = None) -> None:
+        """Store an execution's end. `pending` (the run's summary, for escalation) is
+        committed with it: escalation reads it from here, so a crash right after this
+        commit cannot lose a page (see pending_escalations)."""
         with self.transaction() as db:
             db.execute("UPDATE executions SET state = ?, outcome = ?, scenario = ?, error = ?, "
-                       "escalations = ?, finished_at = ? WHERE id = ?",
+                       "escalations = ?, finished_at = ?, escalation_pending = ? WHERE id = ?",
                        (state, outcome, scenario, error, dumps(escalations), utcnow(),
-                        execution_id))
+                        None if pending is None else dumps(pending), execution_id))
+
+    def pending_escalations(self) -> list[tuple[int, dict[str, Any]]]:
+        """Finished executions whose escalation is not yet in the outbox, oldest first."""
+        rows = self.query("SELECT id, escalation_pending FROM executions "
+                          "WHERE escalation_pending IS NOT NULL ORDER BY id")
+        return [(int(row["id"]), json.loads(row["escalation_pending"])) for row in rows]
+
+    def escalation_handled(self, execution_id: int) -> None:
+        """Escalation put what this execution's end calls for into the outbox."""
+        with self.transaction() as db:
+            db.execute("UPDATE executions SET escalation_pending = NULL WHERE id = ?",
+                       (execution_id,))
 
     def executions_in_state(self, *states: str) -> list[dict[str, Any]]:
         marks = ",".join("?" * len(states))

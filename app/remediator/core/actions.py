@@ -145,10 +145,12 @@ _CATALOGUE = (
     ActionSpec(
         "docker.update", True,
         (ArgSpec("memory", ArgKind.SIZE), ArgSpec("memory_swap", ArgKind.SWAP),
-         ArgSpec("cpus", ArgKind.NUMBER)),
-        (_OUT, "memory", "memory_swap", "cpus"),
+         ArgSpec("cpus", ArgKind.NUMBER),
+         ArgSpec("memory_reservation", ArgKind.SIZE,
+                 doc="soft limit (docker --memory-reservation), at most memory")),
+        (_OUT, "memory", "memory_swap", "cpus", "memory_reservation"),
         "Change the container's memory/CPU limits, within the target's bounds.",
-        check=_one_of("memory", "memory_swap", "cpus"),
+        check=_one_of("memory", "memory_swap", "cpus", "memory_reservation"),
     ),
     ActionSpec(
         "docker.recreate", True,
@@ -319,7 +321,17 @@ def bounds_problems(action: str, args: Mapping[str, Any], target: Target) -> lis
         return []
     known = {key: value for key, value in values.items()
              if key in ("memory", "memory_swap", "cpus") and not isinstance(value, str)}
-    return [(prefix + arg, message) for arg, message in check_bounds(target, **known)]
+    problems = check_bounds(target, **known)
+    reservation = values.get("memory_reservation")
+    if isinstance(reservation, int) and not isinstance(reservation, bool):
+        limit = known.get("memory")
+        if target.max_memory is None or reservation > target.max_memory:
+            problems += [("memory_reservation", f"{reservation} bytes exceeds the target's "
+                          f"max_memory ({target.max_memory})")]
+        elif isinstance(limit, int) and reservation > limit:
+            problems += [("memory_reservation", "must be at most memory (a reservation is "
+                          "a soft limit below the hard one)")]
+    return [(prefix + arg, message) for arg, message in problems]
 
 
 def judge_outputs(action: str, args: Mapping[str, Any], outputs: Mapping[str, Any]) -> str | None:

@@ -41,6 +41,10 @@ class RemediatorConfig:
     mode: Mode = Mode.ACT  # defaults.DEFAULT_MODE
     alertmanager_url: str = defaults.DEFAULT_ALERTMANAGER_URL
     prometheus_url: str = defaults.DEFAULT_PROMETHEUS_URL
+    # Basic auth for Prometheus and Alertmanager (their --web.config.file): the password is
+    # read from this file (`make up` writes it, 0600); None sends no credentials.
+    monitoring_username: str = defaults.DEFAULT_MONITORING_USERNAME
+    monitoring_password_file: str | None = None
     webhook_token_env: str = defaults.DEFAULT_WEBHOOK_TOKEN_ENV
     webhook_token: str | None = None
     max_runs_per_hour: int = defaults.DEFAULT_MAX_RUNS_PER_HOUR
@@ -91,6 +95,8 @@ _SCALARS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "mode": ("mode", _mode),
     "alertmanager_url": ("alertmanager_url", _url),
     "prometheus_url": ("prometheus_url", _url),
+    "monitoring_username": ("monitoring_username", expect_str),
+    "monitoring_password_file": ("monitoring_password_file", expect_str),
     "webhook_token_env": ("webhook_token_env", expect_str),
     "max_runs_per_hour": ("max_runs_per_hour", _positive_int),
     "concurrency": ("concurrency", _positive_int),
@@ -102,7 +108,7 @@ _SCALARS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "port": ("port", _port),
 }
 _TARGET_KEYS = ("name", "selector", "container", "base_url", "backup_path", "bounds",
-                "description", "config_files", *ENGINE_KEYS)
+                "description", "config_files", "write_paths", *ENGINE_KEYS)
 _BOUNDS_KEYS = ("max_memory", "min_cpus", "max_cpus")
 
 
@@ -185,12 +191,13 @@ def _target(checker: Checker, items: list[Any], index: int, item: object,
     backup = checker.string(raw, "backup_path", field_name)
     bounds = _bounds(checker, raw, field_name)
     files = checker.convert(raw, "config_files", field_name, _config_files) or ()
+    writable = checker.convert(raw, "write_paths", field_name, _config_files) or ()
     if len(checker.problems) > before or not (name and selector and container and base_url):
         return None
     return Target(name=name, selector=selector, container=container, base_url=base_url,
                   backup_path=backup, description=str(raw.get("description", "")),
-                  config_files=files, docker_host=engine.docker_host, tls=engine.tls,
-                  swarm_service=engine.swarm_service, **bounds)
+                  config_files=files, write_paths=writable, docker_host=engine.docker_host,
+                  tls=engine.tls, swarm_service=engine.swarm_service, **bounds)
 
 
 def _config_files(value: object) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_HTTP_CHECK_INTERVAL_S",
     "DEFAULT_MAX_RUNS_PER_HOUR",
     "DEFAULT_MODE",
+    "DEFAULT_MONITORING_USERNAME",
     "DEFAULT_PLAYBOOKS_DIR",
     "DEFAULT_PLAYBOOK_TIMEOUT_S",
     "DEFAULT_PORT",
@@ -26,7 +27,11 @@ __all__ = [
     "DEFAULT_STABILITY_WINDOW_S",
     "DEFAULT_STEP_TIMEOUT_S",
     "DEFAULT_WEBHOOK_TOKEN_ENV",
+    "DEFAULT_WRITE_PATHS",
     "ENV_PREFIX",
+    "MAX_ARCHIVE_BYTES",
+    "MAX_HTTP_BODY_BYTES",
+    "MAX_LOG_BYTES",
     "MAX_STEP_RETRIES",
 ]
 
@@ -52,6 +57,9 @@ DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
 """Alertmanager base URL (silences, alert status)."""
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
+
+DEFAULT_MONITORING_USERNAME = "monitoring"
+"""The basic-auth user Prometheus and Alertmanager accept (their web config, `make up`)."""
 """Prometheus base URL for `prometheus.query` steps."""
 
 DEFAULT_WEBHOOK_TOKEN_ENV = "REMEDIATOR_WEBHOOK_TOKEN"
@@ -92,3 +100,17 @@ DEFAULT_ESCALATION_LEVEL = "notify"
 
 DEFAULT_HTTP_CHECK_INTERVAL_S = 1.0
 """Seconds between the attempts of an `http.check` that sets `retries`."""
+
+DEFAULT_WRITE_PATHS = ("/app/models", "/app/config")
+"""Where a target's files may be written, chowned or chmodded when its config names no
+`write_paths`: the app's model and config folders, plus the target's backup_path and the
+folders of its config_files (core/targets.py: Target.write_prefixes)."""
+
+MAX_LOG_BYTES = 1 << 20
+"""Bytes of `docker logs` read from a target per step (the newest kept; the rest counted)."""
+
+MAX_ARCHIVE_BYTES = 1 << 28
+"""Bytes of one file docker.copy moves out of and back into a target (a model, not a disk)."""
+
+MAX_HTTP_BODY_BYTES = 1 << 20
+"""Bytes of an http.check / prometheus.query answer read (the rest is cut, and said so)."""

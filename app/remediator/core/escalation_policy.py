@@ -89,7 +89,7 @@ class IncidentFacts:
     target: str
     service: str
     alertname: str
-    starts_at: datetime
+    starts_at: datetime  # when the service went down (the alert's startsAt less its for:)
     now: datetime
     status: str = "firing"  # firing | resolved
     scenario: str | None = None  # runbook scenario from diagnose.classify
@@ -392,17 +392,21 @@ class EscalationPolicy:
         Claimed and resolved incidents call for none: a human owns the first, and the
         second gets resolve notices from the outbox instead.
         """
+        found: dict[str, Escalation] = {}
+        for escalation in self.matches(facts):
+            earlier = found.get(escalation.dedup_key)
+            found[escalation.dedup_key] = (
+                _merge(earlier, escalation) if earlier else escalation
+            )
+        return list(found.values())
+
+    def matches(self, facts: IncidentFacts) -> list[Escalation]:
+        """One escalation per rule that holds, in rule order, not merged by dedup key:
+        which criteria hold (a later one for a key already notified is an update)."""
         if facts.claimed or facts.status != "firing":
             return []
-        found: dict[str, Escalation] = {}
-        for rule in self.rules:
-            if all(condition.holds(facts) for condition in rule.conditions):
-                escalation = self._escalation(rule, facts)
-                earlier = found.get(escalation.dedup_key)
-                found[escalation.dedup_key] = (
-                    _merge(earlier, escalation) if earlier else escalation
-                )
-        return list(found.values())
+        return [self._escalation(rule, facts) for rule in self.rules
+                if all(condition.holds(facts) for condition in rule.conditions)]
 
     def next_due(self, facts: IncidentFacts) -> datetime | None:
         """When a time-based rule will next start to hold, if nothing else changes.

@@ -11,8 +11,9 @@ Order and semantics (the README documents these for playbook authors):
 - a failed step: abort -> outcome failed; continue -> next step; escalate -> escalation
   request and outcome escalated. Past limits.timeout -> outcome aborted + escalation;
 - `should_stop_fixing()` true, or a string saying why (the alert resolved, the incident was
-  claimed) -> remaining fix steps are skipped,
-  validate steps still run;
+  claimed, Remediator was paused) -> remaining fix steps, and any other mutating step,
+  are skipped with that reason as their note; read-only validate steps still run. It is
+  asked before each such step, so a pause pressed mid-run stops the next one;
 - resume: steps finished in `resume_from` are not re-run (their outputs feed later
   templates), except a step skipped as dry run when this run is real: it never ran.
   A step found still `running` there is re-run if it is read-only or
@@ -299,8 +300,11 @@ class _Execution:
             self.services.on_step(result)
 
     def _skip_as_resolved(self, step: Step) -> bool:
+        """Asked before every fix step and every other step that would mutate: a pause,
+        a claim or a resolve between two steps stops the next one."""
         check = self.services.should_stop_fixing
-        if step.phase is not Phase.FIX or check is None:
+        guarded = step.phase is Phase.FIX or (step.mutating and not self.dry_run)
+        if not guarded or check is None:
             return False
         if not self.result.stopped_fixing:
             why = check()
@@ -310,8 +314,9 @@ class _Execution:
             self._stopped_because = why if isinstance(why, str) else "the alert resolved"
         result = StepResult(step.id, step.action, step.phase.value, StepStatus.RUNNING,
                             started_at=self.services.now())
+        what = "remaining fix steps skipped" if step.phase is Phase.FIX else "not run"
         self._done(step, result, self.services.clock(), StepStatus.SKIPPED,
-                   note=f"{self._stopped_because}: remaining fix steps skipped")
+                   note=f"{self._stopped_because}: {what}")
         return True
 
     def _past_deadline(self, step_id: str) -> bool:

@@ -8,14 +8,17 @@ container's resources: the core refuses a `docker.update` beyond them before any
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from remediator.core.defaults import DEFAULT_WRITE_PATHS
 from remediator.core.engines import TlsFiles
 from remediator.core.units import format_size
 
-__all__ = ["TARGET_CONTEXT_KEYS", "Target", "check_bounds", "match_target", "selector_matches"]
+__all__ = ["TARGET_CONTEXT_KEYS", "Target", "check_bounds", "check_write_path", "match_target",
+           "selector_matches"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class Target:
     description: str = ""
     config_files: tuple[str, ...] = ()
     """Files inside the container recorded with the last-known-good (e.g. model.yml)."""
+    write_paths: tuple[str, ...] = ()
+    """Folders inside the container under which Remediator may write, chown or chmod; empty:
+    the default (see write_prefixes)."""
     docker_host: str | None = None
     """The engine it runs on (unix:// or tcp://); None: the one DOCKER_HOST names."""
     tls: TlsFiles | None = None
@@ -51,6 +57,16 @@ class Target:
     def engine(self) -> str:
         """How messages name its engine."""
         return self.docker_host or "the default Docker engine (DOCKER_HOST)"
+
+    def write_prefixes(self) -> tuple[str, ...]:
+        """Where writes may go: the declared write_paths, else DEFAULT_WRITE_PATHS plus the
+        backup_path and the folders of the config_files. Nothing else, whatever a playbook or
+        the container's own output says."""
+        if self.write_paths:
+            return tuple(posixpath.normpath(p) for p in self.write_paths)
+        derived = [*DEFAULT_WRITE_PATHS, *([self.backup_path] if self.backup_path else []),
+                   *(posixpath.dirname(f) for f in self.config_files)]
+        return tuple(dict.fromkeys(posixpath.normpath(p) for p in derived if p))
 
     def context(self) -> dict[str, Any]:
         """The `target` variable templates see."""
@@ -143,3 +159,17 @@ def _check_cpus(target: Target, cpus: float) -> list[tuple[str, str]]:
         return [("cpus", f"{cpus:g} is outside the range {target.cpu_min:g}..{target.cpu_max:g} "
                          f"of target {target.name!r}")]
     return []
+
+
+def check_write_path(target: Target, path: str) -> str | None:
+    """Why ``path`` may not be written in ``target`` (None: it may): it must be absolute,
+    without ``..`` or NUL, and under one of the target's write prefixes."""
+    if not path.startswith("/") or "\x00" in path or ".." in path.split("/"):
+        return f"{path!r} is not an absolute path without '..'"
+    clean = posixpath.normpath(path)
+    prefixes = target.write_prefixes()
+    if any(clean == p or clean.startswith(p.rstrip("/") + "/") for p in prefixes):
+        return None
+    return (f"{clean} is outside the paths target {target.name!r} allows writes under "
+            f"({', '.join(prefixes)}); declare it in the target's write_paths "
+            "(config/remediator.yml) if it should be")

@@ -2,9 +2,11 @@
 
 Three things put notifications into the outbox:
 
-- an execution ends (the worker's ``on_finished``): the playbook's explicit requests
-  (``notify`` steps, ``on_failure: escalate``) and the policy's rules over the facts the
-  execution established, plus an info notice to the chat channels (fixed, or gave up);
+- an execution ends: the playbook's explicit requests (``notify`` steps, ``on_failure:
+  escalate``) and the policy's rules over the facts the execution established, plus an
+  info notice to the chat channels (fixed, or gave up). The run's summary is committed
+  with its end; the worker's ``on_finished`` hook handles it at once, and the timer picks
+  up any a crash or an error left (nothing is lost between the two commits);
 - the timer: every open incident is evaluated whenever the store changed and exactly when
   the policy says a time-based rule will next hold (``next_due``), so "down for 10
   minutes" fires at 10:00 without a new alert;
@@ -114,6 +116,7 @@ class EscalationService:
         self._views: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         self._views_lock = threading.Lock()  # the timer and an execution's hook both read
         self._pass_lock = threading.Lock()
+        self._finish_lock = threading.Lock()
         self._evaluated: dict[int, tuple[tuple[Any, ...], datetime | None]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -176,12 +179,38 @@ class EscalationService:
 
     # -- the three triggers ---------------------------------------------------------------
     def execution_finished(self, execution_id: int, result: ExecutionResult) -> None:
-        """Worker hook, in the execution's thread: only writes rows, never sends."""
-        try:
-            self._execution_finished(execution_id, result)
-        except Exception:  # escalation trouble must not fail the execution
-            log.exception("escalation after execution %s failed", execution_id)
+        """Worker hook, in the execution's thread: only writes rows, never sends.
+
+        What escalation needs was committed with the execution's end (the store's
+        ``escalation_pending``): if this fails, or the process dies before it runs, the
+        timer's next pass picks it up from there (:meth:`pick_up_finished`)."""
+        self._handle_finished(execution_id, result)
         self.wake()
+
+    def pick_up_finished(self) -> bool:
+        """Escalate every finished execution whose escalation is not in the outbox yet
+        (left by a crash or an error); False when one failed again (retried later)."""
+        done = True
+        for execution_id, summary in self.store.pending_escalations():
+            done = self._handle_finished(execution_id, ExecutionResult.from_dict(summary)) \
+                and done
+        return done
+
+    def _handle_finished(self, execution_id: int, result: ExecutionResult) -> bool:
+        # The hook and the timer may both reach one execution: the first does it, and
+        # the outbox's dedup keys make a second pass add nothing anyway.
+        with self._finish_lock:
+            if not self.store.query("SELECT 1 FROM executions WHERE id = ? AND "
+                                    "escalation_pending IS NOT NULL", (execution_id,)):
+                return True
+            try:
+                self._execution_finished(execution_id, result)
+            except Exception:  # escalation trouble must not fail the execution
+                log.exception("escalation after execution %s failed; kept, and tried again "
+                              "in %ss", execution_id, int(_RETRY_FAILED.total_seconds()))
+                return False
+            self.store.escalation_handled(execution_id)
+            return True
 
     def _execution_finished(self, execution_id: int, result: ExecutionResult) -> None:
         execution = self.store.execution(execution_id)
@@ -208,7 +237,7 @@ class EscalationService:
             return self._evaluate_open(now or self.clock())
 
     def _evaluate_open(self, now: datetime) -> datetime | None:
-        dues = []
+        dues = [] if self.pick_up_finished() else [now + _RETRY_FAILED]
         open_incidents = self._open_incidents()
         others = fleet(open_incidents)
         ids = [int(i["id"]) for i in open_incidents]
@@ -295,8 +324,11 @@ class EscalationService:
         """Rules over the facts, plus what a playbook ``asked`` for: one row per key."""
         facts = incident_facts(subject.incident, subject.execution,
                                others or fleet(self._open_incidents()), now)
-        for escalation in _merged([*asked, *self.policy.evaluate(facts)]):
-            self._escalate(subject, self._in_store(escalation), now)
+        matched = [self._in_store(e) for e in [*asked, *self.policy.matches(facts)]]
+        for escalation, criteria in _merged(matched):
+            self._escalate(subject, escalation, criteria, now)
+        for criterion in matched:  # one that holds now, for a key told of another before
+            self._update(subject, criterion, now)
         return self.policy.next_due(facts)
 
     def _in_store(self, escalation: Escalation) -> Escalation:
@@ -317,7 +349,8 @@ class EscalationService:
                                         if request.level in ("page", "notify") else "notify",
                                         f"{request.reason} ({exc})", rule=rule)
 
-    def _escalate(self, subject: _Subject, escalation: Escalation, now: datetime) -> None:
+    def _escalate(self, subject: _Subject, escalation: Escalation, criteria: Sequence[str],
+                  now: datetime) -> None:
         if self.outbox.exists(escalation.dedup_key, "trigger"):
             return  # once per dedup key, however often the rule matches
         team = self.policy.teams[escalation.team]
@@ -327,11 +360,35 @@ class EscalationService:
                                dedup_key=escalation.dedup_key)
         draft = Draft(subject.id, "trigger", escalation.dedup_key, escalation.team,
                       escalation.level, escalation.severity, escalation.rule,
-                      escalation.reason, message, _channels(team, escalation.level))
+                      escalation.reason, message, _channels(team, escalation.level),
+                      criteria=criteria)
         if self.outbox.enqueue(draft, now) is not None:
             self.metrics.escalations.labels(team=escalation.team, rule=escalation.rule).inc()
             log.warning("incident %s: %s %s (%s): %s", subject.id, escalation.level,
                         escalation.team, escalation.rule, escalation.reason)
+
+    def _update(self, subject: _Subject, criterion: Escalation, now: datetime) -> None:
+        """A criterion that holds for a key whose trigger told of others: an update to the
+        same team and channels that names it (once per criterion), not silence. It carries
+        the trigger's dedup key, so PagerDuty adds it to the alert already open."""
+        found = self.outbox.trigger(criterion.dedup_key)
+        if found is None or criterion.rule in found[1]:
+            return
+        trigger_id, _told = found
+        reason = (f"Update: a further criterion now holds ({criterion.rule}): "
+                  f"{criterion.reason}")
+        message = self._render("trigger", subject, now, team=criterion.team,
+                               level=criterion.level, severity=criterion.severity,
+                               reason=reason, rule=criterion.rule,
+                               dedup_key=criterion.dedup_key)
+        team = self.policy.teams[criterion.team]
+        draft = Draft(subject.id, "update", f"{criterion.dedup_key}#{criterion.rule}",
+                      criterion.team, criterion.level, criterion.severity, criterion.rule,
+                      reason, message, _channels(team, criterion.level), trigger_id=trigger_id)
+        if self.outbox.enqueue(draft, now) is not None:
+            self.metrics.escalations.labels(team=criterion.team, rule=criterion.rule).inc()
+            log.warning("incident %s: update to %s %s (%s): %s", subject.id, criterion.level,
+                        criterion.team, criterion.rule, criterion.reason)
 
     # -- info notices ---------------------------------------------------------------------
     def _info(self, subject: _Subject, event: str, reason: str, now: datetime) -> None:
@@ -420,18 +477,22 @@ class EscalationService:
         return self.outbox.notifications(limit)
 
 
-def _merged(escalations: Sequence[Escalation]) -> list[Escalation]:
-    # A playbook's request and a rule decided at the same moment for the same key become
-    # one notification carrying both reasons and the worse severity.
-    found: dict[str, Escalation] = {}
+def _merged(escalations: Sequence[Escalation]) -> list[tuple[Escalation, list[str]]]:
+    # A playbook's request and the rules decided at the same moment for the same key become
+    # one notification carrying every reason and the worst severity, named after the first;
+    # with it, the criteria (rules) it tells of.
+    found: dict[str, tuple[Escalation, list[str]]] = {}
     for item in escalations:
-        first = found.get(item.dedup_key)
-        if first is None:
-            found[item.dedup_key] = item
-        elif item.reason not in first.reason:
+        if item.dedup_key not in found:
+            found[item.dedup_key] = (item, [item.rule])
+            continue
+        first, criteria = found[item.dedup_key]
+        if item.rule not in criteria:
+            criteria.append(item.rule)
+        if item.reason not in first.reason:
             worse = min(first.severity, item.severity, key=_severity_rank)
-            found[item.dedup_key] = replace(first, reason=f"{first.reason}; {item.reason}",
-                                            severity=worse)
+            found[item.dedup_key] = (replace(first, reason=f"{first.reason}; {item.reason}",
+                                             severity=worse), criteria)
     return list(found.values())
 
 

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from remediator.core.escalation_policy import IncidentFacts
+from remediator.core.units import parse_duration
 from remediator.escalation.outbox import parse_iso
 
 __all__ = [
     "BUDGET_NOTE_PREFIX",
+    "FOR_ANNOTATION",
+    "MAX_ALERT_FOR_S",
     "RESTORE_STEP",
     "VALIDATE_STEP",
     "VERIFY_STEP",
     "Fleet",
+    "down_since",
     "fleet",
     "incident_facts",
     "incident_identity",
@@ -41,6 +45,12 @@ BUDGET_NOTE_PREFIX: Final = "budget exhausted"
 """How intake's note starts when the target's run budget stopped it acting."""
 
 _FAILED: Final = ("failed", "timeout")
+
+FOR_ANNOTATION: Final = "for"
+"""The annotation in which an alert rule repeats its own ``for:`` (see down_since)."""
+
+MAX_ALERT_FOR_S: Final = 3600.0
+"""The most a ``for`` annotation may move an incident's start back (seconds)."""
 
 
 def incident_identity(incident: Mapping[str, Any]) -> str:
@@ -83,7 +93,7 @@ def incident_facts(
     labels = {str(k): str(v) for k, v in incident["labels"].items()}
     steps = {step["id"]: step for step in (execution or {}).get("steps", [])}
     fallback = _health_flag(steps.values(), "fallback_active")
-    starts_at = parse_iso(incident["startsAt"])
+    starts_at = down_since(incident)
     return IncidentFacts(
         incident_id=incident_identity(incident),
         target=incident["target"] or "",
@@ -98,8 +108,8 @@ def incident_facts(
         failing_models=others.failing_models,
         affected_services=others.affected_services,
         fallback_active=bool(fallback),
-        # ModelLoadFailure fires as soon as the fallback serves, so its start is the
-        # best record of when the fallback took over.
+        # ModelLoadFailure's condition holds as soon as the fallback serves, so when it
+        # went down is the best record of when the fallback took over.
         fallback_since=starts_at if fallback else None,
         fallback_available=_health_flag(steps.values(), "fallback_available"),
         backup_checksum_ok=_verified(steps),
@@ -109,6 +119,26 @@ def incident_facts(
         execution_outcome=(execution or {}).get("outcome"),
         labels=labels,
     )
+
+
+def down_since(incident: Mapping[str, Any]) -> datetime:
+    """When the service went down, by the alert.
+
+    An alert's ``startsAt`` is when Prometheus fired it: after its rule's condition had
+    held for the rule's ``for:``. A rule that repeats its ``for:`` in the ``for``
+    annotation (monitoring/alerts.yml does for ModelLoadFailure) lets "down for 10
+    minutes" count from when the condition started; without one (or with one that is not
+    a duration) it counts from ``startsAt``. The annotation is data: at most
+    MAX_ALERT_FOR_S is taken off, so a stray value cannot page at once."""
+    starts = parse_iso(incident["startsAt"])
+    raw = (incident.get("annotations") or {}).get(FOR_ANNOTATION)
+    if raw is None:
+        return starts
+    try:
+        held = parse_duration(str(raw))
+    except ValueError:
+        return starts
+    return starts - timedelta(seconds=min(held, MAX_ALERT_FOR_S))
 
 
 def _status(steps: Mapping[str, Mapping[str, Any]], step_id: str) -> str | None:
@@ -139,14 +169,16 @@ def _firing(open_incidents: Iterable[Mapping[str, Any]]) -> list[Mapping[str, An
 
 
 def _affected_services(open_incidents: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+    # Across every target: each firing alert's service (its `service` label, else the
+    # target it matched); replicas of one service count once.
     names = {str(i["labels"].get("service") or i["target"] or "") for i in
              _firing(open_incidents)}
     return frozenset(name for name in names if name)
 
 
 def _failing_models(open_incidents: Iterable[Mapping[str, Any]]) -> frozenset[str]:
-    # Only alerts that name their model count; the shipped rules do not, so this stays
-    # empty (unknown) rather than guessing from service names.
+    # Only ModelLoadFailure alerts that name their model (the serving alerts' `model`
+    # label) count; one without stays out rather than being guessed from service names.
     return frozenset(str(i["labels"]["model"]) for i in _firing(open_incidents)
                      if i["alertname"] == "ModelLoadFailure" and i["labels"].get("model"))
 
@@ -176,7 +208,7 @@ def message_context(
 def _down_for(incident: Mapping[str, Any], now: datetime) -> str:
     if incident["status"] != "firing":
         return ""
-    seconds = max(0, int((now - parse_iso(incident["startsAt"])).total_seconds()))
+    seconds = max(0, int((now - down_since(incident)).total_seconds()))
     minutes, rest = divmod(seconds, 60)
     return f"down {minutes}m{rest:02d}s"
 

@@ -2,11 +2,12 @@
 
 Two tables (store migration 2):
 
-``notifications``  one row per (``dedup_key``, ``kind``): a trigger, its resolve notice, or
-                   an info notice. ``INSERT OR IGNORE`` on that pair is the dedup — a rule
-                   that keeps matching, or a playbook asking for the same team and level,
-                   adds nothing. The rendered message is stored with it, so a restart sends
-                   exactly what was decided.
+``notifications``  one row per (``dedup_key``, ``kind``): a trigger, its resolve notice,
+                   an update (a later, different criterion for a trigger's key: its own
+                   key is the trigger's plus ``#rule``), or an info notice. ``INSERT OR
+                   IGNORE`` on that pair is the dedup — a rule that keeps matching, or a
+                   playbook asking for the same team and level, adds nothing. The rendered
+                   message is stored with it, so a restart sends exactly what was decided.
 ``deliveries``     one row per notification and channel: its own status, attempts, next
                    attempt time and last error. A channel that is down only delays its own
                    rows.
@@ -75,7 +76,8 @@ class Draft:
     reason: str
     message: Message
     channels: Sequence[tuple[str, str]]  # (name, type), in the team's order
-    trigger_id: int | None = None  # for a resolve: the trigger it closes
+    trigger_id: int | None = None  # for a resolve or an update: its trigger
+    criteria: Sequence[str] = ()  # for a trigger: every rule it tells of
 
 
 @dataclass(frozen=True)
@@ -141,16 +143,31 @@ class Outbox:
     def _insert(self, db: sqlite3.Connection, draft: Draft, now: str) -> int | None:
         cur = db.execute(
             "INSERT OR IGNORE INTO notifications(incident_id, kind, dedup_key, team, level, "
-            "severity, rule, reason, message, status, trigger_id, created_at, updated_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "severity, rule, reason, message, status, trigger_id, criteria, created_at, "
+            "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (draft.incident_id, draft.kind, draft.dedup_key, draft.team, draft.level,
              draft.severity, draft.rule, draft.reason, _message_json(draft.message),
-             "pending", draft.trigger_id, now, now))
+             "pending", draft.trigger_id, json.dumps(list(draft.criteria)) if draft.criteria
+             else None, now, now))
         return int(cur.lastrowid) if cur.rowcount and cur.lastrowid else None
 
     def exists(self, dedup_key: str, kind: str) -> bool:
         return bool(self.store.query(
             "SELECT 1 FROM notifications WHERE dedup_key = ? AND kind = ?", (dedup_key, kind)))
+
+    def trigger(self, dedup_key: str) -> tuple[int, set[str]] | None:
+        """The trigger accepted for ``dedup_key``: its id and the criteria (rules) it and
+        its updates told of; None when there is none yet."""
+        rows = self.store.query("SELECT id, rule, criteria FROM notifications "
+                                "WHERE dedup_key = ? AND kind = 'trigger'", (dedup_key,))
+        if not rows:
+            return None
+        row = rows[0]
+        told = set(json.loads(row["criteria"])) if row["criteria"] else {row["rule"]}
+        told.update(r["rule"] for r in self.store.query(
+            "SELECT rule FROM notifications WHERE trigger_id = ? AND kind = 'update'",
+            (row["id"],)))
+        return int(row["id"]), told
 
     # -- delivering -------------------------------------------------------------------
     def recover_interrupted(self, now: datetime) -> int:
