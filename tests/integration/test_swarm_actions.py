@@ -39,10 +39,18 @@ def service(swarm: SecondEngine, images: dict[str, str]) -> Iterator[tuple[Targe
         remove_service(swarm, NAME)
 
 
-def limits(swarm: SecondEngine) -> dict[str, int]:
+def resources(swarm: SecondEngine) -> dict[str, dict[str, int]]:
     with closing(swarm.client()) as client:
         spec = client.api.inspect_service(NAME)["Spec"]
-    return dict(spec["TaskTemplate"]["Resources"]["Limits"])
+    return dict(spec["TaskTemplate"]["Resources"])
+
+
+def limits(swarm: SecondEngine) -> dict[str, int]:
+    return dict(resources(swarm)["Limits"])
+
+
+def reservations(swarm: SecondEngine) -> dict[str, int]:
+    return dict(resources(swarm).get("Reservations") or {})
 
 
 def test_the_alert_instance_picks_the_replica_and_inspect_names_it(
@@ -75,10 +83,12 @@ def test_a_resource_change_is_a_service_update_and_a_rollback_is_service_rollbac
         service: tuple[Target, Engines], swarm: SecondEngine) -> None:
     target, engines = service
     before = running_task(swarm, NAME)
-    out = engines.call("docker.update", {"memory": 3.5 * GiB, "memory_swap": 3.5 * GiB},
-                       target, 240)
+    out = engines.call("docker.update", {"memory": 3.5 * GiB, "memory_swap": 3.5 * GiB,
+                                         "memory_reservation": 2 * GiB}, target, 240)
     assert limits(swarm)["MemoryBytes"] == int(3.5 * GiB)
-    assert out["memory"] == int(3.5 * GiB), out  # the new replica's container has it
+    assert reservations(swarm)["MemoryBytes"] == 2 * GiB
+    assert out["memory"] == int(3.5 * GiB), out  # the new replica's container has them
+    assert out["memory_reservation"] == 2 * GiB, out
     after = running_task(swarm, NAME)
     assert after["id"] != before["id"] and after["slot"] == before["slot"]
     assert [(r["slot"], r["state"]) for r in out["replicas"]] == [(before["slot"], "running")]

@@ -15,8 +15,8 @@ the label's port (mode=host). A service with one running replica needs no label.
   put in the named volumes (a restored model) is kept; what it wrote into the container's
   own filesystem is not (keep such files on a volume or in a Swarm config).
 - docker.update is a service update of its resource limits (memory, cpus; Swarm has no
-  swap limit), docker.recreate a service update of image and environment, and with
-  `last_known_good: true` a `service rollback` to the previous spec.
+  swap limit) and memory reservation, docker.recreate a service update of image and
+  environment, and with `last_known_good: true` a `service rollback` to the previous spec.
 - After a service update or rollback, the step waits for the rollout and checks every
   replica it touched: each desired-running task running, none unhealthy. A rollout that
   paused or rolled back, or a replica that did not come up, fails the step.
@@ -199,11 +199,12 @@ class SwarmActions(DockerActions):
     def do_update(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
         """A service update of the resource limits (every replica is replaced)."""
         deadline = self.clock() + timeout
-        if args.get("memory") is None and args.get("cpus") is None:
+        if all(args.get(key) is None for key in ("memory", "cpus", "memory_reservation")):
             if args.get("memory_swap") is not None:
                 raise ActionFailed("docker.update: a Swarm service has no swap limit; give "
-                                   "memory or cpus")
-            raise ActionFailed("docker.update: nothing to change (memory or cpus)")
+                                   "memory, memory_reservation or cpus")
+            raise ActionFailed("docker.update: nothing to change (memory, memory_reservation "
+                               "or cpus)")
         service = self._service(target)
         spec = service["Spec"]
         _set_limits(spec, args)
@@ -211,7 +212,8 @@ class SwarmActions(DockerActions):
         replicas = self._converge(target, deadline, _started(service))
         host = self.container(target).attrs["HostConfig"]
         out = {"memory": host.get("Memory"), "memory_swap": host.get("MemorySwap"),
-               "cpus": host_cpus(host), "replicas": replicas}
+               "cpus": host_cpus(host), "memory_reservation": host.get("MemoryReservation"),
+               "replicas": replicas}
         out["output"] = (f"service update {target.swarm_service}: memory={out['memory']}, "
                          f"cpus={out['cpus']}; {_describe(replicas)}")
         return out
@@ -328,11 +330,15 @@ def _started(service: Mapping[str, Any]) -> str | None:
 
 
 def _set_limits(spec: dict[str, Any], args: Mapping[str, Any]) -> None:
-    limits = spec["TaskTemplate"].setdefault("Resources", {}).setdefault("Limits", {})
+    """memory / cpus limits and memory_reservation (`--reserve-memory`) onto the spec."""
+    resources = spec["TaskTemplate"].setdefault("Resources", {})
+    limits = resources.setdefault("Limits", {})
     if args.get("memory") is not None:
         limits["MemoryBytes"] = int(args["memory"])
     if args.get("cpus") is not None:
         limits["NanoCPUs"] = int(float(args["cpus"]) * 1e9)
+    if args.get("memory_reservation") is not None:
+        resources.setdefault("Reservations", {})["MemoryBytes"] = int(args["memory_reservation"])
 
 
 def _describe(replicas: Sequence[Mapping[str, Any]]) -> str:
