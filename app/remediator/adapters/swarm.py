@@ -15,8 +15,9 @@ the label's port (mode=host). A service with one running replica needs no label.
   put in the named volumes (a restored model) is kept; what it wrote into the container's
   own filesystem is not (keep such files on a volume or in a Swarm config).
 - docker.update is a service update of its resource limits (memory, cpus; Swarm has no
-  swap limit) and memory reservation, docker.recreate a service update of image and
-  environment, and with `last_known_good: true` a `service rollback` to the previous spec.
+  swap limit) and memory reservation (Swarm's: for scheduling, not the container's soft
+  limit), docker.recreate a service update of image and environment, and with
+  `last_known_good: true` a `service rollback` to the previous spec.
 - After a service update or rollback, the step waits for the rollout and checks every
   replica it touched: each desired-running task running, none unhealthy. A rollout that
   paused or rolled back, or a replica that did not come up, fails the step.
@@ -211,9 +212,12 @@ class SwarmActions(DockerActions):
         self._update(service, spec)
         replicas = self._converge(target, deadline, _started(service))
         host = self.container(target).attrs["HostConfig"]
+        # Swarm's reservation is for scheduling (the node must have it free), not the
+        # container's soft limit: it lives in the service's spec, not in HostConfig.
+        reserved = ((self._service(target)["Spec"]["TaskTemplate"].get("Resources") or {})
+                    .get("Reservations") or {}).get("MemoryBytes")
         out = {"memory": host.get("Memory"), "memory_swap": host.get("MemorySwap"),
-               "cpus": host_cpus(host), "memory_reservation": host.get("MemoryReservation"),
-               "replicas": replicas}
+               "cpus": host_cpus(host), "memory_reservation": reserved, "replicas": replicas}
         out["output"] = (f"service update {target.swarm_service}: memory={out['memory']}, "
                          f"cpus={out['cpus']}; {_describe(replicas)}")
         return out
