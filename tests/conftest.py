@@ -17,6 +17,9 @@ from tests.harness.docker_engine import Engine, Resources
 
 LEFTOVERS: list[str] = []
 
+# A second dockerd (TLS) and a one-node Swarm on it, for targets past one engine.
+pytest_plugins = ("tests.harness.engine_fixtures",)
+
 
 @pytest.fixture(scope="session")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:

@@ -104,6 +104,7 @@ def run(
     if config.mode is Mode.OBSERVE and not dry_run:
         click.echo("mode is observe: running as a dry run", err=True)
         dry_run = True
+    target = target.for_alert(alert.labels)  # a Swarm service: the alerting replica
     result = run_playbook(playbook, alert, target, _runtime(ctx, config), dry_run=dry_run,
                           on_step=None if as_json else _print_step)
     _print_result(result, as_json)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["ServiceMetrics"]
@@ -45,3 +47,11 @@ class ServiceMetrics:
         self.outbox_depth = Gauge(
             "remediator_outbox_depth", "Notification deliveries still owed an attempt.",
             registry=registry)
+        self.engine_up = Gauge(
+            "remediator_engine_up", "1 when the Docker engine answers, by engine address "
+            "(each engine a target names).", ["engine"], registry=registry)
+
+    def set_engines(self, states: dict[str, dict[str, Any]]) -> None:
+        """remediator_engine_up from Engines.states()."""
+        for engine, state in states.items():
+            self.engine_up.labels(engine=engine).set(1 if state["up"] else 0)

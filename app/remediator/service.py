@@ -37,6 +37,7 @@ class Service:
     docker_ping: Any = None
     escalation: EscalationService | None = None
     docker_error: Callable[[], str | None] | None = None  # why docker_ping said no
+    engine_states: Callable[[], dict[str, dict[str, Any]]] | None = None  # each engine
 
     def start(self) -> None:
         """Start the background parts: the worker, then reconciliation with Alertmanager."""
@@ -52,12 +53,23 @@ class Service:
     def refresh_gauges(self) -> None:
         self.metrics.inbox_depth.set(self.store.inbox_depth())
         self.metrics.paused.set(1 if self.worker.paused else 0)
+        if self.engine_states is not None and self.config.targets:
+            self.metrics.set_engines(self.engine_states())
 
     def readiness(self) -> dict[str, Any]:
         """What /readyz reports. Docker counts only when a target is declared: with none,
-        nothing here would talk to the engine, so its absence cannot make us unready."""
+        nothing here would talk to the engine, so its absence cannot make us unready.
+        With several engines, `engines` shows each; `docker` is false only when none
+        answers (an engine that is down fails its own targets' steps, not the others')."""
         checks: dict[str, Any] = {"store": self.store.ping(), "paused": self.worker.paused}
         if not self.config.targets:
+            return checks
+        states = self.engine_states() if self.engine_states is not None else {}
+        if not all(state["default"] for state in states.values()):  # a target names one
+            checks["engines"] = states
+            checks["docker"] = any(state["up"] for state in states.values())
+            if not checks["docker"]:
+                checks["docker_error"] = "; ".join(str(s["error"]) for s in states.values())
             return checks
         docker_ok = bool(self.docker_ping()) if self.docker_ping else True
         checks["docker"] = docker_ok
@@ -91,12 +103,14 @@ def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_di
     metrics = ServiceMetrics(registry or CollectorRegistry())
     docker_ping: Callable[[], bool] | None = None
     docker_error: Callable[[], str | None] | None = None
+    engine_states: Callable[[], dict[str, dict[str, Any]]] | None = None
     if runtime is None:
         from remediator.adapters.runtime import build_runtime
 
         real = build_runtime(config, store.last_known_good)
         runtime, docker_ping = real, real.docker.ping
         docker_error = lambda: real.docker.ping_error  # noqa: E731
+        engine_states = real.engines.states if real.engines else None
     worker = Worker(store, config, playbooks, runtime, metrics, dry_run=dry_run)
     writer = GroupCommitWriter(store)
     reconciler = Reconciler(store, config.alertmanager_url, writer.submit, worker.wake,
@@ -104,4 +118,4 @@ def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_di
     escalation = EscalationService(store, policy, metrics, clock=clock, env=notify_env)
     worker.on_finished = escalation.execution_finished
     return Service(config, store, playbooks, worker, metrics, token, writer, reconciler,
-                   docker_ping, escalation, docker_error)
+                   docker_ping, escalation, docker_error, engine_states)

@@ -197,6 +197,7 @@ class Worker:
                                         None, "playbook or target no longer configured", [])
             return None
         alert = parse_alert(json.loads(row["alert"]))
+        target = target.for_alert(alert.labels)  # a Swarm service: the alerting replica
         resume = [StepResult.from_dict(step) for step in self.store.steps(execution_id)]
         # An execution started as an observation (paused, observe mode, a dry-run replay)
         # stays one when resumed after a crash: its fixes were only skipped, so acting now

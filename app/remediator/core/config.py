@@ -17,6 +17,7 @@ from typing import Any
 from remediator.core import defaults
 from remediator.core._schema import Checker, expect_str, join_field
 from remediator.core._yaml import child_line, load_yaml_file
+from remediator.core.engines import ENGINE_KEYS, check_engine
 from remediator.core.problems import Problem, format_problems
 from remediator.core.targets import Target
 from remediator.core.units import parse_duration, parse_size
@@ -107,7 +108,7 @@ _SCALARS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "port": ("port", _port),
 }
 _TARGET_KEYS = ("name", "selector", "container", "base_url", "backup_path", "bounds",
-                "description", "config_files", "write_paths")
+                "description", "config_files", "write_paths", *ENGINE_KEYS)
 _BOUNDS_KEYS = ("max_memory", "min_cpus", "max_cpus")
 
 
@@ -140,7 +141,9 @@ def check_config_file(path: Path) -> tuple[dict[str, Any], list[Problem]]:
 
 
 def check_config_data(data: object, file: str) -> tuple[dict[str, Any], list[Problem]]:
-    """RemediatorConfig keyword arguments from parsed YAML, and the problems found."""
+    """RemediatorConfig keyword arguments from parsed YAML, and the problems found.
+
+    Relative paths in it (a target's tls files) are relative to `file`'s folder."""
     checker = Checker(file)
     root = checker.mapping({} if data is None else data, "", 1)
     if root is None:
@@ -151,30 +154,39 @@ def check_config_data(data: object, file: str) -> tuple[dict[str, Any], list[Pro
                    "environment variable named by webhook_token_env")
     values = {field_name: parsed for key, (field_name, parse) in _SCALARS.items()
               if (parsed := checker.convert(root, key, "", parse)) is not None}
-    values["targets"] = _targets(checker, root)
+    values["targets"] = _targets(checker, root, Path(file).parent)
     return values, checker.problems
 
 
-def _targets(checker: Checker, root: dict[str, Any]) -> list[Target]:
+def _targets(checker: Checker, root: dict[str, Any], base: Path) -> list[Target]:
     items = root.get("targets", [])
     if not isinstance(items, list):
         checker.at(root, "targets", "", "expected a list of targets")
         return []
-    targets = [t for i, item in enumerate(items) if (t := _target(checker, items, i, item))]
+    targets = [t for i, item in enumerate(items)
+               if (t := _target(checker, items, i, item, base))]
     _check_unique_names(checker, items)
     return targets
 
 
-def _target(checker: Checker, items: list[Any], index: int, item: object) -> Target | None:
+def _target(checker: Checker, items: list[Any], index: int, item: object,
+            base: Path) -> Target | None:
     field_name = join_field("targets", index)
     raw = checker.mapping(item, field_name, child_line(items, index))
     if raw is None:
         return None
     before = len(checker.problems)
-    checker.keys(raw, field_name, _TARGET_KEYS, ("name", "selector", "container", "base_url"))
+    # A Swarm service's replicas are found from the service: it names no container.
+    required = ("name", "selector", "base_url") + (
+        () if "swarm_service" in raw else ("container",))
+    checker.keys(raw, field_name, _TARGET_KEYS, required)
     name = checker.string(raw, "name", field_name)
     selector = checker.str_map(raw, "selector", field_name) if "selector" in raw else None
-    container = checker.string(raw, "container", field_name)
+    engine = check_engine(checker, raw, field_name, name, base)
+    if "container" in raw and engine.swarm_service:
+        checker.at(raw, "container", field_name, "give container or swarm_service, not both "
+                   "(a service's container is the alerting replica's task)")
+    container = engine.swarm_service or checker.string(raw, "container", field_name)
     base_url = checker.convert(raw, "base_url", field_name, _url)
     backup = checker.string(raw, "backup_path", field_name)
     bounds = _bounds(checker, raw, field_name)
@@ -184,7 +196,8 @@ def _target(checker: Checker, items: list[Any], index: int, item: object) -> Tar
         return None
     return Target(name=name, selector=selector, container=container, base_url=base_url,
                   backup_path=backup, description=str(raw.get("description", "")),
-                  config_files=files, write_paths=writable, **bounds)
+                  config_files=files, write_paths=writable, docker_host=engine.docker_host,
+                  tls=engine.tls, swarm_service=engine.swarm_service, **bounds)
 
 
 def _config_files(value: object) -> tuple[str, ...]:

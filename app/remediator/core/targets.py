@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from remediator.core.defaults import DEFAULT_WRITE_PATHS
+from remediator.core.engines import TlsFiles
 from remediator.core.units import format_size
 
 __all__ = ["TARGET_CONTEXT_KEYS", "Target", "check_bounds", "check_write_path", "match_target",
@@ -38,6 +39,24 @@ class Target:
     write_paths: tuple[str, ...] = ()
     """Folders inside the container under which Remediator may write, chown or chmod; empty:
     the default (see write_prefixes)."""
+    docker_host: str | None = None
+    """The engine it runs on (unix:// or tcp://); None: the one DOCKER_HOST names."""
+    tls: TlsFiles | None = None
+    swarm_service: str | None = None
+    """A Swarm service: the alert's `instance` label picks the replica (task) acted on."""
+    instance: str | None = None
+    """The alerting replica's `instance` label, for a Swarm service (set by for_alert)."""
+
+    def for_alert(self, labels: Mapping[str, str]) -> Target:
+        """This target as one alert sees it: a Swarm service learns which replica fired."""
+        if self.swarm_service is None:
+            return self
+        return replace(self, instance=labels.get("instance") or None)
+
+    @property
+    def engine(self) -> str:
+        """How messages name its engine."""
+        return self.docker_host or "the default Docker engine (DOCKER_HOST)"
 
     def write_prefixes(self) -> tuple[str, ...]:
         """Where writes may go: the declared write_paths, else DEFAULT_WRITE_PATHS plus the
@@ -61,12 +80,14 @@ class Target:
             "cpu_max": self.cpu_max,
             "selector": dict(self.selector),
             "config_files": list(self.config_files),
+            "docker_host": self.docker_host,
+            "swarm_service": self.swarm_service,
         }
 
 
 TARGET_CONTEXT_KEYS = frozenset(
     {"name", "container", "base_url", "backup_path", "max_memory", "cpu_min", "cpu_max",
-     "selector", "config_files"}
+     "selector", "config_files", "docker_host", "swarm_service"}
 )
 """Fields a template may read from `target` (checked by `remediator validate`)."""
 
