@@ -38,9 +38,9 @@ import requests
 from docker.models.containers import Container
 
 from remediator.adapters.docker_runtime import DockerActions, last_known_good_snapshot
-from remediator.adapters.store import Store
 from remediator.core.config import load_config
 from remediator.stack import AppSpec, app_container_kwargs
+from remediator.store.sqlite import SqliteStore as Store
 from tests.harness.docker_engine import LABEL, ROOT, SESSION_ID, Resources
 from tests.harness.faults import inject
 from tests.harness.processes import Proc, free_port

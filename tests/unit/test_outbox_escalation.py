@@ -17,12 +17,12 @@ import yaml
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from remediator.adapters.store import Store
 from remediator.cli import main
 from remediator.core.escalation_policy import EscalationPolicy, load_escalation_policy
 from remediator.core.units import parse_duration
 from remediator.service import Service
 from remediator.stack import Timings, render_alerts
+from remediator.store.sqlite import SqliteStore as Store
 from remediator.web import create_app
 from tests.support import HttpSink, PagerDutySink
 from tests.support.escalation_kit import (

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from remediator.adapters.notifiers import HttpTransport, Message, MessageKind, render_message
-from remediator.adapters.store import Store, incident_view
 from remediator.core import defaults
 from remediator.core.escalation_policy import (
     SEVERITIES,
@@ -51,6 +50,8 @@ from remediator.escalation.facts import (
 )
 from remediator.escalation.outbox import Draft, Outbox
 from remediator.metrics import ServiceMetrics
+from remediator.store import Store
+from remediator.store.records import Execution, Notification
 
 __all__ = ["CHAT_CHANNEL_TYPES", "EscalationService"]
 
@@ -71,7 +72,8 @@ _INFO_LEVEL: Final = "notify"
 
 _MUTABLE: Final = ("status", "updated_at", "note", "notices", "claimed_by", "fixed_at",
                    "reopened", "target")
-"""Incident columns that can change after insert: a cached view is re-read when one did."""
+"""Incident fields that can change after insert (what a timer pass compares)."""
+
 
 
 @dataclass(frozen=True)
@@ -165,11 +167,7 @@ class EscalationService:
 
     def _changes(self) -> tuple[Any, ...]:
         # Cheap fingerprint of what the timer cares about; intake and a CLI claim change it.
-        row = self.store.query(
-            "SELECT (SELECT COUNT(*) FROM incidents) AS n, "
-            "(SELECT MAX(updated_at) FROM incidents) AS touched, "
-            "(SELECT MAX(id) FROM executions WHERE started_at IS NOT NULL) AS started")[0]
-        return (row["n"], row["touched"], row["started"])
+        return self.store.change_token()
 
     def _depth(self) -> float:
         try:
@@ -200,8 +198,7 @@ class EscalationService:
         # The hook and the timer may both reach one execution: the first does it, and
         # the outbox's dedup keys make a second pass add nothing anyway.
         with self._finish_lock:
-            if not self.store.query("SELECT 1 FROM executions WHERE id = ? AND "
-                                    "escalation_pending IS NOT NULL", (execution_id,)):
+            if not self.store.escalation_pending(execution_id):
                 return True
             try:
                 self._execution_finished(execution_id, result)
@@ -214,11 +211,11 @@ class EscalationService:
 
     def _execution_finished(self, execution_id: int, result: ExecutionResult) -> None:
         execution = self.store.execution(execution_id)
-        incident = self.store.incident(int(execution["incident_id"])) if (
-            execution and execution["incident_id"] is not None) else None
-        if incident is None or incident["claimed_by"]:
+        incident = self.store.incident(execution.incident_id) if (
+            execution and execution.incident_id is not None) else None
+        if incident is None or incident.claimed_by:
             return  # no incident to speak of, or a human owns it: stay quiet
-        subject, now = _Subject(incident, execution), self.clock()
+        subject, now = _Subject(incident.view(), _view(execution)), self.clock()
         if not result.dry_run:
             self._info(subject, "acting", self._acting_reason(subject), now)
         asked = [self._explicit(subject, result, request) for request in result.escalations]
@@ -241,7 +238,7 @@ class EscalationService:
         open_incidents = self._open_incidents()
         others = fleet(open_incidents)
         ids = [int(i["id"]) for i in open_incidents]
-        latest, started = self._latest_finished(ids), self._started_among(ids)
+        latest, started = self.store.latest_finished(ids), self.store.started_among(ids)
         # A rule notifying once per window may notify again in the next one: a new window
         # is an input of every incident, and its start a due time.
         window = self.policy.window_start(now)
@@ -275,7 +272,7 @@ class EscalationService:
 
     def _evaluate_one(self, incident: dict[str, Any], execution_id: int | None,
                       started: bool, others: Fleet, now: datetime) -> datetime | None:
-        subject = _Subject(incident, self.store.execution(execution_id)
+        subject = _Subject(incident, _view(self.store.execution(execution_id))
                            if execution_id is not None else None)
         if subject.execution is None and started:
             self._info(subject, "acting", self._acting_reason(subject), now)
@@ -290,24 +287,26 @@ class EscalationService:
                 new = self._resolve_notice(trigger, now)
             except Exception:  # one bad trigger must not keep the others' resolves back
                 log.exception("resolve notice for notification %s (incident %s) failed",
-                              trigger["id"], trigger["incident_id"])
+                              trigger.id, trigger.incident_id)
                 continue
             if new is not None:
                 created.append(new)
         return created
 
-    def _resolve_notice(self, trigger: dict[str, Any], now: datetime) -> int | None:
-        incident = self.store.incident(int(trigger["incident_id"]))
+    def _resolve_notice(self, trigger: Notification, now: datetime) -> int | None:
+        incident = self.store.incident(trigger.incident_id) \
+            if trigger.incident_id is not None else None
         if incident is None:
             return None
-        subject = _Subject(incident, self._latest_execution(int(incident["id"])))
-        message = self._render("resolve", subject, now, team=trigger["team"],
-                               level=trigger["level"], dedup_key=trigger["dedup_key"],
+        subject = _Subject(incident.view(),
+                           _view(self.store.latest_finished_execution(incident.id)))
+        message = self._render("resolve", subject, now, team=trigger.team,
+                               level=trigger.level, dedup_key=trigger.dedup_key,
                                severity="info", reason="")
-        draft = Draft(subject.id, "resolve", trigger["dedup_key"], trigger["team"],
-                      trigger["level"], "info", trigger["rule"], "incident resolved",
-                      message, self.outbox.live_channels(int(trigger["id"])),
-                      trigger_id=int(trigger["id"]))
+        draft = Draft(subject.id, "resolve", trigger.dedup_key, trigger.team,
+                      trigger.level, "info", trigger.rule, "incident resolved",
+                      message, self.outbox.live_channels(trigger.id),
+                      trigger_id=trigger.id)
         return self.outbox.enqueue(draft, now)
 
     def claim(self, incident_id: int, by: str) -> ClaimResult:
@@ -413,9 +412,7 @@ class EscalationService:
                        "a human has to look.", now)
 
     def _acting_reason(self, subject: _Subject) -> str:
-        rows = self.store.query("SELECT playbook FROM executions WHERE incident_id = ? "
-                                "ORDER BY id LIMIT 1", (subject.id,))
-        playbook = rows[0]["playbook"] if rows else "a playbook"
+        playbook = self.store.first_playbook(subject.id) or "a playbook"
         return (f"Remediator is acting on it: running {playbook} on "
                 f"{subject.incident['target'] or 'the target'}. Claim the incident "
                 f"(remediator claim {subject.id}) to stop it.")
@@ -443,38 +440,23 @@ class EscalationService:
             return self._open_views()
 
     def _open_views(self) -> list[dict[str, Any]]:
-        light = self.store.query(f"SELECT id, {', '.join(_MUTABLE)} FROM incidents "
-                                 "WHERE status = 'firing' ORDER BY id")
+        marks = self.store.firing_marks()
         cache = self._views
-        marks = {int(r["id"]): tuple(r[c] for c in _MUTABLE) for r in light}
         stale = [number for number, mark in marks.items()
                  if (cached := cache.get(number)) is None or cached[0] != mark]
-        for row in self.store.query_in("SELECT * FROM incidents WHERE id IN ({marks})", stale):
-            cache[int(row["id"])] = (tuple(row[c] for c in _MUTABLE), incident_view(row))
+        for incident in self.store.incidents_by_ids(stale):
+            cache[incident.id] = (incident.mark, incident.view())
         for gone in cache.keys() - marks.keys():
             del cache[gone]
         return [cache[number][1] for number in marks if number in cache
                 and cache[number][1]["status"] == "firing"]
 
-    def _latest_finished(self, ids: Sequence[int]) -> dict[int, int]:
-        """Incident id -> its latest finished execution's id, for these incidents."""
-        return {int(row["incident_id"]): int(row["id"]) for row in self.store.query_in(
-            "SELECT incident_id, MAX(id) AS id FROM executions WHERE state = 'finished' "
-            "AND incident_id IN ({marks}) GROUP BY incident_id", ids)}
-
-    def _started_among(self, ids: Sequence[int]) -> set[int]:
-        """Those of these incidents with an execution that really started (not a dry run)."""
-        return {int(row["incident_id"]) for row in self.store.query_in(
-            "SELECT DISTINCT incident_id FROM executions WHERE dry_run = 0 AND "
-            "started_at IS NOT NULL AND incident_id IN ({marks})", ids)}
-
-    def _latest_execution(self, incident_id: int) -> dict[str, Any] | None:
-        rows = self.store.query("SELECT id FROM executions WHERE incident_id = ? AND "
-                                "state = 'finished' ORDER BY id DESC LIMIT 1", (incident_id,))
-        return self.store.execution(int(rows[0]["id"])) if rows else None
-
     def notifications(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.outbox.notifications(limit)
+
+
+def _view(execution: Execution | None) -> dict[str, Any] | None:
+    return execution.view() if execution is not None else None
 
 
 def _merged(escalations: Sequence[Escalation]) -> list[tuple[Escalation, list[str]]]:
