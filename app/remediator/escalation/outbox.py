@@ -4,9 +4,10 @@ Two tables (store migration 2):
 
 ``notifications``  one row per (``dedup_key``, ``kind``): a trigger, its resolve notice,
                    an update (a later, different criterion for a trigger's key: its own
-                   key is the trigger's plus ``#rule``), or an info notice. ``INSERT OR
-                   IGNORE`` on that pair is the dedup — a rule that keeps matching, or a
-                   playbook asking for the same team and level, adds nothing. The rendered
+                   key is the trigger's plus ``#rule``), or an info notice. The store
+                   accepts that pair once (``enqueue_notification``): that is the dedup —
+                   a rule that keeps matching, or a playbook asking for the same team and
+                   level, adds nothing. The rendered
                    message is stored with it, so a restart sends exactly what was decided.
 ``deliveries``     one row per notification and channel: its own status, attempts, next
                    attempt time and last error. A channel that is down only delays its own
