@@ -9,6 +9,7 @@ WAL mode with synchronous=FULL: a commit that returned is on disk, so the webhoo
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import sqlite3
@@ -839,7 +840,10 @@ def _incident(row: sqlite3.Row) -> Incident:
         reopened=int(row["reopened"] or 0))
 
 
+@functools.lru_cache(maxsize=4096)
 def _alert(text: str) -> Alert | None:
+    """An execution's stored alert, parsed; the same stored text parses once per process
+    (the dispatcher reads every pending execution each tick)."""
     try:
         return parse_alert(json.loads(text))
     except (PayloadError, ValueError):
