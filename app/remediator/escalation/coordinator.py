@@ -75,7 +75,6 @@ _MUTABLE: Final = ("status", "updated_at", "note", "notices", "claimed_by", "fix
 """Incident fields that can change after insert (what a timer pass compares)."""
 
 
-
 @dataclass(frozen=True)
 class _Subject:
     """An incident with its latest finished execution: what a notification is about."""
