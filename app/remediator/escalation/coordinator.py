@@ -51,7 +51,7 @@ from remediator.escalation.facts import (
 from remediator.escalation.outbox import Draft, Outbox
 from remediator.metrics import ServiceMetrics
 from remediator.store import Store
-from remediator.store.records import Execution, Notification
+from remediator.store.records import Execution, Incident, IncidentStatus, Notification
 
 __all__ = ["CHAT_CHANNEL_TYPES", "EscalationService"]
 
@@ -70,21 +70,16 @@ PASS_GAP_FACTOR: Final = 9.0
 
 _INFO_LEVEL: Final = "notify"
 
-_MUTABLE: Final = ("status", "updated_at", "note", "notices", "claimed_by", "fixed_at",
-                   "reopened", "target")
-"""Incident fields that can change after insert (what a timer pass compares)."""
-
-
 @dataclass(frozen=True)
 class _Subject:
     """An incident with its latest finished execution: what a notification is about."""
 
-    incident: dict[str, Any]
-    execution: dict[str, Any] | None
+    incident: Incident
+    execution: Execution | None
 
     @property
     def id(self) -> int:
-        return int(self.incident["id"])
+        return self.incident.id
 
     @property
     def identity(self) -> str:
@@ -114,7 +109,7 @@ class EscalationService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # The timer thread's memory of its last passes (see evaluate_open).
-        self._views: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        self._views: dict[int, Incident] = {}
         self._views_lock = threading.Lock()  # the timer and an execution's hook both read
         self._pass_lock = threading.Lock()
         self._finish_lock = threading.Lock()
@@ -214,7 +209,7 @@ class EscalationService:
             execution and execution.incident_id is not None) else None
         if incident is None or incident.claimed_by:
             return  # no incident to speak of, or a human owns it: stay quiet
-        subject, now = _Subject(incident.view(), _view(execution)), self.clock()
+        subject, now = _Subject(incident, execution), self.clock()
         if not result.dry_run:
             self._info(subject, "acting", self._acting_reason(subject), now)
         asked = [self._explicit(subject, result, request) for request in result.escalations]
@@ -236,18 +231,18 @@ class EscalationService:
         dues = [] if self.pick_up_finished() else [now + _RETRY_FAILED]
         open_incidents = self._open_incidents()
         others = fleet(open_incidents)
-        ids = [int(i["id"]) for i in open_incidents]
+        ids = [i.id for i in open_incidents]
         latest, started = self.store.latest_finished(ids), self.store.started_among(ids)
         # A rule notifying once per window may notify again in the next one: a new window
         # is an input of every incident, and its start a due time.
         window = self.policy.window_start(now)
-        if window is not None and any(not i["claimed_by"] for i in open_incidents):
+        if window is not None and any(not i.claimed_by for i in open_incidents):
             dues.append(window + self.policy.budget_window)
         for incident in open_incidents:
-            if incident["claimed_by"]:
+            if incident.claimed_by:
                 continue
-            number = int(incident["id"])
-            inputs = (tuple(incident[c] for c in _MUTABLE), latest.get(number),
+            number = incident.id
+            inputs = (incident.mark, latest.get(number),
                       number in started, others, window)
             seen = self._evaluated.get(number)
             if seen is not None and seen[0] == inputs and (seen[1] is None or seen[1] > now):
@@ -269,9 +264,9 @@ class EscalationService:
         self.dispatcher.wake()
         return min(dues) if dues else None
 
-    def _evaluate_one(self, incident: dict[str, Any], execution_id: int | None,
+    def _evaluate_one(self, incident: Incident, execution_id: int | None,
                       started: bool, others: Fleet, now: datetime) -> datetime | None:
-        subject = _Subject(incident, _view(self.store.execution(execution_id))
+        subject = _Subject(incident, self.store.execution(execution_id)
                            if execution_id is not None else None)
         if subject.execution is None and started:
             self._info(subject, "acting", self._acting_reason(subject), now)
@@ -297,8 +292,7 @@ class EscalationService:
             if trigger.incident_id is not None else None
         if incident is None:
             return None
-        subject = _Subject(incident.view(),
-                           _view(self.store.latest_finished_execution(incident.id)))
+        subject = _Subject(incident, self.store.latest_finished_execution(incident.id))
         message = self._render("resolve", subject, now, team=trigger.team,
                                level=trigger.level, dedup_key=trigger.dedup_key,
                                severity="info", reason="")
@@ -413,7 +407,7 @@ class EscalationService:
     def _acting_reason(self, subject: _Subject) -> str:
         playbook = self.store.first_playbook(subject.id) or "a playbook"
         return (f"Remediator is acting on it: running {playbook} on "
-                f"{subject.incident['target'] or 'the target'}. Claim the incident "
+                f"{subject.incident.target or 'the target'}. Claim the incident "
                 f"(remediator claim {subject.id}) to stop it.")
 
     # -- rendering and reading ------------------------------------------------------------
@@ -425,37 +419,33 @@ class EscalationService:
         except TemplateError as exc:  # the notification must still go out
             log.error("cannot render a %s notification: %s", kind, exc)
             return Message(kind=kind, team=values["team"], level=values["level"],
-                           title=f"{subject.incident['alertname']} on "
-                                 f"{subject.incident['target'] or '?'}",
+                           title=f"{subject.incident.alertname} on "
+                                 f"{subject.incident.target or '?'}",
                            text=str(values.get("reason") or kind), incident_id=str(subject.id),
                            dedup_key=values["dedup_key"],
                            severity=values.get("severity") or "warning",
-                           source=subject.incident["target"] or "remediator")
+                           source=subject.incident.target or "remediator")
 
-    def _open_incidents(self) -> list[dict[str, Any]]:
-        """Every firing incident as a store view; views of unchanged rows are reused (the
-        labels' JSON is parsed once per change, not once per pass)."""
+    def _open_incidents(self) -> list[Incident]:
+        """Every firing incident; records of unchanged incidents are reused (the labels'
+        JSON is parsed once per change, not once per pass)."""
         with self._views_lock:
-            return self._open_views()
+            return self._open_records()
 
-    def _open_views(self) -> list[dict[str, Any]]:
+    def _open_records(self) -> list[Incident]:
         marks = self.store.firing_marks()
         cache = self._views
         stale = [number for number, mark in marks.items()
-                 if (cached := cache.get(number)) is None or cached[0] != mark]
+                 if (cached := cache.get(number)) is None or cached.mark != mark]
         for incident in self.store.incidents_by_ids(stale):
-            cache[incident.id] = (incident.mark, incident.view())
+            cache[incident.id] = incident
         for gone in cache.keys() - marks.keys():
             del cache[gone]
-        return [cache[number][1] for number in marks if number in cache
-                and cache[number][1]["status"] == "firing"]
+        return [cache[number] for number in marks if number in cache
+                and cache[number].status is IncidentStatus.FIRING]
 
     def notifications(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.outbox.notifications(limit)
-
-
-def _view(execution: Execution | None) -> dict[str, Any] | None:
-    return execution.view() if execution is not None else None
 
 
 def _merged(escalations: Sequence[Escalation]) -> list[tuple[Escalation, list[str]]]:
