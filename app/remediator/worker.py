@@ -68,9 +68,11 @@ class Worker:
         self._next_housekeeping = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # Called once an execution's outcome is stored; the service wires escalation here
-        # (a prompt nudge: what escalation needs was committed with the outcome).
-        self.on_finished: Callable[[int, ExecutionResult], None] = lambda _id, _result: None
+        # Called once an execution's outcome is stored, with the execution as stored (its
+        # redacted steps included); the service wires escalation here (a prompt nudge: what
+        # escalation needs was committed with the outcome).
+        self.on_finished: Callable[[Execution, ExecutionResult], None] = \
+            lambda _execution, _result: None
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -182,10 +184,11 @@ class Worker:
             result = ExecutionResult(
                 playbook=row.playbook, target=row.target, incident_key="",
                 outcome=Outcome.FAILED, reason=reason, dry_run=row.dry_run)
-            self.store.finish_execution(row.id, ExecutionState.FINISHED,
-                                        Outcome.FAILED.value, None, reason, [],
-                                        pending=for_escalation(result))
-            self.on_finished(row.id, result)
+            finished = self.store.finish_execution(row.id, ExecutionState.FINISHED,
+                                                   Outcome.FAILED.value, None, reason, [],
+                                                   pending=for_escalation(result))
+            if finished is not None:
+                self.on_finished(finished, result)
 
     def run_execution(self, row: Execution) -> ExecutionResult | None:
         execution_id = row.id
@@ -259,10 +262,10 @@ class Worker:
         validated = result.outcome is Outcome.SUCCESS and not result.dry_run
         # The escalation it calls for is committed with its end (escalation picks it up from
         # there even if this process dies before on_finished runs), and so is the fix.
-        self.store.finish_execution(execution_id, ExecutionState.FINISHED,
-                                    result.outcome.value, result.scenario, result.reason,
-                                    escalations, pending=for_escalation(result),
-                                    fixed_incident=incident_id if validated else None)
+        finished = self.store.finish_execution(
+            execution_id, ExecutionState.FINISHED, result.outcome.value, result.scenario,
+            result.reason, escalations, pending=for_escalation(result),
+            fixed_incident=incident_id if validated else None)
         self.metrics.executions.labels(playbook=result.playbook,
                                        outcome=result.outcome.value).inc()
         self.metrics.execution_duration.observe(result.duration_s)
@@ -270,7 +273,8 @@ class Worker:
                  result.reason or "-", result.duration_s,
                  extra={"execution_id": execution_id, "playbook": result.playbook,
                         "target": result.target})
-        self.on_finished(execution_id, result)
+        if finished is not None:
+            self.on_finished(finished, result)
         if validated:  # the playbook's validation passed: this is a known-good state
             try:
                 self._record_last_known_good(result.target)

@@ -272,10 +272,13 @@ def test_finishing_commits_the_end_the_fix_and_the_escalation_summary(store: Sto
     assert execution_id is not None
     store.claim_execution(execution_id)
     summary = {"playbook": "pb", "outcome": "success", "steps": []}
-    store.finish_execution(execution_id, ExecutionState.FINISHED, "success", "oom", None,
-                           [{"team": "ops", "level": "page", "reason": "r"}], pending=summary,
-                           fixed_incident=incident_id)
+    store.record_step(execution_id, 0, step("logs"))
+    returned = store.finish_execution(
+        execution_id, ExecutionState.FINISHED, "success", "oom", None,
+        [{"team": "ops", "level": "page", "reason": "r"}], pending=summary,
+        fixed_incident=incident_id)
     done = store.execution(execution_id)
+    assert returned == done and [s.id for s in returned.steps] == ["logs"]  # as stored
     assert done is not None and (done.state, done.outcome, done.scenario) == (
         ExecutionState.FINISHED, "success", "oom")
     assert [dict(e) for e in done.escalations] == [{"team": "ops", "level": "page",

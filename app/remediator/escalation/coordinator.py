@@ -170,13 +170,13 @@ class EscalationService:
             return float("nan")
 
     # -- the three triggers ---------------------------------------------------------------
-    def execution_finished(self, execution_id: int, result: ExecutionResult) -> None:
+    def execution_finished(self, execution: Execution, result: ExecutionResult) -> None:
         """Worker hook, in the execution's thread: only writes rows, never sends.
 
         What escalation needs was committed with the execution's end (the store's
         ``escalation_pending``): if this fails, or the process dies before it runs, the
         timer's next pass picks it up from there (:meth:`pick_up_finished`)."""
-        self._handle_finished(execution_id, result)
+        self._handle_finished(execution.id, result, execution)
         self.wake()
 
     def pick_up_finished(self) -> bool:
@@ -188,14 +188,15 @@ class EscalationService:
                 and done
         return done
 
-    def _handle_finished(self, execution_id: int, result: ExecutionResult) -> bool:
+    def _handle_finished(self, execution_id: int, result: ExecutionResult,
+                         execution: Execution | None = None) -> bool:
         # The hook and the timer may both reach one execution: the first does it, and
         # the outbox's dedup keys make a second pass add nothing anyway.
         with self._finish_lock:
             if not self.store.escalation_pending(execution_id):
                 return True
             try:
-                self._execution_finished(execution_id, result)
+                self._execution_finished(execution_id, result, execution)
             except Exception:  # escalation trouble must not fail the execution
                 log.exception("escalation after execution %s failed; kept, and tried again "
                               "in %ss", execution_id, int(_RETRY_FAILED.total_seconds()))
@@ -203,8 +204,12 @@ class EscalationService:
             self.store.escalation_handled(execution_id)
             return True
 
-    def _execution_finished(self, execution_id: int, result: ExecutionResult) -> None:
-        execution = self.store.execution(execution_id)
+    def _execution_finished(self, execution_id: int, result: ExecutionResult,
+                            execution: Execution | None = None) -> None:
+        # The worker's hook hands over the execution as its end was stored (one commit
+        # with the end): no need to read it again. The incident is read: a claim may have
+        # landed meanwhile.
+        execution = execution or self.store.execution(execution_id)
         incident = self.store.incident(execution.incident_id) if (
             execution and execution.incident_id is not None) else None
         if incident is None or incident.claimed_by:

@@ -467,11 +467,12 @@ class SqliteStore:
                          scenario: str | None, error: str | None,
                          escalations: Sequence[Mapping[str, Any]],
                          pending: Mapping[str, Any] | None = None,
-                         fixed_incident: int | None = None) -> None:
+                         fixed_incident: int | None = None) -> Execution | None:
         """Store an execution's end. `pending` (the run's summary, for escalation) is
         committed with it: escalation reads it from here, so a crash right after this
         commit cannot lose a page (see pending_escalations). `fixed_incident`: the
-        incident this run fixed (validated), marked fixed in the same commit."""
+        incident this run fixed (validated), marked fixed in the same commit. Returns the
+        finished execution as stored (steps included; None if there is no such one)."""
         with self._tx() as db:
             if fixed_incident is not None:
                 db.execute("UPDATE incidents SET fixed_at = ?, updated_at = ? WHERE id = ?",
@@ -481,6 +482,11 @@ class SqliteStore:
                        (str(state), outcome, scenario, error,
                         dumps([dict(e) for e in escalations]), _now(),
                         None if pending is None else dumps(dict(pending)), execution_id))
+            row = db.execute("SELECT * FROM executions WHERE id = ?",
+                             (execution_id,)).fetchone()
+            steps = db.execute("SELECT * FROM steps WHERE execution_id = ? ORDER BY position",
+                               (execution_id,)).fetchall()
+        return _execution(row, tuple(_step(s) for s in steps)) if row else None
 
     def pending_escalations(self) -> list[tuple[int, dict[str, Any]]]:
         """Finished executions whose escalation is not yet in the outbox, oldest first."""
