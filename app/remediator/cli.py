@@ -99,7 +99,7 @@ def executions() -> None:
 
 def open_store(db_path: Path) -> Any:
     """The store `remediator serve` keeps at `db_path`; fails clearly when there is none."""
-    from remediator.adapters.store import Store
+    from remediator.store import open_store as open_existing
 
     if not db_path.exists():
         fail(f"no store at {db_path} (pass --db, the file `remediator serve` uses)")
@@ -107,7 +107,7 @@ def open_store(db_path: Path) -> Any:
         fail(f"{db_path} is a directory, not a store (pass --db, the file `remediator serve` "
              "uses)")
     try:
-        return Store(db_path)
+        return open_existing(db_path)
     except RemediatorError as exc:
         fail(f"{exc} (is {db_path} the file `remediator serve` uses?)")
 
@@ -117,7 +117,8 @@ def open_store(db_path: Path) -> Any:
               default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
 @click.option("--limit", default=20, show_default=True, type=ROW_ID)
 def executions_list(db_path: Path, limit: int) -> None:
-    for ex in open_store(db_path).executions(limit):
+    for record in open_store(db_path).executions(limit):
+        ex = record.view()
         click.echo(f"{ex['id']:>5}  {ex['created_at'][:19]}  {ex['playbook']:<24} "
                    f"{ex['target']:<12} {ex['state']:<10} {ex['outcome'] or '-':<10} "
                    f"{ex['scenario'] or ''}")
@@ -131,7 +132,7 @@ def executions_show(execution_id: int, db_path: Path) -> None:
     found = open_store(db_path).execution(execution_id)
     if found is None:
         fail(f"no execution {execution_id} in {db_path}")
-    click.echo(json.dumps(found, indent=2, sort_keys=True))
+    click.echo(json.dumps(found.view(), indent=2, sort_keys=True))
 
 
 @main.command()
@@ -146,7 +147,8 @@ def report(incident_id: int, db_path: Path) -> None:
     incident = store.incident(incident_id)
     if incident is None:
         fail(f"no incident {incident_id} in {db_path}")
-    click.echo(render_report(incident, store.executions_for(incident_id)), nl=False)
+    click.echo(render_report(incident.view(), [ex.view() for ex in
+                                               store.executions_for(incident_id)]), nl=False)
 
 
 @main.command()

@@ -14,7 +14,6 @@ from typing import Any, NoReturn
 
 import click
 
-from remediator.adapters.store import MAX_ROW_ID
 from remediator.core import defaults
 from remediator.core.alerts import Alert, parse_alert, parse_webhook
 from remediator.core.config import Mode, RemediatorConfig, load_config
@@ -24,6 +23,7 @@ from remediator.core.runner import Runtime, run_playbook
 from remediator.core.targets import match_target
 from remediator.core.validate import validate_paths
 from remediator.errors import PayloadError, RemediatorError
+from remediator.store import MAX_ROW_ID
 
 __all__ = ["ROW_ID", "run", "validate"]
 

@@ -83,15 +83,15 @@ def notify_test(ctx: click.Context, team: str, config_path: Path,
 @click.pass_context
 def claim(ctx: click.Context, incident_id: int, db_path: Path, by: str | None) -> None:
     """A human takes over INCIDENT: Remediator stops acting on it and stops escalating."""
-    from remediator.adapters.store import Store
     from remediator.escalation import ClaimRefused, claim_incident
+    from remediator.store import open_store
 
     if not db_path.exists():
         click.echo(f"error: no store at {db_path} (pass --db, the file `remediator serve` "
                    "uses)", err=True)
         ctx.exit(_EXIT_NOT_FOUND)
     try:
-        store = Store(db_path)
+        store = open_store(db_path)
     except StoreError as exc:
         click.echo(f"error: {exc} (is {db_path} the file `remediator serve` uses?)", err=True)
         ctx.exit(_EXIT_NOT_FOUND)

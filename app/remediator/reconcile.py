@@ -22,9 +22,9 @@ from typing import Any
 import requests
 
 from remediator.adapters.http import HttpClient
-from remediator.adapters.store import Store
 from remediator.core.alerts import parse_alert
 from remediator.errors import PayloadError
+from remediator.store import Store
 
 __all__ = ["RECONCILE_INTERVAL", "Reconciler", "to_webhook"]
 
@@ -138,18 +138,16 @@ class Reconciler:
 
     def _resolve_ended(self, active: set[str]) -> None:
         live = self._incident_ids(active)
-        firing = self.store.query("SELECT id, fingerprint, starts_at, labels, annotations, "
-                                  "generator_url FROM incidents WHERE status = 'firing'")
-        absent = {int(row["id"]): row for row in firing if int(row["id"]) not in live}
+        firing = self.store.firing_incidents()
+        absent = {row.id: row for row in firing if row.id not in live}
         ended = [row for number, row in absent.items() if number in self._absent]
-        self._absent = set(absent) - {int(row["id"]) for row in ended}
+        self._absent = set(absent) - {row.id for row in ended}
         if not ended:
             return
         now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        alerts = [{"labels": json.loads(row["labels"]),
-                   "annotations": json.loads(row["annotations"]),
-                   "startsAt": row["starts_at"], "endsAt": now,
-                   "generatorURL": row["generator_url"], "fingerprint": row["fingerprint"]}
+        alerts = [{"labels": dict(row.labels), "annotations": dict(row.annotations),
+                   "startsAt": row.starts_at, "endsAt": now,
+                   "generatorURL": row.generator_url, "fingerprint": row.fingerprint}
                   for row in ended]
         self.submit(json.dumps(to_webhook(alerts, self.receiver, "resolved")).encode())
         self.wake()
@@ -166,10 +164,7 @@ class Reconciler:
     def _incident_ids(self, keys: set[str]) -> set[int]:
         """The incidents these alert keys belong to: by their own key, or by the key of a
         re-fire that reopened them (an alias)."""
-        return {int(row["id"]) for row in self.store.query_in(
-            "SELECT id FROM incidents WHERE incident_key IN ({marks}) UNION "
-            "SELECT incident_id AS id FROM incident_aliases WHERE incident_key IN ({marks})",
-            sorted(keys))}
+        return self.store.incident_ids_for_keys(keys)
 
 
 def _key(raw: dict[str, Any]) -> str | None:

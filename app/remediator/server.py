@@ -45,13 +45,13 @@ def check_setup(config: RemediatorConfig, *, db_path: Path, playbooks_dir: Path)
     """Load what the service will load (escalation policy, store, playbooks) before
     gunicorn starts: in its worker the same error is a traceback and "Worker failed to
     boot". Raises the RemediatorError that names what is wrong."""
-    from remediator.adapters.store import Store
     from remediator.core.playbook import load_playbooks
     from remediator.escalation import load_service_policy
+    from remediator.store import open_store
 
     load_service_policy(config)
     load_playbooks(playbooks_dir, config.targets)
-    Store(db_path).close()  # last: it creates the file, which a wrong setup should not
+    open_store(db_path).close()  # last: it creates the file, which a wrong setup should not
 
 
 def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: Path,

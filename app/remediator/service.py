@@ -11,7 +11,6 @@ from prometheus_client import CollectorRegistry
 
 from remediator.adapters.ingest import GroupCommitWriter
 from remediator.adapters.monitoring_auth import monitoring_client
-from remediator.adapters.store import Store
 from remediator.core.config import RemediatorConfig
 from remediator.core.escalation_policy import EscalationPolicy
 from remediator.core.playbook import Playbook, load_playbooks
@@ -19,6 +18,7 @@ from remediator.core.runner import Runtime
 from remediator.escalation import Clock, EscalationService, load_service_policy, utc_clock
 from remediator.metrics import ServiceMetrics
 from remediator.reconcile import Reconciler
+from remediator.store import Store, open_store
 from remediator.worker import Worker
 
 __all__ = ["Service", "build_service"]
@@ -98,7 +98,7 @@ def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_di
     os.environ) let tests drive escalation timing and channels.
     """
     policy = policy or load_service_policy(config)
-    store = Store(db_path)
+    store = open_store(db_path)
     playbooks = load_playbooks(Path(playbooks_dir), config.targets)
     metrics = ServiceMetrics(registry or CollectorRegistry())
     docker_ping: Callable[[], bool] | None = None

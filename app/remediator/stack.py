@@ -226,9 +226,9 @@ def record_known_good(client: Any, config_path: Path, db_path: Path, target_name
     after would have nothing to roll back to.
     """
     from remediator.adapters.docker_runtime import DockerActions, last_known_good_snapshot
-    from remediator.adapters.store import Store
     from remediator.core.config import load_config
     from remediator.errors import RemediatorError
+    from remediator.store import open_store
 
     target = load_config(config_path, env={}).target(target_name)
     if target is None:
@@ -236,7 +236,7 @@ def record_known_good(client: Any, config_path: Path, db_path: Path, target_name
     snapshot = last_known_good_snapshot(DockerActions(lambda: client).call, target)
     if snapshot is None:
         raise RemediatorError(f"{target.container} is not running: no last-known-good to record")
-    store = Store(db_path)
+    store = open_store(db_path)
     try:
         store.record_last_known_good(target.name, *snapshot)
     finally:

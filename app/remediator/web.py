@@ -17,11 +17,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
-from remediator.adapters.store import MAX_ROW_ID
 from remediator.core.alerts import parse_webhook
 from remediator.errors import PayloadError, StoreError
 from remediator.report import render_report
 from remediator.service import Service
+from remediator.store import MAX_ROW_ID
 from remediator.web_escalation import register_escalation_api
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
@@ -191,21 +191,23 @@ def register_api(app: Flask, service: Service) -> None:
 
     @app.get("/api/v1/incidents")
     def incidents() -> Response:
-        return jsonify({"items": store.incidents(limit_arg())})
+        return jsonify({"items": [i.view() for i in store.incidents(limit_arg())]})
 
     @app.get("/api/v1/incidents/<int:incident_id>")
     def incident(incident_id: int) -> tuple[Response, int]:
         found = store.incident(incident_id)
-        return (jsonify(found), 200) if found else error(404, f"no incident {incident_id}")
+        return (jsonify(found.view()), 200) if found else error(404,
+                                                                f"no incident {incident_id}")
 
     @app.get("/api/v1/executions")
     def executions() -> Response:
-        return jsonify({"items": store.executions(limit_arg())})
+        return jsonify({"items": [e.view() for e in store.executions(limit_arg())]})
 
     @app.get("/api/v1/executions/<int:execution_id>")
     def execution(execution_id: int) -> tuple[Response, int]:
         found = store.execution(execution_id)
-        return (jsonify(found), 200) if found else error(404, f"no execution {execution_id}")
+        return (jsonify(found.view()), 200) if found else error(
+            404, f"no execution {execution_id}")
 
     @app.post("/api/v1/executions/<int:execution_id>/replay")
     def replay(execution_id: int) -> tuple[Response, int]:
@@ -225,12 +227,13 @@ def register_api(app: Flask, service: Service) -> None:
         found = store.incident(incident_id)
         if found is None:
             return error(404, f"no incident {incident_id}")
-        text = render_report(found, store.executions_for(incident_id))
+        text = render_report(found.view(),
+                             [e.view() for e in store.executions_for(incident_id)])
         return Response(text, mimetype="text/markdown"), 200
 
     @app.get("/api/v1/dead-letters")
     def dead_letters() -> Response:
-        return jsonify({"items": store.dead_letters(limit_arg())})
+        return jsonify({"items": [d.view() for d in store.dead_letters(limit_arg())]})
 
     @app.post("/api/v1/pause")
     def pause() -> Response:

@@ -7,17 +7,14 @@ decides what to do about a mutating step that was mid-flight.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from remediator.adapters.store import Store, ago
-from remediator.core.alerts import parse_alert
 from remediator.core.config import Mode, RemediatorConfig
 from remediator.core.playbook import Playbook
 from remediator.core.results import (
@@ -28,9 +25,11 @@ from remediator.core.results import (
     StepStatus,
 )
 from remediator.core.runner import Runtime, run_playbook
-from remediator.errors import RemediatorError
+from remediator.errors import PayloadError, RemediatorError
 from remediator.intake import Intake
 from remediator.metrics import ServiceMetrics
+from remediator.store import Store
+from remediator.store.records import Execution, StepRecord
 
 __all__ = ["PAUSED_NOTE", "Worker"]
 
@@ -69,9 +68,11 @@ class Worker:
         self._next_housekeeping = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # Called once an execution's outcome is stored; the service wires escalation here
-        # (a prompt nudge: what escalation needs was committed with the outcome).
-        self.on_finished: Callable[[int, ExecutionResult], None] = lambda _id, _result: None
+        # Called once an execution's outcome is stored, with the execution as stored (its
+        # redacted steps included); the service wires escalation here (a prompt nudge: what
+        # escalation needs was committed with the outcome).
+        self.on_finished: Callable[[Execution, ExecutionResult], None] = \
+            lambda _execution, _result: None
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -109,7 +110,7 @@ class Worker:
 
     def prune(self) -> int:
         """Retention: forget executions older than RETENTION_DAYS (incidents stay)."""
-        return self.store.prune(ago(timedelta(days=RETENTION_DAYS)))
+        return self.store.prune(datetime.now(UTC) - timedelta(days=RETENTION_DAYS))
 
     def close_stable(self) -> list[int]:
         """Close incidents that stayed healthy for the stability window after their fix,
@@ -117,13 +118,13 @@ class Worker:
         first recorded when the fix validated)."""
         window = timedelta(seconds=self.config.stability_window_s)
         closed = []
-        for incident in self.store.closable(ago(window)):
-            self.store.close_incident(int(incident["id"]))
-            closed.append(int(incident["id"]))
-            log.info("incident %s stayed healthy for %.0fs: closed", incident["id"],
-                     window.total_seconds(), extra={"incident_id": incident["id"]})
-            if incident["target"]:
-                self._record_last_known_good(str(incident["target"]))
+        for incident in self.store.closable(datetime.now(UTC) - window):
+            self.store.close_incident(incident.id)
+            closed.append(incident.id)
+            log.info("incident %s stayed healthy for %.0fs: closed", incident.id,
+                     window.total_seconds(), extra={"incident_id": incident.id})
+            if incident.target:
+                self._record_last_known_good(incident.target)
         return closed
 
     def _record_last_known_good(self, name: str) -> None:
@@ -151,7 +152,7 @@ class Worker:
         """Executions a crash left `running` are dispatched again (with their stored steps)
         like pending ones; say so once at start."""
         for row in self.store.executions_in_state(ExecutionState.RUNNING.value):
-            log.warning("execution %s was interrupted; resuming", row["id"])
+            log.warning("execution %s was interrupted; resuming", row.id)
 
     def _dispatch(self) -> None:
         """Start what may start: one execution per target, and one replica of a service
@@ -168,46 +169,48 @@ class Worker:
                 self._busy[key] = future
 
     @staticmethod
-    def _exclusive_keys(row: dict[str, Any]) -> tuple[str, ...]:
-        service = json.loads(row["alert"]).get("labels", {}).get("service")
-        target = f"target:{row['target']}"
+    def _exclusive_keys(row: Execution) -> tuple[str, ...]:
+        service = row.alert.labels.get("service") if row.alert else None
+        target = f"target:{row.target}"
         return (target, f"service:{service}") if service else (target,)
 
-    def _run_logged(self, row: dict[str, Any]) -> None:
+    def _run_logged(self, row: Execution) -> None:
         try:
             self.run_execution(row)
         except Exception as exc:
-            log.exception("execution %s crashed", row["id"])
+            log.exception("execution %s crashed", row.id)
             reason = f"internal error: {exc}"
             # A crash is an outcome too: escalation must hear of it.
             result = ExecutionResult(
-                playbook=str(row["playbook"]), target=str(row["target"]), incident_key="",
-                outcome=Outcome.FAILED, reason=reason, dry_run=bool(row["dry_run"]))
-            self.store.finish_execution(int(row["id"]), ExecutionState.FINISHED.value,
-                                        Outcome.FAILED.value, None, reason, [],
-                                        pending=for_escalation(result))
-            self.on_finished(int(row["id"]), result)
+                playbook=row.playbook, target=row.target, incident_key="",
+                outcome=Outcome.FAILED, reason=reason, dry_run=row.dry_run)
+            finished = self.store.finish_execution(row.id, ExecutionState.FINISHED,
+                                                   Outcome.FAILED.value, None, reason, [],
+                                                   pending=for_escalation(result))
+            if finished is not None:
+                self.on_finished(finished, result)
 
-    def run_execution(self, row: dict[str, Any]) -> ExecutionResult | None:
-        execution_id = int(row["id"])
-        playbook = self.playbooks.get(str(row["playbook"]))
-        target = self.config.target(str(row["target"]))
+    def run_execution(self, row: Execution) -> ExecutionResult | None:
+        execution_id = row.id
+        playbook = self.playbooks.get(row.playbook)
+        target = self.config.target(row.target)
         if playbook is None or target is None:
-            self.store.finish_execution(execution_id, ExecutionState.CANCELLED.value, "aborted",
+            self.store.finish_execution(execution_id, ExecutionState.CANCELLED, "aborted",
                                         None, "playbook or target no longer configured", [])
             return None
-        alert = parse_alert(json.loads(row["alert"]))
+        alert = row.alert  # parsed once, at intake; the store returns it typed
+        if alert is None:
+            raise PayloadError(f"execution {execution_id}: its stored alert does not parse")
         target = target.for_alert(alert.labels)  # a Swarm service: the alerting replica
-        resume = [StepResult.from_dict(step) for step in self.store.steps(execution_id)]
+        resume = [StepResult.from_dict(step.view()) for step in self.store.steps(execution_id)]
         # An execution started as an observation (paused, observe mode, a dry-run replay)
         # stays one when resumed after a crash: its fixes were only skipped, so acting now
         # would fix on a diagnosis nobody approved and skip half the fix. Its mode is
         # recorded at its first start; a resume may only turn acting into observing (pause).
         observed = any(step.status is StepStatus.SKIPPED_DRY_RUN for step in resume)
-        dry_run = bool(row["dry_run"]) or observed or self.dry_run or self.paused or (
+        dry_run = row.dry_run or observed or self.dry_run or self.paused or (
             self.config.mode is Mode.OBSERVE)
-        if not self.store.start_execution(execution_id, dry_run,
-                                          from_state=str(row.get("state") or "pending")):
+        if not self.store.claim_execution(execution_id, dry_run, from_state=row.state):
             log.info("execution %s was taken or cancelled before it started; not run",
                      execution_id, extra={"execution_id": execution_id})
             return None
@@ -215,17 +218,17 @@ class Worker:
             playbook, alert, target, self.runtime, dry_run=dry_run,
             on_step=self._recorder(execution_id, playbook),
             resume_from=resume or None,
-            should_stop_fixing=self._resolved_check(row.get("incident_id"), acting=not dry_run),
+            should_stop_fixing=self._resolved_check(row.incident_id, acting=not dry_run),
         )
-        incident_id = row.get("incident_id")
-        self._finish(execution_id, result, int(incident_id) if incident_id else None)
+        self._finish(execution_id, result, row.incident_id or None)
         return result
 
     def _recorder(self, execution_id: int, playbook: Playbook) -> Callable[[StepResult], None]:
         positions = {step.id: index for index, step in enumerate(playbook.steps)}
 
         def record(step: StepResult) -> None:
-            self.store.record_step(execution_id, positions.get(step.id, 999), step.to_dict())
+            self.store.record_step(execution_id, positions.get(step.id, 999),
+                                   StepRecord.from_dict(step.to_dict()))
             if step.status.finished:
                 self.metrics.step_duration.labels(action=step.action).observe(step.duration_s)
             log.info("execution %s step %s (%s): %s", execution_id, step.id, step.action,
@@ -234,7 +237,7 @@ class Worker:
 
         return record
 
-    def _resolved_check(self, incident_id: Any, acting: bool = True
+    def _resolved_check(self, incident_id: int | None, acting: bool = True
                         ) -> Callable[[], bool | str]:
         def resolved() -> bool | str:
             """Why fixing should stop now (the runner's note says it), else False. Asked
@@ -244,13 +247,13 @@ class Worker:
                 return PAUSED_NOTE
             if incident_id is None:
                 return False
-            incident = self.store.incident(int(incident_id))
+            incident = self.store.incident(incident_id)
             if incident is None:
                 return False
             # A claimed incident is a human's: stop fixing it, as when it resolves.
-            if incident["claimed_by"]:
-                return f"incident claimed by {incident['claimed_by']}"
-            return "the alert resolved" if incident["status"] == "resolved" else False
+            if incident.claimed_by:
+                return f"incident claimed by {incident.claimed_by}"
+            return "the alert resolved" if incident.status == "resolved" else False
 
         return resolved
 
@@ -258,13 +261,12 @@ class Worker:
                 incident_id: int | None = None) -> None:
         escalations = [e.to_dict() for e in result.escalations]
         validated = result.outcome is Outcome.SUCCESS and not result.dry_run
-        if incident_id is not None and validated:
-            self.store.mark_fixed(incident_id)
         # The escalation it calls for is committed with its end (escalation picks it up from
-        # there even if this process dies before on_finished runs).
-        self.store.finish_execution(execution_id, ExecutionState.FINISHED.value,
-                                    result.outcome.value, result.scenario, result.reason,
-                                    escalations, pending=for_escalation(result))
+        # there even if this process dies before on_finished runs), and so is the fix.
+        finished = self.store.finish_execution(
+            execution_id, ExecutionState.FINISHED, result.outcome.value, result.scenario,
+            result.reason, escalations, pending=for_escalation(result),
+            fixed_incident=incident_id if validated else None)
         self.metrics.executions.labels(playbook=result.playbook,
                                        outcome=result.outcome.value).inc()
         self.metrics.execution_duration.observe(result.duration_s)
@@ -272,7 +274,8 @@ class Worker:
                  result.reason or "-", result.duration_s,
                  extra={"execution_id": execution_id, "playbook": result.playbook,
                         "target": result.target})
-        self.on_finished(execution_id, result)
+        if finished is not None:
+            self.on_finished(finished, result)
         if validated:  # the playbook's validation passed: this is a known-good state
             try:
                 self._record_last_known_good(result.target)

@@ -43,7 +43,7 @@ steps:
 # SIGKILL the moment an execution's end is committed (fork keeps the patch in the worker).
 DIE_AFTER_END = """
 import os, signal, sys
-from remediator.adapters.store import Store
+from remediator.store.sqlite import SqliteStore as Store
 _finish = Store.finish_execution
 def _finish_then_die(self, *args, **kwargs):
     _finish(self, *args, **kwargs)

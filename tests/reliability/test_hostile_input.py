@@ -22,6 +22,7 @@ from remediator.core.targets import Target
 from remediator.service import Service, build_service
 from remediator.web import create_app
 from tests.support.fixtures import ALERTMANAGER
+from tests.support.raw_db import rows
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ALERTMANAGER
@@ -111,8 +112,8 @@ def post(client: FlaskClient, body: bytes) -> Any:
 
 
 def counts(service: Service) -> tuple[int, int]:
-    incidents = service.store.query("SELECT COUNT(*) AS n FROM incidents")[0]["n"]
-    letters = service.store.query("SELECT COUNT(*) AS n FROM dead_letters")[0]["n"]
+    incidents = rows(service.store, "SELECT COUNT(*) AS n FROM incidents")[0]["n"]
+    letters = rows(service.store, "SELECT COUNT(*) AS n FROM dead_letters")[0]["n"]
     return int(incidents), int(letters)
 
 

@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 
-from remediator.adapters.store import MAX_OUTPUT_CHARS, Store, capped
 from remediator.core.alerts import parse_alert
 from remediator.core.playbook import load_playbook_text
 from remediator.core.results import StepResult
 from remediator.core.runner import run_playbook
 from remediator.core.targets import Target
+from remediator.store.records import StepRecord
+from remediator.store.sqlite import MAX_OUTPUT_CHARS, capped
+from remediator.store.sqlite import SqliteStore as Store
 
 TARGET = Target(name="app-prod", selector={"service": "app-prod"}, container="app-prod",
                 base_url="http://app-prod:8080")
@@ -88,12 +90,12 @@ def test_outputs_within_the_cap_are_stored_as_they_are() -> None:
 def test_a_run_resumed_after_long_logs_were_stored_reaches_the_same_scenario(
         tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
-    with store.transaction() as db:
-        execution_id = store.insert_execution(db, None, "t", "app-prod", {}, False)
+    execution_id = store.add_execution(None, "t", "app-prod", None, False)
     full = run_playbook(PLAYBOOK, ALERT, TARGET, Runtime({"docker.logs": LOGS}))
-    store.record_step(execution_id, 0, full.steps[0].to_dict())  # then the process died
+    store.record_step(execution_id, 0,  # then the process died
+                      StepRecord.from_dict(full.steps[0].to_dict()))
 
-    resume = [StepResult.from_dict(step) for step in store.steps(execution_id)]
+    resume = [StepResult.from_dict(step.view()) for step in store.steps(execution_id)]
     runtime = Runtime({})
     resumed = run_playbook(PLAYBOOK, ALERT, TARGET, runtime, resume_from=resume)
     assert runtime.calls == []  # logs adopted, not fetched again

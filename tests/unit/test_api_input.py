@@ -15,6 +15,7 @@ from remediator.core.targets import Target
 from remediator.service import Service
 from remediator.web import MAX_BODY_BYTES, create_app
 from tests.support.fixtures import ALERTMANAGER
+from tests.support.raw_db import execute, rows
 from tests.support.services import playbook_service
 
 FIXTURES = ALERTMANAGER
@@ -75,7 +76,7 @@ def post_chunked(client: FlaskClient, body: bytes) -> Any:
 
 
 def count(service: Service, table: str) -> int:
-    return int(service.store.query(f"SELECT count(*) AS n FROM {table}")[0]["n"])
+    return int(rows(service.store, f"SELECT count(*) AS n FROM {table}")[0]["n"])
 
 
 def one_execution(client: FlaskClient, service: Service) -> int:
@@ -121,7 +122,7 @@ def test_chunked_body_of_exactly_the_limit_is_accepted_whole(
     body = body[:-1] + b" " * (MAX_BODY_BYTES - len(body)) + b"}"
     assert len(body) == MAX_BODY_BYTES
     assert post_chunked(client, body).status_code == 202
-    (row,) = service.store.query("SELECT length(body) AS n FROM inbox")
+    (row,) = rows(service.store, "SELECT length(body) AS n FROM inbox")
     assert row["n"] == MAX_BODY_BYTES
 
 
@@ -155,7 +156,7 @@ def test_lone_surrogate_label_is_400_naming_the_label_and_kept_as_dead_letter(
     assert resp.status_code == 400
     assert resp.get_json()["error"].startswith("alerts[0].labels.pod: ")
     assert resp.get_json()["kept"] == "dead-letter"
-    (letter,) = service.store.query("SELECT body FROM dead_letters")
+    (letter,) = rows(service.store, "SELECT body FROM dead_letters")
     assert letter["body"] == body
 
 
@@ -164,9 +165,8 @@ def test_report_of_stored_text_with_a_lone_surrogate_is_200(
     one_execution(client, service)
     incident = service.store.incidents()[0]
     labels = {**incident["labels"], "instance": "x\udcff"}  # kept before payloads were checked
-    with service.store.transaction() as db:
-        db.execute("UPDATE incidents SET labels = ? WHERE id = ?",
-                   (json.dumps(labels), incident["id"]))
+    execute(service.store, "UPDATE incidents SET labels = ? WHERE id = ?",
+            (json.dumps(labels), incident["id"]))
     resp = client.get(f"/api/v1/incidents/{incident['id']}/report", headers=AUTH)
     assert resp.status_code == 200
     assert "(x?)" in resp.get_data(as_text=True).splitlines()[0]

@@ -10,8 +10,8 @@ import pytest
 import responses
 from click.testing import CliRunner, Result
 
-from remediator.adapters.store import Store
 from remediator.cli import main
+from remediator.store.sqlite import SqliteStore as Store
 
 HUGE_ID = "99999999999999999999"  # past SQLite's 64-bit INTEGER
 

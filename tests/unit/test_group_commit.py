@@ -8,17 +8,16 @@ at 50 senders and no better p99 at 1 sender, so the writer thread stays.)
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from remediator.adapters import ingest
 from remediator.adapters.ingest import GroupCommitWriter
-from remediator.adapters.store import Store
 from remediator.errors import StoreError
+from remediator.store.sqlite import SqliteStore as Store
+from tests.support.raw_db import rows
 
 
 class CountingStore(Store):
@@ -30,18 +29,16 @@ class CountingStore(Store):
         self.hold.set()
         self.entered = threading.Event()
         self.fail_next = False
-        super().__init__(path)  # its migrations run through transaction() too
+        super().__init__(path)
 
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def record_inbox(self, bodies: Sequence[bytes]) -> list[int]:
         self.transactions.append(threading.current_thread().name)
         self.entered.set()
         self.hold.wait(10)
         if self.fail_next:
             self.fail_next = False
             raise StoreError("disk full")
-        with super().transaction() as db:
-            yield db
+        return super().record_inbox(bodies)
 
 
 @pytest.fixture
@@ -52,7 +49,7 @@ def store(tmp_path: Path) -> Iterator[CountingStore]:
 
 
 def stored(store: Store) -> list[bytes]:
-    return [bytes(r["body"]) for r in store.query("SELECT body FROM inbox ORDER BY id")]
+    return [bytes(r["body"]) for r in rows(store, "SELECT body FROM inbox ORDER BY id")]
 
 
 def test_each_body_is_committed_before_submit_returns(store: CountingStore) -> None:

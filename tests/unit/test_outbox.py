@@ -15,11 +15,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from remediator.adapters.notifiers import Message, MessageKind
-from remediator.adapters.store import Store
 from remediator.escalation import Dispatcher, Draft, Outbox
 from remediator.metrics import ServiceMetrics
+from remediator.store.sqlite import SqliteStore as Store
 from tests.support import HttpSink, RecordedRequest
 from tests.support.escalation_kit import FakeClock, policy_from_yaml
+from tests.support.raw_db import rows
 
 POLICY = """
 version: 1
@@ -62,10 +63,10 @@ class Rig:
                                      rand=lambda: 0.0)
 
     def delivery(self, channel: str = "slack") -> dict[str, object]:
-        return self.store.query("SELECT * FROM deliveries WHERE channel = ?", (channel,))[0]
+        return rows(self.store, "SELECT * FROM deliveries WHERE channel = ?", (channel,))[0]
 
     def notification(self) -> dict[str, object]:
-        return self.store.query("SELECT * FROM notifications")[0]
+        return rows(self.store, "SELECT * FROM notifications")[0]
 
     def sent(self, channel: str, outcome: str) -> float:
         return self.registry.get_sample_value(
@@ -178,13 +179,13 @@ def test_a_resolve_gets_its_own_retry_time_after_its_trigger_went_through(
                                trigger_id=trigger), clock())
     outage(rig, clock, minutes=54)
     slack.set_responses([202])  # the next request (the trigger's retry) gets through
-    while rig.store.query("SELECT status FROM deliveries WHERE notification_id = ?",
+    while rows(rig.store, "SELECT status FROM deliveries WHERE notification_id = ?",
                           (trigger,))[0]["status"] != "delivered":
         outage(rig, clock, minutes=1)
     outage(rig, clock, minutes=20)  # and the endpoint fails again for 20 minutes
     slack.default_status = 202
     outage(rig, clock, minutes=6)
-    statuses = rig.store.query("SELECT n.kind, d.status FROM deliveries d JOIN notifications n "
+    statuses = rows(rig.store, "SELECT n.kind, d.status FROM deliveries d JOIN notifications n "
                                "ON n.id = d.notification_id ORDER BY n.id")
     assert [(r["kind"], r["status"]) for r in statuses] == [("trigger", "delivered"),
                                                               ("resolve", "delivered")]
@@ -229,8 +230,8 @@ def test_one_notification_per_dedup_key(rig: Rig, clock: FakeClock) -> None:
     assert rig.outbox.enqueue(draft(), clock()) is not None
     for _ in range(3):
         assert rig.outbox.enqueue(draft(), clock()) is None
-    assert len(rig.store.query("SELECT * FROM notifications")) == 1
-    assert len(rig.store.query("SELECT * FROM deliveries")) == 1
+    assert len(rows(rig.store, "SELECT * FROM notifications")) == 1
+    assert len(rows(rig.store, "SELECT * FROM deliveries")) == 1
 
 
 def test_a_channel_without_settings_is_recorded_as_such_never_dropped(
@@ -269,7 +270,7 @@ def test_a_channel_that_is_down_does_not_hold_the_others(tmp_path: Path, clock: 
         assert rig.delivery("slack")["status"] == "sending"  # still waiting on Slack
         rig.close()  # lets the hung attempt finish and record itself
     again = Store(tmp_path / "r.db")
-    assert again.query("SELECT status FROM deliveries WHERE channel = 'slack'") == [
+    assert rows(again, "SELECT status FROM deliveries WHERE channel = 'slack'") == [
         {"status": "delivered"}]
     again.close()
 

@@ -17,12 +17,12 @@ import yaml
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from remediator.adapters.store import Store
 from remediator.cli import main
 from remediator.core.escalation_policy import EscalationPolicy, load_escalation_policy
 from remediator.core.units import parse_duration
 from remediator.service import Service
 from remediator.stack import Timings, render_alerts
+from remediator.store.sqlite import SqliteStore as Store
 from remediator.web import create_app
 from tests.support import HttpSink, PagerDutySink
 from tests.support.escalation_kit import (
@@ -338,16 +338,18 @@ def test_an_escalation_that_fails_after_the_execution_ended_is_kept_and_sent_lat
     assert service.escalation is not None
     runtime.healthy = False
     alert_in(service, firing(T0))
-    real = service.store.execution
+    # The hook gets the finished execution from the worker; the read it still makes of
+    # its own is the incident's first playbook (the "acting" notice).
+    real = service.store.first_playbook
 
-    def busy(_execution_id: int) -> Any:
+    def busy(_incident_id: int) -> Any:
         raise RuntimeError("store busy")
 
-    monkeypatch.setattr(service.store, "execution", busy)
+    monkeypatch.setattr(service.store, "first_playbook", busy)
     run_pending(service)
     assert rows(service) == []
     assert service.store.pending_escalations()  # kept with the execution's end
-    monkeypatch.setattr(service.store, "execution", real)
+    monkeypatch.setattr(service.store, "first_playbook", real)
     timer(service)
     (ml,) = [n for n in rows(service, "trigger") if n["team"] == "ml-team-lead"]
     assert "Model still not healthy after the fix" in ml["reason"]

@@ -16,6 +16,7 @@ from remediator.reconcile import Reconciler
 from remediator.service import Service
 from remediator.web import create_app
 from tests.support.fixtures import ALERTMANAGER
+from tests.support.raw_db import rows
 from tests.support.services import FakeAlertmanager, playbook_service
 
 FIXTURES = ALERTMANAGER
@@ -68,7 +69,7 @@ def test_an_answer_not_shaped_like_alerts_resolves_nothing(
         service.worker.intake.drain()
     (incident,) = service.store.incidents()
     assert incident["status"] == "firing"
-    assert service.store.query("SELECT count(*) AS n FROM inbox")[0]["n"] == 1  # the webhook
+    assert rows(service.store, "SELECT count(*) AS n FROM inbox")[0]["n"] == 1  # the webhook
 
 
 def test_the_loop_logs_an_unexpected_answer_as_a_skipped_round(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ from remediator.cli import main as cli
 from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
 from remediator.service import Service, build_service
+from remediator.store.records import StepRecord
 from remediator.web import create_app
 from tests.support.fixtures import ALERTMANAGER, alertmanager_payload
+from tests.support.raw_db import rows
 from tests.support.services import FakeAlertmanager
 
 FIXTURES = ALERTMANAGER
@@ -112,7 +115,7 @@ def test_missing_or_wrong_credentials_are_401(client: FlaskClient, headers: dict
                                               service: Service) -> None:
     assert post(client, fixture("firing-model-load-failure.json"), headers).status_code == 401
     assert client.get("/api/v1/incidents", headers=headers).status_code == 401
-    assert service.store.query("SELECT COUNT(*) AS n FROM inbox")[0]["n"] == 0
+    assert rows(service.store, "SELECT COUNT(*) AS n FROM inbox")[0]["n"] == 0
 
 
 def test_basic_auth_as_alertmanager_sends_it_is_accepted(client: FlaskClient) -> None:
@@ -396,11 +399,11 @@ def test_interrupted_execution_resumes_without_repeating_finished_steps(
     (row,) = service.store.executions_in_state("pending")
     # A crash left it running: diagnosis done, the non-idempotent copy mid-flight.
     service.store.start_execution(int(row["id"]))
-    service.store.record_step(int(row["id"]), 0, {"id": "logs", "action": "docker.logs",
-                                                  "phase": "diagnose", "status": "ok",
-                                                  "outputs": {"output": "FileNotFoundError"}})
-    service.store.record_step(int(row["id"]), 1, {"id": "restore", "action": "docker.copy",
-                                                  "phase": "fix", "status": "running"})
+    service.store.record_step(int(row["id"]), 0, StepRecord.from_dict(
+        {"id": "logs", "action": "docker.logs", "phase": "diagnose", "status": "ok",
+         "outputs": {"output": "FileNotFoundError"}}))
+    service.store.record_step(int(row["id"]), 1, StepRecord.from_dict(
+        {"id": "restore", "action": "docker.copy", "phase": "fix", "status": "running"}))
     (resumed,) = service.store.executions_in_state("running")
     service.worker.run_execution(resumed)
     (ex,) = service.store.executions()
@@ -418,7 +421,7 @@ def test_an_execution_started_while_paused_stays_an_observation_when_resumed_unp
     (row,) = service.store.executions_in_state("pending")
     record = service.store.record_step
 
-    def crash_after_a_skipped_fix(execution_id: int, position: int, step: dict[str, Any]) -> None:
+    def crash_after_a_skipped_fix(execution_id: int, position: int, step: StepRecord) -> None:
         record(execution_id, position, step)
         if step["status"] == "skipped_dry_run":
             raise SystemExit("the process died here")
@@ -570,6 +573,6 @@ def test_retention_prunes_old_executions_but_keeps_incidents(
     service.worker.intake.drain()
     run_pending(service)
     assert service.worker.prune() == 0  # young executions stay
-    assert service.store.prune("9999-01-01T00:00:00Z") == 1
+    assert service.store.prune(datetime(9999, 1, 1, tzinfo=UTC)) == 1
     assert service.store.executions() == [] and len(service.store.incidents()) == 1
-    assert service.store.query("SELECT COUNT(*) AS n FROM steps")[0]["n"] == 0
+    assert rows(service.store, "SELECT COUNT(*) AS n FROM steps")[0]["n"] == 0

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from remediator.adapters.store import Store
 from remediator.adapters.store_lock import lock_store
 from remediator.errors import StoreError
 from remediator.escalation import claim_incident
+from remediator.store.sqlite import SqliteStore as Store
 from tests.support.escalation_kit import (
     T0,
     ScriptedRuntime,

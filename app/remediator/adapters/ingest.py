@@ -11,8 +11,8 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
-from remediator.adapters.store import Store, utcnow
 from remediator.errors import StoreError
+from remediator.store import Store
 
 __all__ = ["GroupCommitWriter"]
 
@@ -80,10 +80,9 @@ class GroupCommitWriter:
     def _commit(self, batch: list[_Pending]) -> None:
         batch = [item for item in batch if not item.abandoned]
         try:
-            now = utcnow()
-            with self.store.transaction() as db:
-                for item in batch:
-                    item.inbox_id = self.store.insert_inbox(db, item.body, now)
+            ids = self.store.record_inbox([item.body for item in batch])
+            for item, inbox_id in zip(batch, ids, strict=True):
+                item.inbox_id = inbox_id
         except Exception as exc:  # every waiter must hear about it, whatever it was
             for item in batch:
                 item.inbox_id, item.error = None, f"could not store the payload: {exc}"

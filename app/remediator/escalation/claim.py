@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from remediator.adapters.store import Store
 from remediator.errors import RemediatorError
-from remediator.escalation.outbox import iso
+from remediator.store import Store
 
 __all__ = ["ClaimRefused", "ClaimResult", "claim_incident"]
 
@@ -47,24 +46,12 @@ def claim_incident(store: Store, incident_id: int, by: str, now: datetime) -> Cl
     who = by.strip()
     if not who:
         raise ValueError("say who claims the incident (a name)")
-    with store.transaction() as db:
-        row = db.execute("SELECT claimed_by, claimed_at FROM incidents WHERE id = ?",
-                         (incident_id,)).fetchone()
-        if row is None:
-            raise ClaimRefused(f"no incident {incident_id}", "unknown")
-        if row["claimed_by"] not in (None, who):
-            raise ClaimRefused(f"incident {incident_id} is already claimed by "
-                               f"{row['claimed_by']} (since {row['claimed_at']})", "taken")
-        if row["claimed_by"] == who:
-            return ClaimResult(incident_id, who, row["claimed_at"], already=True)
-        stamp = iso(now)
-        db.execute("UPDATE incidents SET claimed_by = ?, claimed_at = ?, updated_at = ? "
-                   "WHERE id = ?", (who, stamp, stamp, incident_id))
-        pending = [int(r["id"]) for r in db.execute(
-            "SELECT id FROM executions WHERE incident_id = ? AND state = 'pending'",
-            (incident_id,)).fetchall()]
-        db.executemany(
-            "UPDATE executions SET state = 'cancelled', outcome = 'aborted', error = ?, "
-            "finished_at = ? WHERE id = ? AND state = 'pending'",
-            [(f"cancelled: incident claimed by {who}", stamp, ex) for ex in pending])
-    return ClaimResult(incident_id, who, stamp, cancelled=pending)
+    claim = store.claim_incident(incident_id, who, now)
+    if claim is None:
+        raise ClaimRefused(f"no incident {incident_id}", "unknown")
+    if claim.claimed_by != who:
+        raise ClaimRefused(f"incident {incident_id} is already claimed by "
+                           f"{claim.claimed_by} (since {claim.claimed_at})", "taken")
+    if not claim.new:
+        return ClaimResult(incident_id, who, claim.claimed_at, already=True)
+    return ClaimResult(incident_id, who, claim.claimed_at, cancelled=list(claim.cancelled))

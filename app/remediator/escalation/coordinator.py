@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from remediator.adapters.notifiers import HttpTransport, Message, MessageKind, render_message
-from remediator.adapters.store import Store, incident_view
 from remediator.core import defaults
 from remediator.core.escalation_policy import (
     SEVERITIES,
@@ -51,6 +50,8 @@ from remediator.escalation.facts import (
 )
 from remediator.escalation.outbox import Draft, Outbox
 from remediator.metrics import ServiceMetrics
+from remediator.store import Store
+from remediator.store.records import Execution, Incident, IncidentStatus, Notification
 
 __all__ = ["CHAT_CHANNEL_TYPES", "EscalationService"]
 
@@ -69,21 +70,16 @@ PASS_GAP_FACTOR: Final = 9.0
 
 _INFO_LEVEL: Final = "notify"
 
-_MUTABLE: Final = ("status", "updated_at", "note", "notices", "claimed_by", "fixed_at",
-                   "reopened", "target")
-"""Incident columns that can change after insert: a cached view is re-read when one did."""
-
-
 @dataclass(frozen=True)
 class _Subject:
     """An incident with its latest finished execution: what a notification is about."""
 
-    incident: dict[str, Any]
-    execution: dict[str, Any] | None
+    incident: Incident
+    execution: Execution | None
 
     @property
     def id(self) -> int:
-        return int(self.incident["id"])
+        return self.incident.id
 
     @property
     def identity(self) -> str:
@@ -113,7 +109,7 @@ class EscalationService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # The timer thread's memory of its last passes (see evaluate_open).
-        self._views: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        self._views: dict[int, Incident] = {}
         self._views_lock = threading.Lock()  # the timer and an execution's hook both read
         self._pass_lock = threading.Lock()
         self._finish_lock = threading.Lock()
@@ -165,11 +161,7 @@ class EscalationService:
 
     def _changes(self) -> tuple[Any, ...]:
         # Cheap fingerprint of what the timer cares about; intake and a CLI claim change it.
-        row = self.store.query(
-            "SELECT (SELECT COUNT(*) FROM incidents) AS n, "
-            "(SELECT MAX(updated_at) FROM incidents) AS touched, "
-            "(SELECT MAX(id) FROM executions WHERE started_at IS NOT NULL) AS started")[0]
-        return (row["n"], row["touched"], row["started"])
+        return self.store.change_token()
 
     def _depth(self) -> float:
         try:
@@ -178,13 +170,13 @@ class EscalationService:
             return float("nan")
 
     # -- the three triggers ---------------------------------------------------------------
-    def execution_finished(self, execution_id: int, result: ExecutionResult) -> None:
+    def execution_finished(self, execution: Execution, result: ExecutionResult) -> None:
         """Worker hook, in the execution's thread: only writes rows, never sends.
 
         What escalation needs was committed with the execution's end (the store's
         ``escalation_pending``): if this fails, or the process dies before it runs, the
         timer's next pass picks it up from there (:meth:`pick_up_finished`)."""
-        self._handle_finished(execution_id, result)
+        self._handle_finished(execution.id, result, execution)
         self.wake()
 
     def pick_up_finished(self) -> bool:
@@ -196,15 +188,15 @@ class EscalationService:
                 and done
         return done
 
-    def _handle_finished(self, execution_id: int, result: ExecutionResult) -> bool:
+    def _handle_finished(self, execution_id: int, result: ExecutionResult,
+                         execution: Execution | None = None) -> bool:
         # The hook and the timer may both reach one execution: the first does it, and
         # the outbox's dedup keys make a second pass add nothing anyway.
         with self._finish_lock:
-            if not self.store.query("SELECT 1 FROM executions WHERE id = ? AND "
-                                    "escalation_pending IS NOT NULL", (execution_id,)):
+            if not self.store.escalation_pending(execution_id):
                 return True
             try:
-                self._execution_finished(execution_id, result)
+                self._execution_finished(execution_id, result, execution)
             except Exception:  # escalation trouble must not fail the execution
                 log.exception("escalation after execution %s failed; kept, and tried again "
                               "in %ss", execution_id, int(_RETRY_FAILED.total_seconds()))
@@ -212,11 +204,15 @@ class EscalationService:
             self.store.escalation_handled(execution_id)
             return True
 
-    def _execution_finished(self, execution_id: int, result: ExecutionResult) -> None:
-        execution = self.store.execution(execution_id)
-        incident = self.store.incident(int(execution["incident_id"])) if (
-            execution and execution["incident_id"] is not None) else None
-        if incident is None or incident["claimed_by"]:
+    def _execution_finished(self, execution_id: int, result: ExecutionResult,
+                            execution: Execution | None = None) -> None:
+        # The worker's hook hands over the execution as its end was stored (one commit
+        # with the end): no need to read it again. The incident is read: a claim may have
+        # landed meanwhile.
+        execution = execution or self.store.execution(execution_id)
+        incident = self.store.incident(execution.incident_id) if (
+            execution and execution.incident_id is not None) else None
+        if incident is None or incident.claimed_by:
             return  # no incident to speak of, or a human owns it: stay quiet
         subject, now = _Subject(incident, execution), self.clock()
         if not result.dry_run:
@@ -240,18 +236,18 @@ class EscalationService:
         dues = [] if self.pick_up_finished() else [now + _RETRY_FAILED]
         open_incidents = self._open_incidents()
         others = fleet(open_incidents)
-        ids = [int(i["id"]) for i in open_incidents]
-        latest, started = self._latest_finished(ids), self._started_among(ids)
+        ids = [i.id for i in open_incidents]
+        latest, started = self.store.latest_finished(ids), self.store.started_among(ids)
         # A rule notifying once per window may notify again in the next one: a new window
         # is an input of every incident, and its start a due time.
         window = self.policy.window_start(now)
-        if window is not None and any(not i["claimed_by"] for i in open_incidents):
+        if window is not None and any(not i.claimed_by for i in open_incidents):
             dues.append(window + self.policy.budget_window)
         for incident in open_incidents:
-            if incident["claimed_by"]:
+            if incident.claimed_by:
                 continue
-            number = int(incident["id"])
-            inputs = (tuple(incident[c] for c in _MUTABLE), latest.get(number),
+            number = incident.id
+            inputs = (incident.mark, latest.get(number),
                       number in started, others, window)
             seen = self._evaluated.get(number)
             if seen is not None and seen[0] == inputs and (seen[1] is None or seen[1] > now):
@@ -273,7 +269,7 @@ class EscalationService:
         self.dispatcher.wake()
         return min(dues) if dues else None
 
-    def _evaluate_one(self, incident: dict[str, Any], execution_id: int | None,
+    def _evaluate_one(self, incident: Incident, execution_id: int | None,
                       started: bool, others: Fleet, now: datetime) -> datetime | None:
         subject = _Subject(incident, self.store.execution(execution_id)
                            if execution_id is not None else None)
@@ -290,24 +286,25 @@ class EscalationService:
                 new = self._resolve_notice(trigger, now)
             except Exception:  # one bad trigger must not keep the others' resolves back
                 log.exception("resolve notice for notification %s (incident %s) failed",
-                              trigger["id"], trigger["incident_id"])
+                              trigger.id, trigger.incident_id)
                 continue
             if new is not None:
                 created.append(new)
         return created
 
-    def _resolve_notice(self, trigger: dict[str, Any], now: datetime) -> int | None:
-        incident = self.store.incident(int(trigger["incident_id"]))
+    def _resolve_notice(self, trigger: Notification, now: datetime) -> int | None:
+        incident = self.store.incident(trigger.incident_id) \
+            if trigger.incident_id is not None else None
         if incident is None:
             return None
-        subject = _Subject(incident, self._latest_execution(int(incident["id"])))
-        message = self._render("resolve", subject, now, team=trigger["team"],
-                               level=trigger["level"], dedup_key=trigger["dedup_key"],
+        subject = _Subject(incident, self.store.latest_finished_execution(incident.id))
+        message = self._render("resolve", subject, now, team=trigger.team,
+                               level=trigger.level, dedup_key=trigger.dedup_key,
                                severity="info", reason="")
-        draft = Draft(subject.id, "resolve", trigger["dedup_key"], trigger["team"],
-                      trigger["level"], "info", trigger["rule"], "incident resolved",
-                      message, self.outbox.live_channels(int(trigger["id"])),
-                      trigger_id=int(trigger["id"]))
+        draft = Draft(subject.id, "resolve", trigger.dedup_key, trigger.team,
+                      trigger.level, "info", trigger.rule, "incident resolved",
+                      message, self.outbox.live_channels(trigger.id),
+                      trigger_id=trigger.id)
         return self.outbox.enqueue(draft, now)
 
     def claim(self, incident_id: int, by: str) -> ClaimResult:
@@ -413,11 +410,9 @@ class EscalationService:
                        "a human has to look.", now)
 
     def _acting_reason(self, subject: _Subject) -> str:
-        rows = self.store.query("SELECT playbook FROM executions WHERE incident_id = ? "
-                                "ORDER BY id LIMIT 1", (subject.id,))
-        playbook = rows[0]["playbook"] if rows else "a playbook"
+        playbook = self.store.first_playbook(subject.id) or "a playbook"
         return (f"Remediator is acting on it: running {playbook} on "
-                f"{subject.incident['target'] or 'the target'}. Claim the incident "
+                f"{subject.incident.target or 'the target'}. Claim the incident "
                 f"(remediator claim {subject.id}) to stop it.")
 
     # -- rendering and reading ------------------------------------------------------------
@@ -429,49 +424,30 @@ class EscalationService:
         except TemplateError as exc:  # the notification must still go out
             log.error("cannot render a %s notification: %s", kind, exc)
             return Message(kind=kind, team=values["team"], level=values["level"],
-                           title=f"{subject.incident['alertname']} on "
-                                 f"{subject.incident['target'] or '?'}",
+                           title=f"{subject.incident.alertname} on "
+                                 f"{subject.incident.target or '?'}",
                            text=str(values.get("reason") or kind), incident_id=str(subject.id),
                            dedup_key=values["dedup_key"],
                            severity=values.get("severity") or "warning",
-                           source=subject.incident["target"] or "remediator")
+                           source=subject.incident.target or "remediator")
 
-    def _open_incidents(self) -> list[dict[str, Any]]:
-        """Every firing incident as a store view; views of unchanged rows are reused (the
-        labels' JSON is parsed once per change, not once per pass)."""
+    def _open_incidents(self) -> list[Incident]:
+        """Every firing incident; records of unchanged incidents are reused (the labels'
+        JSON is parsed once per change, not once per pass)."""
         with self._views_lock:
-            return self._open_views()
+            return self._open_records()
 
-    def _open_views(self) -> list[dict[str, Any]]:
-        light = self.store.query(f"SELECT id, {', '.join(_MUTABLE)} FROM incidents "
-                                 "WHERE status = 'firing' ORDER BY id")
+    def _open_records(self) -> list[Incident]:
+        marks = self.store.firing_marks()
         cache = self._views
-        marks = {int(r["id"]): tuple(r[c] for c in _MUTABLE) for r in light}
         stale = [number for number, mark in marks.items()
-                 if (cached := cache.get(number)) is None or cached[0] != mark]
-        for row in self.store.query_in("SELECT * FROM incidents WHERE id IN ({marks})", stale):
-            cache[int(row["id"])] = (tuple(row[c] for c in _MUTABLE), incident_view(row))
+                 if (cached := cache.get(number)) is None or cached.mark != mark]
+        for incident in self.store.incidents_by_ids(stale):
+            cache[incident.id] = incident
         for gone in cache.keys() - marks.keys():
             del cache[gone]
-        return [cache[number][1] for number in marks if number in cache
-                and cache[number][1]["status"] == "firing"]
-
-    def _latest_finished(self, ids: Sequence[int]) -> dict[int, int]:
-        """Incident id -> its latest finished execution's id, for these incidents."""
-        return {int(row["incident_id"]): int(row["id"]) for row in self.store.query_in(
-            "SELECT incident_id, MAX(id) AS id FROM executions WHERE state = 'finished' "
-            "AND incident_id IN ({marks}) GROUP BY incident_id", ids)}
-
-    def _started_among(self, ids: Sequence[int]) -> set[int]:
-        """Those of these incidents with an execution that really started (not a dry run)."""
-        return {int(row["incident_id"]) for row in self.store.query_in(
-            "SELECT DISTINCT incident_id FROM executions WHERE dry_run = 0 AND "
-            "started_at IS NOT NULL AND incident_id IN ({marks})", ids)}
-
-    def _latest_execution(self, incident_id: int) -> dict[str, Any] | None:
-        rows = self.store.query("SELECT id FROM executions WHERE incident_id = ? AND "
-                                "state = 'finished' ORDER BY id DESC LIMIT 1", (incident_id,))
-        return self.store.execution(int(rows[0]["id"])) if rows else None
+        return [cache[number] for number in marks if number in cache
+                and cache[number].status is IncidentStatus.FIRING]
 
     def notifications(self, limit: int = 50) -> list[dict[str, Any]]:
         return self.outbox.notifications(limit)

@@ -1,6 +1,6 @@
 """What the store knows about an incident, as :class:`IncidentFacts` for the policy.
 
-Facts come from the incident row (alert, status, claim, intake's budget note), from its
+Facts come from the incident record (alert, status, claim, intake's budget note), from its
 latest finished execution (scenario, which steps passed or failed, what the health checks
 saw) and from the other open incidents (how many services are affected). A fact nothing
 established stays unknown, so no rule fires on a guess.
@@ -8,14 +8,15 @@ established stays unknown, so no rule fires on a guess.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from remediator.core.escalation_policy import IncidentFacts
 from remediator.core.units import parse_duration
-from remediator.escalation.outbox import parse_iso
+from remediator.store import parse_iso
+from remediator.store.records import Execution, Incident, IncidentStatus, StepRecord
 
 __all__ = [
     "BUDGET_NOTE_PREFIX",
@@ -44,7 +45,7 @@ VERIFY_STEP: Final = "verify_model"
 BUDGET_NOTE_PREFIX: Final = "budget exhausted"
 """How intake's note starts when the target's run budget stopped it acting."""
 
-_FAILED: Final = ("failed", "timeout")
+_FAILED: Final = ("failed", "timeout")  # step statuses
 
 FOR_ANNOTATION: Final = "for"
 """The annotation in which an alert rule repeats its own ``for:`` (see down_since)."""
@@ -53,14 +54,13 @@ MAX_ALERT_FOR_S: Final = 3600.0
 """The most a ``for`` annotation may move an incident's start back (seconds)."""
 
 
-def incident_identity(incident: Mapping[str, Any]) -> str:
+def incident_identity(incident: Incident) -> str:
     """The incident as notifications name it: its id, plus the reopen count once reopened.
 
     A regression reopens the incident (store migration 3); its earlier notices were
     resolved, so it needs fresh dedup keys to be notified (and resolved) again.
     """
-    reopened = int(incident.get("reopened") or 0)
-    return f"{incident['id']}" if not reopened else f"{incident['id']}.{reopened}"
+    return f"{incident.id}" if not incident.reopened else f"{incident.id}.{incident.reopened}"
 
 
 @dataclass(frozen=True)
@@ -72,37 +72,37 @@ class Fleet:
     affected_services: frozenset[str]
 
 
-def fleet(open_incidents: Iterable[Mapping[str, Any]]) -> Fleet:
+def fleet(open_incidents: Iterable[Incident]) -> Fleet:
     firing = _firing(open_incidents)
     return Fleet(_failing_models(firing), _affected_services(firing))
 
 
 def incident_facts(
-    incident: Mapping[str, Any],
-    execution: Mapping[str, Any] | None,
-    open_incidents: Iterable[Mapping[str, Any]] | Fleet,
+    incident: Incident,
+    execution: Execution | None,
+    open_incidents: Iterable[Incident] | Fleet,
     now: datetime,
 ) -> IncidentFacts:
-    """Facts about ``incident`` (a store incident view) at ``now``.
+    """Facts about ``incident`` at ``now``.
 
-    ``execution`` is its latest finished execution (store view, with steps) or None;
+    ``execution`` is its latest finished execution (as stored, with steps) or None;
     ``open_incidents`` are all firing incidents (or their :func:`fleet`), for the
     cross-incident counts.
     """
     others = open_incidents if isinstance(open_incidents, Fleet) else fleet(open_incidents)
-    labels = {str(k): str(v) for k, v in incident["labels"].items()}
-    steps = {step["id"]: step for step in (execution or {}).get("steps", [])}
+    labels = {str(k): str(v) for k, v in incident.labels.items()}
+    steps = {step.id: step for step in (execution.steps if execution else ())}
     fallback = _health_flag(steps.values(), "fallback_active")
     starts_at = down_since(incident)
     return IncidentFacts(
         incident_id=incident_identity(incident),
-        target=incident["target"] or "",
-        service=labels.get("service", incident["target"] or ""),
-        alertname=incident["alertname"] or labels.get("alertname", ""),
+        target=incident.target or "",
+        service=labels.get("service", incident.target or ""),
+        alertname=incident.alertname or labels.get("alertname", ""),
         starts_at=starts_at,
         now=now,
-        status=incident["status"],
-        scenario=(execution or {}).get("scenario"),
+        status=incident.status.value,
+        scenario=execution.scenario if execution else None,
         file_restored=_status(steps, RESTORE_STEP) == "ok",
         still_failing=_status(steps, VALIDATE_STEP) in _FAILED,
         failing_models=others.failing_models,
@@ -113,15 +113,15 @@ def incident_facts(
         fallback_since=starts_at if fallback else None,
         fallback_available=_health_flag(steps.values(), "fallback_available"),
         backup_checksum_ok=_verified(steps),
-        budget_exhausted=str(incident.get("note") or "").startswith(BUDGET_NOTE_PREFIX),
-        claimed=bool(incident.get("claimed_by")),
+        budget_exhausted=(incident.note or "").startswith(BUDGET_NOTE_PREFIX),
+        claimed=bool(incident.claimed_by),
         severity=labels.get("severity"),
-        execution_outcome=(execution or {}).get("outcome"),
+        execution_outcome=execution.outcome if execution else None,
         labels=labels,
     )
 
 
-def down_since(incident: Mapping[str, Any]) -> datetime:
+def down_since(incident: Incident) -> datetime:
     """When the service went down, by the alert.
 
     An alert's ``startsAt`` is when Prometheus fired it: after its rule's condition had
@@ -130,8 +130,8 @@ def down_since(incident: Mapping[str, Any]) -> datetime:
     minutes" count from when the condition started; without one (or with one that is not
     a duration) it counts from ``startsAt``. The annotation is data: at most
     MAX_ALERT_FOR_S is taken off, so a stray value cannot page at once."""
-    starts = parse_iso(incident["startsAt"])
-    raw = (incident.get("annotations") or {}).get(FOR_ANNOTATION)
+    starts = parse_iso(incident.starts_at)
+    raw = incident.annotations.get(FOR_ANNOTATION)
     if raw is None:
         return starts
     try:
@@ -141,72 +141,72 @@ def down_since(incident: Mapping[str, Any]) -> datetime:
     return starts - timedelta(seconds=min(held, MAX_ALERT_FOR_S))
 
 
-def _status(steps: Mapping[str, Mapping[str, Any]], step_id: str) -> str | None:
+def _status(steps: Mapping[str, StepRecord], step_id: str) -> str | None:
     step = steps.get(step_id)
-    return str(step["status"]) if step else None
+    return step.status.value if step else None
 
 
-def _verified(steps: Mapping[str, Mapping[str, Any]]) -> bool | None:
+def _verified(steps: Mapping[str, StepRecord]) -> bool | None:
     status = _status(steps, VERIFY_STEP)
     if status == "ok":
         return True
     return False if status in _FAILED else None
 
 
-def _health_flag(steps: Iterable[Mapping[str, Any]], key: str) -> bool | None:
+def _health_flag(steps: Iterable[StepRecord], key: str) -> bool | None:
     # /model/health (and a degraded /health) report fallback_active; the last step that
     # saw the flag wins, because it is the freshest observation.
     seen: bool | None = None
     for step in steps:
-        body = (step.get("outputs") or {}).get("body")
+        body = step.outputs.get("body")
         if isinstance(body, dict) and isinstance(body.get(key), bool):
             seen = body[key]
     return seen
 
 
-def _firing(open_incidents: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [i for i in open_incidents if i["status"] == "firing"]
+def _firing(open_incidents: Iterable[Incident]) -> list[Incident]:
+    return [i for i in open_incidents if i.status is IncidentStatus.FIRING]
 
 
-def _affected_services(open_incidents: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+def _affected_services(open_incidents: Iterable[Incident]) -> frozenset[str]:
     # Across every target: each firing alert's service (its `service` label, else the
     # target it matched); replicas of one service count once.
-    names = {str(i["labels"].get("service") or i["target"] or "") for i in
+    names = {str(i.labels.get("service") or i.target or "") for i in
              _firing(open_incidents)}
     return frozenset(name for name in names if name)
 
 
-def _failing_models(open_incidents: Iterable[Mapping[str, Any]]) -> frozenset[str]:
+def _failing_models(open_incidents: Iterable[Incident]) -> frozenset[str]:
     # Only ModelLoadFailure alerts that name their model (the serving alerts' `model`
     # label) count; one without stays out rather than being guessed from service names.
-    return frozenset(str(i["labels"]["model"]) for i in _firing(open_incidents)
-                     if i["alertname"] == "ModelLoadFailure" and i["labels"].get("model"))
+    return frozenset(str(i.labels["model"]) for i in _firing(open_incidents)
+                     if i.alertname == "ModelLoadFailure" and i.labels.get("model"))
 
 
 def message_context(
-    incident: Mapping[str, Any], execution: Mapping[str, Any] | None, now: datetime,
+    incident: Incident, execution: Execution | None, now: datetime,
 ) -> dict[str, Any]:
     """The template context (render_message) describing ``incident`` and what was tried."""
-    steps: Sequence[Mapping[str, Any]] = (execution or {}).get("steps", [])
+    steps = execution.steps if execution else ()
     return {
         "incident": {
-            "id": str(incident["id"]), "alertname": incident["alertname"],
-            "target": incident["target"] or "", "status": incident["status"],
-            "starts_at": incident["startsAt"], "labels": incident["labels"],
-            "annotations": incident["annotations"],
-            "generator_url": incident.get("generatorURL", ""),
+            "id": str(incident.id), "alertname": incident.alertname,
+            "target": incident.target or "", "status": incident.status.value,
+            "starts_at": incident.starts_at, "labels": dict(incident.labels),
+            "annotations": dict(incident.annotations),
+            "generator_url": incident.generator_url,
             "down_for": _down_for(incident, now),
         },
-        "diagnosis": {"scenario": (execution or {}).get("scenario") or "",
-                      "summary": (execution or {}).get("error") or ""},
-        "steps": [{"id": s["id"], "action": s["action"], "outcome": s["status"],
-                   "detail": s.get("error") or s.get("note") or ""} for s in steps],
+        "diagnosis": {"scenario": (execution.scenario if execution else None) or "",
+                      "summary": (execution.error if execution else None) or ""},
+        "steps": [{"id": s.id, "action": s.action, "outcome": s.status.value,
+                   "detail": s.error or s.note or ""} for s in steps],
         "now": now.isoformat(),
     }
 
 
-def _down_for(incident: Mapping[str, Any], now: datetime) -> str:
-    if incident["status"] != "firing":
+def _down_for(incident: Incident, now: datetime) -> str:
+    if incident.status is not IncidentStatus.FIRING:
         return ""
     seconds = max(0, int((now - down_since(incident)).total_seconds()))
     minutes, rest = divmod(seconds, 60)
