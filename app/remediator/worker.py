@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -124,16 +124,20 @@ class Worker:
             log.info("incident %s stayed healthy for %.0fs: closed", incident.id,
                      window.total_seconds(), extra={"incident_id": incident.id})
             if incident.target:
-                self._record_last_known_good(incident.target)
+                self._record_last_known_good(incident.target, incident.labels)
         return closed
 
-    def _record_last_known_good(self, name: str) -> None:
-        """The target's image id, environment and config files, as they are now."""
+    def _record_last_known_good(self, name: str,
+                                labels: Mapping[str, str] | None = None) -> None:
+        """The target's image id, environment and config files, as they are now; `labels`
+        (the alert's) pick the replica of a Swarm service, as for the run itself: without
+        them a service with several replicas has none to read."""
         from remediator.adapters.docker_runtime import last_known_good_snapshot
 
         target = self.config.target(name)
         if target is None:
             return
+        target = target.for_alert(labels or {})
         try:
             snapshot = last_known_good_snapshot(self.runtime.call, target)
         except RemediatorError as exc:
