@@ -204,7 +204,7 @@ class Volumes:
 def mounts(labels: dict[str, str]) -> dict[str, Any]:
     return {"Config": {"Labels": labels},
             "Mounts": [{"Type": "volume", "Name": "svc-models", "Destination": "/app/models"},
-                       {"Type": "bind", "Source": "/srv/conf", "Destination": "/etc/app"}]}
+                       {"Type": "bind", "Source": "/etc/app-conf", "Destination": "/etc/app"}]}
 
 
 def test_a_swarm_replica_storage_is_its_volume_names_so_every_replica_has_the_same() -> None:
@@ -212,7 +212,7 @@ def test_a_swarm_replica_storage_is_its_volume_names_so_every_replica_has_the_sa
     on_one = storage_identity(SimpleNamespace(volumes=Volumes("2026-12-06T10:00:00Z")), replica)
     on_other = storage_identity(SimpleNamespace(volumes=Volumes("2026-12-06T10:05:00Z")),
                                 replica)
-    assert on_one == on_other == ["/app/models=volume:svc-models", "/etc/app=bind:/srv/conf"]
+    assert on_one == on_other == ["/app/models=volume:svc-models", "/etc/app=bind:/etc/app-conf"]
 
 
 def test_a_plain_container_storage_keeps_the_volume_creation_time() -> None:
@@ -220,5 +220,5 @@ def test_a_plain_container_storage_keeps_the_volume_creation_time() -> None:
     first = storage_identity(SimpleNamespace(volumes=Volumes("2026-12-06T10:00:00Z")), box)
     again = storage_identity(SimpleNamespace(volumes=Volumes("2026-12-06T11:00:00Z")), box)
     assert first == ["/app/models=volume:svc-models@2026-12-06T10:00:00Z",
-                     "/etc/app=bind:/srv/conf"]
+                     "/etc/app=bind:/etc/app-conf"]
     assert again != first  # a volume removed and made again is another incarnation
