@@ -27,6 +27,7 @@ __all__ = [
     "VERIFY_STEP",
     "Fleet",
     "down_since",
+    "failed_phase",
     "fleet",
     "incident_facts",
     "incident_identity",
@@ -117,6 +118,7 @@ def incident_facts(
         claimed=bool(incident.claimed_by),
         severity=labels.get("severity"),
         execution_outcome=execution.outcome if execution else None,
+        failed_phase=failed_phase(execution),
         labels=labels,
     )
 
@@ -139,6 +141,18 @@ def down_since(incident: Incident) -> datetime:
     except ValueError:
         return starts
     return starts - timedelta(seconds=min(held, MAX_ALERT_FOR_S))
+
+
+def failed_phase(execution: Execution | None) -> str | None:
+    """Of a failed execution, the phase of the step whose failure ended it: the last step
+    that failed (steps are stored in playbook order, phases in order, and a run stops at
+    an aborting step; a validate failure ends it after the other validate steps ran).
+    ``"none"`` when no step failed: the run crashed or could not start. None (unknown)
+    for an execution that did not fail, or no execution."""
+    if execution is None or execution.outcome != "failed":
+        return None
+    failed = [step for step in execution.steps if step.status.value in _FAILED]
+    return (failed[-1].phase or "none") if failed else "none"
 
 
 def _status(steps: Mapping[str, StepRecord], step_id: str) -> str | None:
