@@ -10,7 +10,7 @@ import pytest
 
 from remediator.core.escalation_policy import EscalationPolicy, load_escalation_policy
 from remediator.core.results import ExecutionState, StepStatus
-from remediator.escalation.facts import incident_facts
+from remediator.escalation.facts import down_since, incident_facts
 from remediator.store.records import Execution, Incident, IncidentStatus, StepRecord
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,3 +65,17 @@ def test_infrastructure_is_not_told_the_playbook_could_not_run_when_validation_f
                      ("restart", "fix", OK), ("health", "validate", OK),
                      ("model_health", "validate", FAILED))
     assert COULD_NOT_RUN not in infrastructure(policy, run)
+
+
+@pytest.mark.parametrize(("annotation", "back"), [
+    ("10s", 10),  # ModelLoadFailure's for:, repeated: counted from when it went down
+    ("2h", 300),  # a stray value moves the start back 5 minutes at most
+    ("soon", 0),  # not a duration: startsAt
+])
+def test_down_since_takes_the_for_annotation_off_startsat_capped_at_5_minutes(
+        policy: EscalationPolicy, annotation: str, back: int) -> None:
+    stray = incident({"for": annotation})
+    assert down_since(stray) == T0 - timedelta(seconds=back)
+    # Whatever the annotation says, the 10-minute page does not go out on arrival.
+    facts = incident_facts(stray, None, [stray], T0)
+    assert not {e.rule for e in policy.evaluate(facts) if e.team == "emergency"}

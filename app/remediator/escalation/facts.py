@@ -51,8 +51,9 @@ _FAILED: Final = ("failed", "timeout")  # step statuses
 FOR_ANNOTATION: Final = "for"
 """The annotation in which an alert rule repeats its own ``for:`` (see down_since)."""
 
-MAX_ALERT_FOR_S: Final = 3600.0
-"""The most a ``for`` annotation may move an incident's start back (seconds)."""
+MAX_ALERT_FOR_S: Final = 300.0
+"""The most a ``for`` annotation may move an incident's start back (seconds): 5 minutes,
+half of the 10 minutes that page, so a stray value cannot page on the alert's arrival."""
 
 
 def incident_identity(incident: Incident) -> str:
@@ -131,7 +132,14 @@ def down_since(incident: Incident) -> datetime:
     annotation (monitoring/alerts.yml does for ModelLoadFailure) lets "down for 10
     minutes" count from when the condition started; without one (or with one that is not
     a duration) it counts from ``startsAt``. The annotation is data: at most
-    MAX_ALERT_FOR_S is taken off, so a stray value cannot page at once."""
+    MAX_ALERT_FOR_S (5 minutes) is taken off, so however large a stray value, a 10-minute
+    rule still waits 5 minutes past ``startsAt`` before it pages.
+
+    The count errs late, never early, where a rule's branch holds only after a window of
+    its own: ModelLoadFailure's fast branch (the app says the primary is not serving)
+    fires after ``for: 10s``, which the annotation repeats exactly; its slow branches
+    (down for 30 s, loading for 150 s) hold only once their window has passed, so the
+    service was down up to that window (30 s or 150 s) before this count starts."""
     starts = parse_iso(incident.starts_at)
     raw = incident.annotations.get(FOR_ANNOTATION)
     if raw is None:
