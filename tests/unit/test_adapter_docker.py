@@ -3,14 +3,18 @@ docker.update takes what the schema accepts. The real engine is in tests/integra
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from docker import errors as docker_errors
 
 from remediator.adapters.docker_runtime import DockerActions
+from remediator.adapters.engines import Engines
 from remediator.core.targets import Target
 from remediator.errors import ActionFailed, ActionTimeout
 
@@ -188,3 +192,64 @@ def test_a_memory_reservation_above_the_bound_or_the_limit_is_refused() -> None:
     assert bounds_problems("docker.update", {"memory_reservation": 5 << 30}, bounded)
     assert bounds_problems("docker.update", {"memory": 1 << 30,
                                              "memory_reservation": 2 << 30}, bounded)
+
+
+# -- a timed-out exec in a container without a shell: the host-pid fallback ----------------
+
+class NoShellBox(Box):
+    def exec_run(self, *args: Any, **kwargs: Any) -> None:
+        raise docker_errors.APIError("exec failed: no such file: sh")
+
+
+class StuckExecApi:
+    """An exec that never returns; its host pid is `proc`, a real process on this host."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    def exec_create(self, *args: Any, **kwargs: Any) -> dict[str, str]:
+        return {"Id": "e1"}
+
+    def exec_start(self, *args: Any, **kwargs: Any) -> None:
+        self.proc.wait(30)
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return {"Running": self.proc.poll() is None, "Pid": self.proc.pid}
+
+
+@pytest.fixture
+def local_process() -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(["sleep", "300"])
+    yield proc
+    proc.kill()
+    proc.wait(5)
+
+
+def test_a_timed_out_exec_on_a_remote_engine_never_signals_a_local_pid(
+        local_process: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The engine is another host's: the exec's host pid means nothing here; this host's
+    # process with that number must live.
+    monkeypatch.setattr("remediator.adapters.docker_runtime.KILL_CONFIRM_S", 0.3)
+    far = Target(name="app-far", selector={"service": "app-far"}, container="app-far",
+                 base_url="http://far:8080", docker_host="tcp://far.example:2376")
+    engine = Engines([far]).engine(far)
+    clock = Clock()
+    client = SimpleNamespace(containers=SimpleNamespace(get=lambda name: NoShellBox(clock)),
+                             api=StuckExecApi(local_process))
+    engine.docker._factory = lambda: client
+    with pytest.raises(ActionTimeout, match=r"NOT killed.*end it by hand") as caught:
+        engine.docker.call("docker.exec", {"cmd": ["sleep", "9"]}, far, 0.2)
+    assert local_process.poll() is None, "a local process was killed for a remote exec"
+    assert "tcp://far.example:2376" in str(caught.value)
+
+
+def test_a_timed_out_exec_on_the_local_engine_is_killed_by_its_host_pid(
+        local_process: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)  # the local socket
+    clock = Clock()
+    client = SimpleNamespace(containers=SimpleNamespace(get=lambda name: NoShellBox(clock)),
+                             api=StuckExecApi(local_process))
+    actions = DockerActions(client_factory=lambda: client)
+    with pytest.raises(ActionTimeout, match=r"killed from the host"):
+        actions.call("docker.exec", {"cmd": ["sleep", "9"]}, TARGET, 0.2)
+    assert local_process.poll() is not None

@@ -187,8 +187,10 @@ class DockerActions:
 
     def __init__(self, client_factory: Callable[[], docker.DockerClient] | None = None,
                  lkg_provider: LkgProvider | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 address: str | None = None) -> None:
         self._factory = client_factory or (lambda: docker.from_env(timeout=60))
+        self.address = address  # the engine's; None: the environment's (engine_address())
         self._client: docker.DockerClient | None = None
         self.lkg_provider = lkg_provider
         self.clock = clock
@@ -213,6 +215,12 @@ class DockerActions:
 
     def container(self, target: Target) -> Container:
         return self.client.containers.get(target.container)
+
+    @property
+    def engine_is_local(self) -> bool:
+        """Whether the engine runs on this host (a unix socket): only then is an exec's
+        host pid one of this host's processes."""
+        return (self.address or engine_address()).startswith("unix://")
 
     def call(self, action: str, args: dict[str, Any], target: Target,
              timeout: float) -> dict[str, Any]:
@@ -341,6 +349,11 @@ class DockerActions:
                 if not self._exec_running(exec_id):
                     break
         except docker.errors.DockerException as exc:
+            if not self.engine_is_local:  # its host pid is another host's: never signal it
+                pid = self.client.api.exec_inspect(exec_id).get("Pid")
+                return (f"NOT killed: no shell in {box.name} ({exc}), and its engine "
+                        f"{self.address or engine_address()} is on another host, so its "
+                        f"host pid {pid} is not ours to signal; end it by hand on that host")
             how = f"from the host (no shell in the container: {exc})"
             self._kill_host_pid(exec_id)
         deadline = time.monotonic() + KILL_CONFIRM_S
