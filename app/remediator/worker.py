@@ -18,6 +18,7 @@ from typing import Any
 from remediator.core.config import Mode, RemediatorConfig
 from remediator.core.playbook import Playbook
 from remediator.core.results import (
+    RESOLVED_NOTE,
     ExecutionResult,
     ExecutionState,
     Outcome,
@@ -257,14 +258,17 @@ class Worker:
             # A claimed incident is a human's: stop fixing it, as when it resolves.
             if incident.claimed_by:
                 return f"incident claimed by {incident.claimed_by}"
-            return "the alert resolved" if incident.status == "resolved" else False
+            return RESOLVED_NOTE if incident.status == "resolved" else False
 
         return resolved
 
     def _finish(self, execution_id: int, result: ExecutionResult,
                 incident_id: int | None = None) -> None:
         escalations = [e.to_dict() for e in result.escalations]
-        validated = result.outcome is Outcome.SUCCESS and not result.dry_run
+        # Fixed only if the run's validation ran and passed: a run whose fix was cut short
+        # (a pause, a claim, the alert resolving) often skips its validation steps too.
+        validated = (result.outcome is Outcome.SUCCESS and not result.dry_run
+                     and result.validated)
         # The escalation it calls for is committed with its end (escalation picks it up from
         # there even if this process dies before on_finished runs), and so is the fix.
         finished = self.store.finish_execution(

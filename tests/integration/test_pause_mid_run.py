@@ -101,6 +101,11 @@ def test_pause_pressed_mid_run_stops_the_next_mutating_step(
         assert steps["raise_memory"]["status"] == "skipped"
         assert steps["raise_memory"]["note"].startswith("Remediator was paused"), steps
         assert steps["still_there"]["status"] == "ok"  # read-only checks still run
+        # The fix was cut short: not a success, and the incident is not marked fixed.
+        assert done[0]["outcome"] == "aborted", done[0]
+        incidents = requests.get(f"{proc.url}/api/v1/incidents", timeout=5,
+                                 headers={"Authorization": f"Bearer {TOKEN}"}).json()["items"]
+        assert incidents[0]["fixed_at"] is None, incidents
         box.reload()
         assert box.attrs["HostConfig"]["Memory"] == 256 * 2**20  # the update never happened
     finally:

@@ -3,14 +3,20 @@ docker.update takes what the schema accepts. The real engine is in tests/integra
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from docker import errors as docker_errors
 
 from remediator.adapters.docker_runtime import DockerActions, storage_identity
+from remediator.adapters.engines import Engines
 from remediator.core.targets import Target
 from remediator.errors import ActionFailed, ActionTimeout
 
@@ -188,6 +194,93 @@ def test_a_memory_reservation_above_the_bound_or_the_limit_is_refused() -> None:
     assert bounds_problems("docker.update", {"memory_reservation": 5 << 30}, bounded)
     assert bounds_problems("docker.update", {"memory": 1 << 30,
                                              "memory_reservation": 2 << 30}, bounded)
+
+
+# -- a timed-out exec in a container without a shell: the host-pid fallback ----------------
+
+class NoShellBox(Box):
+    def exec_run(self, *args: Any, **kwargs: Any) -> None:
+        raise docker_errors.APIError("exec failed: no such file: sh")
+
+
+class StuckExecApi:
+    """An exec that never returns; its host pid is a real process on this host: started
+    as the exec (its environment holds the exec's marker) unless `other` is given."""
+
+    def __init__(self, other: subprocess.Popen[bytes] | None = None) -> None:
+        self.proc = other
+
+    def exec_create(self, *args: Any, environment: dict[str, str], **kwargs: Any
+                    ) -> dict[str, str]:
+        if self.proc is None:
+            self.proc = subprocess.Popen(["sleep", "300"], env={**os.environ, **environment})
+        return {"Id": "e1"}
+
+    def exec_start(self, *args: Any, **kwargs: Any) -> None:
+        assert self.proc is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(30)
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        assert self.proc is not None
+        return {"Running": self.proc.poll() is None, "Pid": self.proc.pid}
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+@pytest.fixture
+def api() -> Iterator[StuckExecApi]:
+    stuck = StuckExecApi()
+    yield stuck
+    stuck.close()
+
+
+def no_shell_client(api: StuckExecApi) -> SimpleNamespace:
+    return SimpleNamespace(containers=SimpleNamespace(get=lambda name: NoShellBox(Clock())),
+                           api=api)
+
+
+def test_a_timed_out_exec_on_a_remote_engine_never_signals_a_local_pid(
+        api: StuckExecApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The engine is another host's: the exec's host pid means nothing here; this host's
+    # process with that number (here even one carrying the marker) must live.
+    monkeypatch.setattr("remediator.adapters.docker_runtime.KILL_CONFIRM_S", 0.3)
+    far = Target(name="app-far", selector={"service": "app-far"}, container="app-far",
+                 base_url="http://far:8080", docker_host="tcp://far.example:2376")
+    engine = Engines([far]).engine(far)
+    engine.docker._factory = lambda: no_shell_client(api)
+    with pytest.raises(ActionTimeout, match=r"NOT killed.*end it by hand") as caught:
+        engine.docker.call("docker.exec", {"cmd": ["sleep", "9"]}, far, 0.2)
+    assert api.proc is not None and api.proc.poll() is None, "a local process was killed"
+    assert "tcp://far.example:2376" in str(caught.value)
+
+
+def test_a_timed_out_exec_on_the_local_engine_is_killed_by_its_host_pid(
+        api: StuckExecApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)  # the local socket
+    actions = DockerActions(client_factory=lambda: no_shell_client(api))
+    with pytest.raises(ActionTimeout, match=r"killed from the host"):
+        actions.call("docker.exec", {"cmd": ["sleep", "9"]}, TARGET, 0.2)
+    assert api.proc is not None and api.proc.poll() is not None
+
+
+def test_a_host_pid_that_is_not_the_exec_is_not_signalled(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Remediator in a container without `pid: host`, or the pid reused: the number names
+    # a process without the exec's marker, which lives.
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr("remediator.adapters.docker_runtime.KILL_CONFIRM_S", 0.3)
+    stuck = StuckExecApi(other=subprocess.Popen(["sleep", "300"]))
+    try:
+        actions = DockerActions(client_factory=lambda: no_shell_client(stuck))
+        with pytest.raises(ActionTimeout, match=r"NOT killed.*end it by hand"):
+            actions.call("docker.exec", {"cmd": ["sleep", "9"]}, TARGET, 0.2)
+        assert stuck.proc is not None and stuck.proc.poll() is None
+    finally:
+        stuck.close()
 
 
 # -- storage_identity: what a last-known-good record belongs to -----------------------------

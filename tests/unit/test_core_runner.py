@@ -528,6 +528,34 @@ def test_a_resolved_alert_skips_remaining_fix_steps_but_still_validates() -> Non
                                 "health": "ok"}
     assert runtime.actions() == ["docker.logs", "docker.copy", "http.check"]
     assert result.stopped_fixing and result.outcome is Outcome.SUCCESS
+    assert result.validated and result.reason == "the alert resolved; validation passed"
+
+
+CUT_SHORT = """
+  - {id: restore, phase: fix, action: docker.copy, with: {src: /b/m.pth, dest: /a/m.pth}}
+  - {id: restart, phase: fix, action: docker.restart}
+  - id: health
+    phase: validate
+    action: http.check
+    with: {path: /health}
+    when: "steps.restart.status == 'ok'"
+"""
+
+
+def test_a_claim_mid_run_ends_it_aborted_not_success() -> None:
+    answers = iter([False, "incident claimed by ann"])
+    result = run(playbook(CUT_SHORT), FakeRuntime(), should_stop_fixing=lambda: next(answers))
+    assert statuses(result) == {"restore": "ok", "restart": "skipped", "health": "skipped"}
+    assert result.outcome is Outcome.ABORTED and not result.validated
+    assert result.reason == ("incident claimed by ann: fixing stopped before the end; "
+                             "the remaining fix steps were not run")
+
+
+def test_a_resolve_that_skipped_validation_does_not_claim_it_passed() -> None:
+    answers = iter([False, True])
+    result = run(playbook(CUT_SHORT), FakeRuntime(), should_stop_fixing=lambda: next(answers))
+    assert result.outcome is Outcome.SUCCESS and not result.validated
+    assert result.reason == "the alert resolved; no validation step ran"
 
 
 # -- resume after a crash -----------------------------------------------------------------

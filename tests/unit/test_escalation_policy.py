@@ -177,6 +177,19 @@ def test_no_infrastructure_for_software_scenarios(policy: EscalationPolicy,
     assert rules_for(policy, "infrastructure", facts(scenario=scenario)) == set()
 
 
+@pytest.mark.parametrize("phase", ["none", "diagnose", "fix"])
+def test_infrastructure_when_the_playbook_could_not_run(policy: EscalationPolicy,
+                                                        phase: str) -> None:
+    incident = facts(execution_outcome="failed", failed_phase=phase)
+    assert rules_for(policy, "infrastructure", incident) == {"infra-remediation-could-not-run"}
+
+
+def test_no_could_not_run_when_the_playbook_ran_and_validation_failed(
+        policy: EscalationPolicy) -> None:
+    incident = facts(execution_outcome="failed", failed_phase="validate")
+    assert rules_for(policy, "infrastructure", incident) == set()
+
+
 # --------------------------------------------------------------------- emergency
 
 

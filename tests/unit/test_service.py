@@ -358,6 +358,14 @@ def test_pause_pressed_mid_run_skips_the_next_fix_step_and_says_why(
         "Remediator was paused (remediator pause): remaining fix steps skipped")
     assert steps["healthy"]["status"] == "ok"  # read-only validation still runs
     assert "docker.restart" not in [c[0] for c in runtime.calls]
+    # A paused run did not finish its fix: it is not a success, fixed nothing, and the
+    # chat channels are not told "fixed".
+    assert ex["outcome"] == "aborted", ex
+    assert ex["error"].startswith("Remediator was paused"), ex
+    (incident,) = service.store.incidents()
+    assert incident["fixed_at"] is None and incident["status"] == "firing", incident
+    notices = [n.dedup_key for n in service.store.notifications()]
+    assert not [key for key in notices if key.endswith("/info/fixed")], notices
 
 
 def test_one_replica_of_a_service_is_remediated_at_a_time(

@@ -187,8 +187,10 @@ class DockerActions:
 
     def __init__(self, client_factory: Callable[[], docker.DockerClient] | None = None,
                  lkg_provider: LkgProvider | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 address: str | None = None) -> None:
         self._factory = client_factory or (lambda: docker.from_env(timeout=60))
+        self.address = address  # the engine's; None: the environment's (engine_address())
         self._client: docker.DockerClient | None = None
         self.lkg_provider = lkg_provider
         self.clock = clock
@@ -213,6 +215,12 @@ class DockerActions:
 
     def container(self, target: Target) -> Container:
         return self.client.containers.get(target.container)
+
+    @property
+    def engine_is_local(self) -> bool:
+        """Whether the engine runs on this host (a unix socket): only then is an exec's
+        host pid one of this host's processes."""
+        return (self.address or engine_address()).startswith("unix://")
 
     def call(self, action: str, args: dict[str, Any], target: Target,
              timeout: float) -> dict[str, Any]:
@@ -341,8 +349,16 @@ class DockerActions:
                 if not self._exec_running(exec_id):
                     break
         except docker.errors.DockerException as exc:
+            pid = self.client.api.exec_inspect(exec_id).get("Pid")
+            if not self.engine_is_local:  # its host pid is another host's: never signal it
+                return (f"NOT killed: no shell in {box.name} ({exc}), and its engine "
+                        f"{self.address or engine_address()} is on another host, so its "
+                        f"host pid {pid} is not ours to signal; end it by hand on that host")
+            if not self._kill_host_pid(int(pid or 0), marker):
+                return (f"NOT killed: no shell in {box.name} ({exc}), and host pid {pid} "
+                        "is not the exec here (Remediator runs without the host's PID "
+                        "namespace, `pid: host`, or the pid was reused); end it by hand")
             how = f"from the host (no shell in the container: {exc})"
-            self._kill_host_pid(exec_id)
         deadline = time.monotonic() + KILL_CONFIRM_S
         while time.monotonic() < deadline:
             if not self._exec_running(exec_id):
@@ -352,12 +368,25 @@ class DockerActions:
         return (f"NOT killed: it is still running in {box.name} (host pid {pid}) after "
                 f"SIGKILL {how}; end it by hand")
 
-    def _kill_host_pid(self, exec_id: str) -> None:
-        pid = int(self.client.api.exec_inspect(exec_id).get("Pid") or 0)
-        if pid > 0:
-            # The exec's Pid is in the host's namespace: reachable when we run on the host.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+    @staticmethod
+    def _kill_host_pid(pid: int, marker: str) -> bool:
+        """SIGKILL the exec by its host pid, if that pid here is the exec's: its environment
+        holds the exec's marker. The pid is the host's namespace's; in a container without
+        `pid: host`, or once the pid is reused, it is another process, never signalled.
+        Returns whether the signal was sent."""
+        if pid <= 0:
+            return False
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as handle:
+                environ = handle.read().split(b"\0")
+        except OSError:  # gone, or not ours to read: not ours to kill either
+            return False
+        if f"{EXEC_MARKER}={marker}".encode() not in environ:
+            return False
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+            return True
+        return False
 
     def do_read_file(self, args: dict[str, Any], target: Target,
                      timeout: float) -> dict[str, Any]:

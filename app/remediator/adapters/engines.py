@@ -143,7 +143,7 @@ class Engines:
             address, tls = key
             assert address is not None
             actions = DockerActions(client_factory=lambda: connect(address, tls),
-                                    lkg_provider=self.lkg_provider)
+                                    lkg_provider=self.lkg_provider, address=address)
             self._engines[key] = Engine(address, tls, actions, SwarmActions(actions))
         return self._engines[key]
 

@@ -106,6 +106,9 @@ class IncidentFacts:
     claimed: bool = False  # a human took over: Remediator stays quiet
     severity: str | None = None  # the alert's severity label
     execution_outcome: str | None = None  # outcome of the execution that just ended
+    # Of a `failed` execution: the phase (diagnose | fix | validate) of the step whose
+    # failure ended it, or "none" when no step failed (it crashed or could not start).
+    failed_phase: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -138,7 +141,7 @@ _DERIVED: Final[dict[str, tuple[FactKind, Callable[[IncidentFacts], object]]]] =
 
 _STR_FACTS = (
     "incident_id", "target", "service", "alertname", "status", "scenario", "severity",
-    "execution_outcome",
+    "execution_outcome", "failed_phase",
 )
 _BOOL_FACTS = (
     "file_restored", "still_failing", "fallback_active", "fallback_available",

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
+    "RESOLVED_NOTE",
     "EscalationRequest",
     "ExecutionResult",
     "ExecutionState",
@@ -53,13 +54,19 @@ class StepStatus(StrEnum):
         return self in (StepStatus.FAILED, StepStatus.TIMEOUT)
 
 
+RESOLVED_NOTE: Final = "the alert resolved"
+"""Why fixing stopped when the alert resolved mid-run: the one stop a run may end
+`success` after (if its validation ran ok); a pause or a claim ends it `aborted`."""
+
+
 class Outcome(StrEnum):
     """How an execution ended; `ExecutionResult.reason` says why."""
 
     SUCCESS = "success"      # ran to the end and no validate step failed
     FAILED = "failed"        # a step failed with on_failure: abort, or a validate step failed
     ESCALATED = "escalated"  # a human was asked (on_failure: escalate, notify, unsafe resume)
-    ABORTED = "aborted"      # cut short by the runner: limits.timeout, or wrong target
+    ABORTED = "aborted"      # cut short: limits.timeout, wrong target, or fixing stopped by
+                             # a pause or a claim (anything but RESOLVED_NOTE) before the end
     DRY_RUN = "dry_run"      # a dry run (whatever it found; see reason and would_escalate)
 
 
@@ -149,6 +156,12 @@ class ExecutionResult:
         if self.started_at is None or self.finished_at is None:
             return 0.0
         return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def validated(self) -> bool:
+        """True when a validate step ran ok and none failed: the fix was checked."""
+        checks = [step.status for step in self.steps if step.phase == "validate"]
+        return StepStatus.OK in checks and not any(status.failed for status in checks)
 
     def step(self, step_id: str) -> StepResult | None:
         """The result of the step with this id, if it ran."""

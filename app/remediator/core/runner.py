@@ -13,7 +13,9 @@ Order and semantics (the README documents these for playbook authors):
 - `should_stop_fixing()` true, or a string saying why (the alert resolved, the incident was
   claimed, Remediator was paused) -> remaining fix steps, and any other mutating step,
   are skipped with that reason as their note; read-only validate steps still run. It is
-  asked before each such step, so a pause pressed mid-run stops the next one;
+  asked before each such step, so a pause pressed mid-run stops the next one. Stopped
+  because the alert resolved, the run may still end success; stopped for any other
+  reason (a pause, a claim), it ends aborted: its fix was cut short;
 - resume: steps finished in `resume_from` are not re-run (their outputs feed later
   templates), except a step skipped as dry run when this run is real: it never ran.
   A step found still `running` there is re-run if it is read-only or
@@ -37,6 +39,7 @@ from remediator.core.alerts import Alert, alert_context
 from remediator.core.escalation_policy import LEVELS
 from remediator.core.playbook import EscalationSpec, OnFailure, Phase, Playbook, Step
 from remediator.core.results import (
+    RESOLVED_NOTE,
     EscalationRequest,
     ExecutionResult,
     Outcome,
@@ -129,7 +132,7 @@ class _Execution:
                                         "target": target.context(), "steps": self.steps}
         self.deadline = services.clock() + playbook.limits.timeout_s
         self.stop: tuple[Outcome, str] | None = None
-        self._stopped_because = "the alert resolved"  # what should_stop_fixing said
+        self._stopped_because = RESOLVED_NOTE  # what should_stop_fixing said
 
     def run(self, resume: Mapping[str, StepResult]) -> ExecutionResult:
         self._check_target()
@@ -311,7 +314,7 @@ class _Execution:
             if not why:
                 return False
             self.result.stopped_fixing = True
-            self._stopped_because = why if isinstance(why, str) else "the alert resolved"
+            self._stopped_because = why if isinstance(why, str) else RESOLVED_NOTE
         result = StepResult(step.id, step.action, step.phase.value, StepStatus.RUNNING,
                             started_at=self.services.now())
         what = "remaining fix steps skipped" if step.phase is Phase.FIX else "not run"
@@ -391,10 +394,18 @@ class _Execution:
         if requests:
             teams = ", ".join(dict.fromkeys(r.team for r in requests))
             return Outcome.ESCALATED, f"escalated to {teams}"
+        stopped = self.result.stopped_fixing
+        if stopped and self._stopped_because != RESOLVED_NOTE:
+            # A pause or a claim cut the fix short: whatever validation saw, nothing was
+            # fixed by this run (a half-done fix often skips its validation, too).
+            return Outcome.ABORTED, (f"{self._stopped_because}: fixing stopped before the "
+                                     "end; the remaining fix steps were not run")
         for step in self.result.steps:
             if step.phase == Phase.VALIDATE.value and step.status.failed:
                 return Outcome.FAILED, (f"validation step {step.id!r} {step.status.value}: "
                                         f"{step.error}")
-        if self.result.stopped_fixing:
-            return Outcome.SUCCESS, f"{self._stopped_because}; validation passed"
+        if stopped:
+            checked = ("validation passed" if self.result.validated
+                       else "no validation step ran")
+            return Outcome.SUCCESS, f"{self._stopped_because}; {checked}"
         return Outcome.SUCCESS, None

@@ -401,7 +401,7 @@ class EscalationService:
 
     def _outcome_notice(self, subject: _Subject, result: ExecutionResult,
                         now: datetime) -> None:
-        if result.outcome is Outcome.SUCCESS:
+        if result.outcome is Outcome.SUCCESS and result.validated:
             self._info(subject, "fixed", f"Remediator fixed it: playbook {result.playbook} "
                        "ran and the service validated healthy.", now)
         elif not result.stopped_fixing:

@@ -27,6 +27,7 @@ __all__ = [
     "VERIFY_STEP",
     "Fleet",
     "down_since",
+    "failed_phase",
     "fleet",
     "incident_facts",
     "incident_identity",
@@ -50,8 +51,9 @@ _FAILED: Final = ("failed", "timeout")  # step statuses
 FOR_ANNOTATION: Final = "for"
 """The annotation in which an alert rule repeats its own ``for:`` (see down_since)."""
 
-MAX_ALERT_FOR_S: Final = 3600.0
-"""The most a ``for`` annotation may move an incident's start back (seconds)."""
+MAX_ALERT_FOR_S: Final = 300.0
+"""The most a ``for`` annotation may move an incident's start back (seconds): 5 minutes,
+half of the 10 minutes that page, so a stray value cannot page on the alert's arrival."""
 
 
 def incident_identity(incident: Incident) -> str:
@@ -117,6 +119,7 @@ def incident_facts(
         claimed=bool(incident.claimed_by),
         severity=labels.get("severity"),
         execution_outcome=execution.outcome if execution else None,
+        failed_phase=failed_phase(execution),
         labels=labels,
     )
 
@@ -129,7 +132,14 @@ def down_since(incident: Incident) -> datetime:
     annotation (monitoring/alerts.yml does for ModelLoadFailure) lets "down for 10
     minutes" count from when the condition started; without one (or with one that is not
     a duration) it counts from ``startsAt``. The annotation is data: at most
-    MAX_ALERT_FOR_S is taken off, so a stray value cannot page at once."""
+    MAX_ALERT_FOR_S (5 minutes) is taken off, so however large a stray value, a 10-minute
+    rule still waits 5 minutes past ``startsAt`` before it pages.
+
+    The count errs late, never early, where a rule's branch holds only after a window of
+    its own: ModelLoadFailure's fast branch (the app says the primary is not serving)
+    fires after ``for: 10s``, which the annotation repeats exactly; its slow branches
+    (down for 30 s, loading for 150 s) hold only once their window has passed, so the
+    service was down up to that window (30 s or 150 s) before this count starts."""
     starts = parse_iso(incident.starts_at)
     raw = incident.annotations.get(FOR_ANNOTATION)
     if raw is None:
@@ -139,6 +149,18 @@ def down_since(incident: Incident) -> datetime:
     except ValueError:
         return starts
     return starts - timedelta(seconds=min(held, MAX_ALERT_FOR_S))
+
+
+def failed_phase(execution: Execution | None) -> str | None:
+    """Of a failed execution, the phase of the step whose failure ended it: the last step
+    that failed (steps are stored in playbook order, phases in order, and a run stops at
+    an aborting step; a validate failure ends it after the other validate steps ran).
+    ``"none"`` when no step failed: the run crashed or could not start. None (unknown)
+    for an execution that did not fail, or no execution."""
+    if execution is None or execution.outcome != "failed":
+        return None
+    failed = [step for step in execution.steps if step.status.value in _FAILED]
+    return (failed[-1].phase or "none") if failed else "none"
 
 
 def _status(steps: Mapping[str, StepRecord], step_id: str) -> str | None:
