@@ -225,7 +225,7 @@ class Worker:
             resume_from=resume or None,
             should_stop_fixing=self._resolved_check(row.incident_id, acting=not dry_run),
         )
-        self._finish(execution_id, result, row.incident_id or None)
+        self._finish(execution_id, result, row.incident_id or None, alert.labels)
         return result
 
     def _recorder(self, execution_id: int, playbook: Playbook) -> Callable[[StepResult], None]:
@@ -263,7 +263,8 @@ class Worker:
         return resolved
 
     def _finish(self, execution_id: int, result: ExecutionResult,
-                incident_id: int | None = None) -> None:
+                incident_id: int | None = None,
+                labels: Mapping[str, str] | None = None) -> None:
         escalations = [e.to_dict() for e in result.escalations]
         # Fixed only if the run's validation ran and passed: a run whose fix was cut short
         # (a pause, a claim, the alert resolving) often skips its validation steps too.
@@ -286,7 +287,7 @@ class Worker:
             self.on_finished(finished, result)
         if validated:  # the playbook's validation passed: this is a known-good state
             try:
-                self._record_last_known_good(result.target)
+                self._record_last_known_good(result.target, labels)
             except Exception:  # the execution's outcome is stored: this must not change it
                 log.exception("last-known-good of %s not recorded", result.target)
 

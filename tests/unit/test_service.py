@@ -615,6 +615,8 @@ def test_a_swarm_service_with_two_replicas_records_last_known_good_of_the_alerti
                         runtime=runtime)
     try:
         incident_id = fix_and_resolve(create_app(svc).test_client(), svc)
+        fixed = svc.store.last_known_good("app-prod")  # recorded when the fix validated
+        assert fixed is not None and fixed["image"] == "sha256:good", fixed
         object.__setattr__(svc.config, "stability_window_s", 0.0)
         assert svc.worker.close_stable() == [incident_id]
         recorded = svc.store.last_known_good("app-prod")
