@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -125,16 +125,20 @@ class Worker:
             log.info("incident %s stayed healthy for %.0fs: closed", incident.id,
                      window.total_seconds(), extra={"incident_id": incident.id})
             if incident.target:
-                self._record_last_known_good(incident.target)
+                self._record_last_known_good(incident.target, incident.labels)
         return closed
 
-    def _record_last_known_good(self, name: str) -> None:
-        """The target's image id, environment and config files, as they are now."""
+    def _record_last_known_good(self, name: str,
+                                labels: Mapping[str, str] | None = None) -> None:
+        """The target's image id, environment and config files, as they are now; `labels`
+        (the alert's) pick the replica of a Swarm service, as for the run itself: without
+        them a service with several replicas has none to read."""
         from remediator.adapters.docker_runtime import last_known_good_snapshot
 
         target = self.config.target(name)
         if target is None:
             return
+        target = target.for_alert(labels or {})
         try:
             snapshot = last_known_good_snapshot(self.runtime.call, target)
         except RemediatorError as exc:
@@ -221,7 +225,7 @@ class Worker:
             resume_from=resume or None,
             should_stop_fixing=self._resolved_check(row.incident_id, acting=not dry_run),
         )
-        self._finish(execution_id, result, row.incident_id or None)
+        self._finish(execution_id, result, row.incident_id or None, alert.labels)
         return result
 
     def _recorder(self, execution_id: int, playbook: Playbook) -> Callable[[StepResult], None]:
@@ -259,7 +263,8 @@ class Worker:
         return resolved
 
     def _finish(self, execution_id: int, result: ExecutionResult,
-                incident_id: int | None = None) -> None:
+                incident_id: int | None = None,
+                labels: Mapping[str, str] | None = None) -> None:
         escalations = [e.to_dict() for e in result.escalations]
         # Fixed only if the run's validation ran and passed: a run whose fix was cut short
         # (a pause, a claim, the alert resolving) often skips its validation steps too.
@@ -282,7 +287,7 @@ class Worker:
             self.on_finished(finished, result)
         if validated:  # the playbook's validation passed: this is a known-good state
             try:
-                self._record_last_known_good(result.target)
+                self._record_last_known_good(result.target, labels)
             except Exception:  # the execution's outcome is stored: this must not change it
                 log.exception("last-known-good of %s not recorded", result.target)
 

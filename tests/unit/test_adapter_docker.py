@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from docker import errors as docker_errors
 
-from remediator.adapters.docker_runtime import DockerActions
+from remediator.adapters.docker_runtime import DockerActions, storage_identity
 from remediator.adapters.engines import Engines
 from remediator.core.targets import Target
 from remediator.errors import ActionFailed, ActionTimeout
@@ -281,3 +281,37 @@ def test_a_host_pid_that_is_not_the_exec_is_not_signalled(
         assert stuck.proc is not None and stuck.proc.poll() is None
     finally:
         stuck.close()
+
+
+# -- storage_identity: what a last-known-good record belongs to -----------------------------
+class Volumes:
+    """Each node made its own `svc-models`: another creation time per replica."""
+
+    def __init__(self, created: str) -> None:
+        self.created = created
+
+    def get(self, name: str) -> Any:
+        return SimpleNamespace(attrs={"CreatedAt": self.created})
+
+
+def mounts(labels: dict[str, str]) -> dict[str, Any]:
+    return {"Config": {"Labels": labels},
+            "Mounts": [{"Type": "volume", "Name": "svc-models", "Destination": "/app/models"},
+                       {"Type": "bind", "Source": "/etc/app-conf", "Destination": "/etc/app"}]}
+
+
+def test_a_swarm_replica_storage_is_its_volume_names_so_every_replica_has_the_same() -> None:
+    replica = mounts({"com.docker.swarm.task.id": "t1", "com.docker.swarm.service.name": "svc"})
+    on_one = storage_identity(SimpleNamespace(volumes=Volumes("2026-12-06T10:00:00Z")), replica)
+    on_other = storage_identity(SimpleNamespace(volumes=Volumes("2026-12-06T10:05:00Z")),
+                                replica)
+    assert on_one == on_other == ["/app/models=volume:svc-models", "/etc/app=bind:/etc/app-conf"]
+
+
+def test_a_plain_container_storage_keeps_the_volume_creation_time() -> None:
+    box = mounts({})
+    first = storage_identity(SimpleNamespace(volumes=Volumes("2026-12-06T10:00:00Z")), box)
+    again = storage_identity(SimpleNamespace(volumes=Volumes("2026-12-06T11:00:00Z")), box)
+    assert first == ["/app/models=volume:svc-models@2026-12-06T10:00:00Z",
+                     "/etc/app=bind:/etc/app-conf"]
+    assert again != first  # a volume removed and made again is another incarnation

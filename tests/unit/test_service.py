@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from remediator.cli import main as cli
 from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
+from remediator.errors import TargetNotFound
 from remediator.service import Service, build_service
 from remediator.store.records import StepRecord
 from remediator.web import create_app
@@ -584,3 +585,43 @@ def test_retention_prunes_old_executions_but_keeps_incidents(
     assert service.store.prune(datetime(9999, 1, 1, tzinfo=UTC)) == 1
     assert service.store.executions() == [] and len(service.store.incidents()) == 1
     assert rows(service.store, "SELECT COUNT(*) AS n FROM steps")[0]["n"] == 0
+
+
+class TwoReplicas(FakeRuntime):
+    """A Swarm service with two running replicas: only the alert's instance picks one."""
+
+    def call(self, action: str, args: dict[str, Any], target: Target,
+             timeout: float) -> dict[str, Any]:
+        if action == "docker.inspect":
+            if target.instance is None:
+                raise TargetNotFound("Swarm service 'app-prod' has 2 replicas and the alert "
+                                     "has no instance label to pick one")
+            self.calls.append((action, args, target.instance))
+            return {"output": "running", "running": True, "image_id": "sha256:good",
+                    "env": ["MODEL_DIR=/app/models"], "storage": ["/app/models=volume:m"]}
+        return super().call(action, args, target, timeout)
+
+
+def test_a_swarm_service_with_two_replicas_records_last_known_good_of_the_alerting_one(
+        tmp_path: Path) -> None:
+    books = tmp_path / "playbooks"
+    books.mkdir()
+    (books / "skeleton.yml").write_text(PLAYBOOK)
+    target = Target(name="app-prod", selector={"service": "app-prod"}, container="app-prod",
+                    base_url="http://127.0.0.1:1", swarm_service="app-prod")
+    runtime = TwoReplicas()
+    svc = build_service(RemediatorConfig(targets=[target], max_runs_per_hour=5),
+                        db_path=tmp_path / "r.db", playbooks_dir=books, token=TOKEN,
+                        runtime=runtime)
+    try:
+        incident_id = fix_and_resolve(create_app(svc).test_client(), svc)
+        fixed = svc.store.last_known_good("app-prod")  # recorded when the fix validated
+        assert fixed is not None and fixed["image"] == "sha256:good", fixed
+        object.__setattr__(svc.config, "stability_window_s", 0.0)
+        assert svc.worker.close_stable() == [incident_id]
+        recorded = svc.store.last_known_good("app-prod")
+        assert recorded is not None and recorded["image"] == "sha256:good", recorded
+        assert recorded["storage"] == ["/app/models=volume:m"]
+        assert ("docker.inspect", {}, "app-prod:8080") in runtime.calls  # the alert's replica
+    finally:
+        svc.store.close()

@@ -971,10 +971,19 @@ def apply_resources(host: dict[str, Any], resources: Mapping[str, Any]) -> None:
         host["CpuQuota"] = host["CpuPeriod"] = 0  # Docker refuses both ways at once
 
 
+SWARM_TASK_LABEL = "com.docker.swarm.task.id"
+"""Label Docker puts on the container of a Swarm service's task."""
+
+
 def storage_identity(client: docker.DockerClient, attrs: dict[str, Any]) -> list[str]:
     """The persistent storage a container runs on, as sorted `destination=kind:identity`:
     a named volume by name and creation time (`/app/models=volume:app-prod-models@2026-...`),
     a bind by its host path.
+
+    A Swarm task's container (a replica of a service): volumes by name only. Each node
+    creates the service's volumes for its replicas, so their creation times differ from
+    replica to replica and from one node to another; a record taken on one replica must
+    hold on the others.
 
     This is what makes two containers the same incarnation for last-known-good. Not the
     container id: every recreate changes it, among them the bad deploy a rollback undoes.
@@ -984,9 +993,12 @@ def storage_identity(client: docker.DockerClient, attrs: dict[str, Any]) -> list
     may name files the new one does not hold.
     """
     found = []
+    replica = SWARM_TASK_LABEL in ((attrs.get("Config") or {}).get("Labels") or {})
     for mount in attrs.get("Mounts") or []:
         where = str(mount.get("Destination"))
-        if mount.get("Type") == "volume" and mount.get("Name"):
+        if mount.get("Type") == "volume" and mount.get("Name") and replica:
+            found.append(f"{where}=volume:{mount['Name']}")
+        elif mount.get("Type") == "volume" and mount.get("Name"):
             try:
                 created = client.volumes.get(mount["Name"]).attrs.get("CreatedAt") or "?"
             except docker.errors.NotFound:

@@ -16,11 +16,17 @@ the label's port (mode=host). A service with one running replica needs no label.
   own filesystem is not (keep such files on a volume or in a Swarm config).
 - docker.update is a service update of its resource limits (memory, cpus; Swarm has no
   swap limit) and memory reservation (Swarm's: for scheduling, not the container's soft
-  limit), docker.recreate a service update of image and environment, and with
-  `last_known_good: true` a `service rollback` to the previous spec.
-- After a service update or rollback, the step waits for the rollout and checks every
-  replica it touched: each desired-running task running, none unhealthy. A rollout that
-  paused or rolled back, or a replica that did not come up, fails the step.
+  limit), docker.recreate a service update of image and environment. With
+  `last_known_good: true` it is a service update to the recorded last-known-good (image
+  id and environment, masked secrets taken from the current spec), never `service
+  rollback`: Swarm's PreviousSpec is whatever the last update replaced (a forced restart
+  or a scale after a bad deploy makes the bad image "previous"), and a second rollback
+  swaps back. The record must be of the same storage (see storage_identity) and name
+  another image than the one running; its config files are not written (a replica's own
+  filesystem is not kept: see above).
+- After a service update, the step waits for the rollout and checks every replica it
+  touched: each desired-running task running, none unhealthy. A rollout that paused or
+  rolled back, or a replica that did not come up, fails the step.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from remediator.adapters.docker_runtime import DockerActions, host_cpus, merge_env
+from remediator.core.redact import unmask_env
 from remediator.core.targets import Target
 from remediator.errors import ActionFailed, ActionTimeout, TargetNotFound
 
@@ -48,10 +55,6 @@ POLL_S = 0.5
 
 REPLICA_WAIT_SHARE = 0.5
 """Share of a step's timeout spent waiting for a replica Swarm is replacing to run."""
-
-_PROGRESS = {False: "updating", True: "rollback_started"}
-_DONE = {False: "completed", True: "rollback_completed"}
-"""UpdateStatus.State of a rollout under way and done, for an update and a rollback."""
 
 
 def _host_and_port(instance: str) -> tuple[str, str]:
@@ -223,45 +226,49 @@ class SwarmActions(DockerActions):
         return out
 
     def do_recreate(self, args: dict[str, Any], target: Target, timeout: float) -> dict[str, Any]:
-        """`service rollback` (last_known_good: true), else a service update of image, env
-        and resources; then the rollout is checked."""
+        """A service update of image, env and resources (with last_known_good: true, to the
+        recorded last-known-good); then the rollout is checked."""
         deadline = self.clock() + timeout
         service = self._service(target)
+        spec = service["Spec"]
+        container = spec["TaskTemplate"]["ContainerSpec"]
+        what = "service update"
         if args.get("last_known_good"):
-            if not service.get("PreviousSpec"):
-                raise ActionFailed(f"docker.recreate: Swarm service {target.swarm_service} has "
-                                   "no previous spec to roll back to")
-            self._update(service, service["Spec"], rollback=True)
-            what, rollback = "service rollback", True
-        else:
-            spec = service["Spec"]
-            container = spec["TaskTemplate"]["ContainerSpec"]
-            if args.get("image"):
-                container["Image"] = str(args["image"])
-            if args.get("env"):
-                container["Env"] = merge_env(list(container.get("Env") or []),
-                                             {str(k): str(v) for k, v in args["env"].items()})
-            _set_limits(spec, args.get("config") or {})
-            template = spec["TaskTemplate"]
-            template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
-            self._update(service, spec)
-            what, rollback = "service update", False
-        replicas = self._converge(target, deadline, _started(service), rollback)
+            lkg = self._last_known_good(target)
+            running = {container.get("Image"), self.container(target).attrs.get("Image")}
+            if str(lkg["image"]) in running:
+                raise ActionFailed(
+                    f"docker.recreate: the last-known-good of {target.name} (recorded "
+                    f"{lkg.get('recorded_at')}) is image {lkg['image']}, the one Swarm service "
+                    f"{target.swarm_service} runs now: going back to it changes nothing. Deploy "
+                    "a good image by hand (docker service update --image)")
+            container["Image"] = str(lkg["image"])
+            if lkg.get("env") is not None:
+                # The record holds masked secrets (never stored): they come from the spec.
+                container["Env"] = unmask_env(lkg["env"], list(container.get("Env") or []))
+            what = "service update to the last-known-good"
+        if args.get("image"):
+            container["Image"] = str(args["image"])
+        if args.get("env"):
+            container["Env"] = merge_env(list(container.get("Env") or []),
+                                         {str(k): str(v) for k, v in args["env"].items()})
+        _set_limits(spec, args.get("config") or {})
+        template = spec["TaskTemplate"]
+        template["ForceUpdate"] = int(template.get("ForceUpdate") or 0) + 1
+        self._update(service, spec)
+        replicas = self._converge(target, deadline, _started(service))
         image = self._service(target)["Spec"]["TaskTemplate"]["ContainerSpec"].get("Image")
         return {"output": f"{what} {target.swarm_service} ({image}): {_describe(replicas)}",
                 "image": image, "replicas": replicas}
 
-    def _update(self, service: Mapping[str, Any], spec: Mapping[str, Any],
-                rollback: bool = False) -> None:
+    def _update(self, service: Mapping[str, Any], spec: Mapping[str, Any]) -> None:
         api = self.client.api
-        params: dict[str, Any] = {"version": service["Version"]["Index"]}
-        if rollback:
-            params["rollback"] = "previous"
         api._raise_for_status(api._post_json(api._url("/services/{0}/update", service["ID"]),
-                                             data=spec, params=params))
+                                             data=spec,
+                                             params={"version": service["Version"]["Index"]}))
 
-    def _converge(self, target: Target, deadline: float, before: str | None,
-                  rollback: bool = False) -> list[dict[str, Any]]:
+    def _converge(self, target: Target, deadline: float,
+                  before: str | None) -> list[dict[str, Any]]:
         """Wait for the rollout we started (its UpdateStatus.StartedAt is not `before`) to
         end; every replica it left must be running and not unhealthy. Returns them; raises
         ActionFailed (paused, rolled back) or ActionTimeout saying which replica is not up."""
@@ -282,10 +289,10 @@ class SwarmActions(DockerActions):
                 self._update(service, service["Spec"])
                 before, resumed = _started(service), True
                 continue
-            if state not in (None, _PROGRESS[rollback], _DONE[rollback]):
+            if state not in (None, "updating", "completed"):
                 raise ActionFailed(f"Swarm service {target.swarm_service}: the rollout "
                                    f"{state}: {status.get('Message') or 'no message'}")
-            if state == _DONE[rollback]:
+            if state == "completed":
                 replicas = self._replicas(service)
                 bad = [r for r in replicas if r["state"] != "running" or
                        r["health"] == "unhealthy"]
