@@ -363,7 +363,7 @@ def demo_all(state: Path) -> int:
         for number, scenario in enumerate(DEMO_ALL, 1):
             print(f"\n== {number}/{len(DEMO_ALL)}: make demo SCENARIO={scenario}", flush=True)
             db = runs / f"{number:02d}-{scenario}.db"
-            db.unlink(missing_ok=True)
+            remove_store(db)
             try:
                 as_shipped(client, spec)
                 wait_alerts_clear(prometheus_url, timeout=600)
@@ -380,8 +380,15 @@ def demo_all(state: Path) -> int:
                 print(f"  NOT REPAIRED: {exc}", flush=True)
                 results.append(DemoResult(scenario, "-", problem=str(exc)))
     finally:
+        # Back on the production store, with app-prod as shipped and recorded there as its
+        # last-known-good: the record in it is of the incarnation before the scenarios
+        # recreated app-prod's volumes, and a rollback refuses another incarnation's.
         stop_process(state, "remediator")
-        start_remediator(state, auth)
+        try:
+            as_shipped(client, spec)
+            known_good(client, state, spec)
+        finally:
+            start_remediator(state, auth)
     print_table(results)
     failed = [r.scenario for r in results if not r.repaired]
     if failed:
@@ -389,6 +396,15 @@ def demo_all(state: Path) -> int:
         return 1
     print(f"make demo-all: all {len(results)} scenarios repaired by Remediator")
     return 0
+
+
+def remove_store(db: Path) -> None:
+    """A store gone with its SQLite -wal/-shm files and serve's lock file (a -wal left
+    behind would be replayed into the next store of the same name)."""
+    from remediator.adapters.store_lock import LOCK_SUFFIX
+
+    for suffix in ("", "-wal", "-shm", LOCK_SUFFIX):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
 
 
 def print_table(results: list[Any]) -> None:

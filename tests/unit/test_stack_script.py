@@ -205,3 +205,48 @@ def test_make_up_runs_prometheus_and_alertmanager_with_basic_auth_and_no_lifecyc
     assert oncall["email_configs"][0]["smarthost"] == "relay.example.test:25"
     for path in (auth.password_file, auth.web_config):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_demo_all_leaves_app_prod_as_shipped_and_recorded_in_the_production_store(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After `make demo-all`, Remediator is back on STATE/remediator.db with app-prod as
+    shipped and recorded there as its last-known-good (else a rollback is refused as
+    "another incarnation"); each scenario's store is removed with its -wal, -shm and .lock.
+    Processes and Docker are recorded stand-ins; the store files are real."""
+    import remediator.demo as demo
+
+    stack = load_stack_script()
+    steps: list[str] = []
+    scenario_db = tmp_path / "demo-all" / "01-missing-file.db"
+    scenario_db.parent.mkdir()
+    leftovers = [scenario_db.with_name(scenario_db.name + suffix)
+                 for suffix in ("", "-wal", "-shm", ".lock")]
+    for path in leftovers:
+        path.write_text("an earlier demo-all's")
+
+    def start_remediator(state: Any, auth: Any, db: Any = None) -> None:
+        steps.append(f"start {db.name if db else 'remediator.db'}")
+        if db is not None:
+            assert [p.name for p in leftovers if p.exists()] == [], "an old store reused"
+
+    monkeypatch.setattr(stack, "DEMO_ALL", ["missing-file"])
+    monkeypatch.setattr(stack, "pid_alive", lambda pidfile: 1)
+    monkeypatch.setattr(stack, "docker_client", lambda: FakeClient(present=True))
+    monkeypatch.setattr(stack, "stop_process", lambda state, name: steps.append(f"stop {name}"))
+    monkeypatch.setattr(stack, "start_remediator", start_remediator)
+    monkeypatch.setattr(stack, "as_shipped", lambda client, spec: steps.append("as shipped"))
+    monkeypatch.setattr(stack, "known_good", lambda client, state, spec, db=None: steps.append(
+        f"known good in {db.name if db else 'remediator.db'}"))
+    monkeypatch.setattr(demo, "wait_alerts_clear", lambda url, timeout: None)
+
+    def run_demo(*args: Any, **kwargs: Any) -> Any:
+        steps.append("run missing-file")
+        raise TimeoutError("app-prod not healthy after 600s")
+
+    monkeypatch.setattr(demo, "run_demo", run_demo)
+    assert stack.demo_all(tmp_path) == 1  # the one scenario was not repaired
+
+    assert steps == [
+        "as shipped", "stop remediator", "start 01-missing-file.db",
+        "known good in 01-missing-file.db", "run missing-file",
+        "stop remediator", "as shipped", "known good in remediator.db", "start remediator.db"]
