@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +137,7 @@ def start_alertmanager(state: Path, auth: MonitoringAuth) -> None:
     folder = state / "alertmanager"
     folder.mkdir(exist_ok=True)
     token(state)
+    warn_oncall_unset(os.environ)
     write_private(folder / "alertmanager.yml", render_alertmanager_config(
         (ROOT / "monitoring/alertmanager.yml").read_text(),
         "http://127.0.0.1:9096/api/v1/alerts", str(state / "webhook-token"),
@@ -147,6 +148,21 @@ def start_alertmanager(state: Path, auth: MonitoringAuth) -> None:
             "--cluster.listen-address="]
     log = spawn(state, "alertmanager", argv)
     wait_for("alertmanager", http_ok("http://127.0.0.1:9093/-/ready", auth.pair), 60, log)
+
+
+ONCALL_REQUIRED = ("ONCALL_EMAIL", "ONCALL_SMARTHOST")
+"""What the human route's e-mail needs (alertmanager.yml's oncall receiver)."""
+
+
+def warn_oncall_unset(env: Mapping[str, str]) -> None:
+    """Say so when the human route cannot reach anyone: Alertmanager would send on-call's
+    alerts (RemediatorDown, CriticalAlertUnresolved, ...) to the shipped placeholders."""
+    unset = [name for name in ONCALL_REQUIRED if not env.get(name)]
+    if unset:
+        say(f"WARNING: {' and '.join(unset)} not set: alerts for people (RemediatorDown, "
+            f"CriticalAlertUnresolved, ...) will reach no one. Set ONCALL_EMAIL (on-call's "
+            f"address) and ONCALL_SMARTHOST (an SMTP relay, host:port), then "
+            f"`make down && make up`")
 
 
 def start_prometheus(state: Path, auth: MonitoringAuth) -> None:

@@ -199,6 +199,10 @@ def test_make_up_runs_prometheus_and_alertmanager_with_basic_auth_and_no_lifecyc
     prom = yaml.safe_load((tmp_path / "prometheus/prometheus.yml").read_text())
     assert prom["alerting"]["alertmanagers"][0]["basic_auth"] == {
         "username": "monitoring", "password_file": str(auth.password_file)}
+    [scrape] = [job for job in prom["scrape_configs"] if job["job_name"] == "alertmanager"]
+    assert scrape["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
+    assert scrape["basic_auth"] == {"username": "monitoring",
+                                    "password_file": str(auth.password_file)}
     am = yaml.safe_load((tmp_path / "alertmanager/alertmanager.yml").read_text())
     [oncall] = [r for r in am["receivers"] if r["name"] == "oncall"]
     assert oncall["email_configs"][0]["to"] == "sre@example.test"
@@ -250,3 +254,35 @@ def test_demo_all_leaves_app_prod_as_shipped_and_recorded_in_the_production_stor
         "as shipped", "stop remediator", "start 01-missing-file.db",
         "known good in 01-missing-file.db", "run missing-file",
         "stop remediator", "as shipped", "known good in remediator.db", "start remediator.db"]
+
+
+@pytest.mark.parametrize(("env", "unset"), [
+    ({}, "ONCALL_EMAIL and ONCALL_SMARTHOST not set"),
+    ({"ONCALL_EMAIL": "sre@example.test"}, "ONCALL_SMARTHOST not set"),
+    ({"ONCALL_SMARTHOST": "relay.example.test:25"}, "ONCALL_EMAIL not set"),
+])
+def test_make_up_warns_when_the_human_route_reaches_no_one(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], unset: str) -> None:
+    stack = load_stack_script()
+    monkeypatch.setattr(stack, "spawn", lambda state, name, argv, env=None: tmp_path / "log")
+    monkeypatch.setattr(stack, "wait_for", lambda *args, **kwargs: None)
+    for name in ("ONCALL_EMAIL", "ONCALL_SMARTHOST"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    stack.start_alertmanager(tmp_path, stack.monitoring_auth(tmp_path))
+    [line] = [line for line in capsys.readouterr().out.splitlines() if "WARNING" in line]
+    assert unset in line and "make down && make up" in line
+
+
+def test_make_up_says_nothing_when_the_human_route_is_set(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    stack = load_stack_script()
+    monkeypatch.setattr(stack, "spawn", lambda state, name, argv, env=None: tmp_path / "log")
+    monkeypatch.setattr(stack, "wait_for", lambda *args, **kwargs: None)
+    monkeypatch.setenv("ONCALL_EMAIL", "sre@example.test")
+    monkeypatch.setenv("ONCALL_SMARTHOST", "relay.example.test:25")
+    stack.start_alertmanager(tmp_path, stack.monitoring_auth(tmp_path))
+    assert "WARNING" not in capsys.readouterr().out
