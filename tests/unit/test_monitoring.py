@@ -280,3 +280,17 @@ def test_the_rendered_configs_keep_the_remediation_routes_shipped_intervals() ->
         route = remediation_route(rendered)
         for key in ("group_wait", "group_interval"):
             assert route[key] == expected[key], (timings, key)
+
+
+def test_readme_says_how_compose_reads_each_secret_file() -> None:
+    """Compose secrets without Swarm are bind mounts read as the images' user (nobody), and
+    `make up` writes them 0600 as you: README.md's "Run it with Compose" gives every secret
+    file's variable a copy owned by 65534."""
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    variables = {secret["file"].split(":-")[0].removeprefix("${")
+                 for secret in raw["secrets"].values()}
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Run it with Compose", 1)[1].split("\n## ", 1)[0]
+    assert "-o 65534 -g 65534" in section
+    for variable in sorted(variables):
+        assert f"{variable}=.state/compose/" in section, variable
