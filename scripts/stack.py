@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +137,7 @@ def start_alertmanager(state: Path, auth: MonitoringAuth) -> None:
     folder = state / "alertmanager"
     folder.mkdir(exist_ok=True)
     token(state)
+    warn_oncall_unset(os.environ)
     write_private(folder / "alertmanager.yml", render_alertmanager_config(
         (ROOT / "monitoring/alertmanager.yml").read_text(),
         "http://127.0.0.1:9096/api/v1/alerts", str(state / "webhook-token"),
@@ -147,6 +148,21 @@ def start_alertmanager(state: Path, auth: MonitoringAuth) -> None:
             "--cluster.listen-address="]
     log = spawn(state, "alertmanager", argv)
     wait_for("alertmanager", http_ok("http://127.0.0.1:9093/-/ready", auth.pair), 60, log)
+
+
+ONCALL_REQUIRED = ("ONCALL_EMAIL", "ONCALL_SMARTHOST")
+"""What the human route's e-mail needs (alertmanager.yml's oncall receiver)."""
+
+
+def warn_oncall_unset(env: Mapping[str, str]) -> None:
+    """Say so when the human route cannot reach anyone: Alertmanager would send on-call's
+    alerts (RemediatorDown, CriticalAlertUnresolved, ...) to the shipped placeholders."""
+    unset = [name for name in ONCALL_REQUIRED if not env.get(name)]
+    if unset:
+        say(f"WARNING: {' and '.join(unset)} not set: alerts for people (RemediatorDown, "
+            f"CriticalAlertUnresolved, ...) will reach no one. Set ONCALL_EMAIL (on-call's "
+            f"address) and ONCALL_SMARTHOST (an SMTP relay, host:port), then "
+            f"`make down && make up`")
 
 
 def start_prometheus(state: Path, auth: MonitoringAuth) -> None:
@@ -363,7 +379,7 @@ def demo_all(state: Path) -> int:
         for number, scenario in enumerate(DEMO_ALL, 1):
             print(f"\n== {number}/{len(DEMO_ALL)}: make demo SCENARIO={scenario}", flush=True)
             db = runs / f"{number:02d}-{scenario}.db"
-            db.unlink(missing_ok=True)
+            remove_store(db)
             try:
                 as_shipped(client, spec)
                 wait_alerts_clear(prometheus_url, timeout=600)
@@ -380,8 +396,15 @@ def demo_all(state: Path) -> int:
                 print(f"  NOT REPAIRED: {exc}", flush=True)
                 results.append(DemoResult(scenario, "-", problem=str(exc)))
     finally:
+        # Back on the production store, with app-prod as shipped and recorded there as its
+        # last-known-good: the record in it is of the incarnation before the scenarios
+        # recreated app-prod's volumes, and a rollback refuses another incarnation's.
         stop_process(state, "remediator")
-        start_remediator(state, auth)
+        try:
+            as_shipped(client, spec)
+            known_good(client, state, spec)
+        finally:
+            start_remediator(state, auth)
     print_table(results)
     failed = [r.scenario for r in results if not r.repaired]
     if failed:
@@ -389,6 +412,15 @@ def demo_all(state: Path) -> int:
         return 1
     print(f"make demo-all: all {len(results)} scenarios repaired by Remediator")
     return 0
+
+
+def remove_store(db: Path) -> None:
+    """A store gone with its SQLite -wal/-shm files and serve's lock file (a -wal left
+    behind would be replayed into the next store of the same name)."""
+    from remediator.adapters.store_lock import LOCK_SUFFIX
+
+    for suffix in ("", "-wal", "-shm", LOCK_SUFFIX):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
 
 
 def print_table(results: list[Any]) -> None:

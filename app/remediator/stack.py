@@ -156,12 +156,16 @@ def render_prometheus_config(text: str, addresses: Mapping[str, str],
                              timings: Timings = Timings(),
                              auth: MonitoringAuth | None = None) -> str:
     """The shipped prometheus.yml with `host:port` targets replaced (labels kept); with
-    ``auth``, the credentials it sends to Alertmanager (its password file)."""
+    ``auth``, the credentials it sends to Alertmanager (its password file), for alerts and
+    for every scrape job that carries basic_auth (Alertmanager's own metrics)."""
     config = yaml.safe_load(text)
     if auth is not None:
+        credentials = {"username": auth.username, "password_file": str(auth.password_file)}
         for manager in config.get("alerting", {}).get("alertmanagers", []):
-            manager["basic_auth"] = {"username": auth.username,
-                                     "password_file": str(auth.password_file)}
+            manager["basic_auth"] = dict(credentials)
+        for scrape in config.get("scrape_configs", []):
+            if "basic_auth" in scrape:
+                scrape["basic_auth"] = dict(credentials)
     for scrape in config.get("scrape_configs", []):
         for static in scrape.get("static_configs", []):
             static["targets"] = _replace_targets(static["targets"], addresses)

@@ -98,3 +98,27 @@ def test_a_missing_password_file_is_a_config_error_naming_it(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match=str(missing)):
         read_auth(RemediatorConfig(monitoring_password_file=str(missing)))
     assert read_auth(RemediatorConfig()) is None
+
+
+def test_prometheus_scrapes_alertmanager_with_the_credentials_as_shipped(
+        tmp_path: Path) -> None:
+    """The shipped prometheus.yml's alertmanager job, rendered as `make up` renders it, gets
+    Alertmanager's metrics through basic auth (AlertmanagerNotificationsFailing needs them)."""
+    from remediator.stack import Timings, render_alerts
+    from tests.harness.processes import free_port
+
+    root = Path(__file__).resolve().parents[2]
+    auth = monitoring_auth(tmp_path)
+    with alertmanager(tmp_path, AM_CONFIG, auth=auth) as am:
+        dead = f"127.0.0.1:{free_port()}"
+        config = render_prometheus_config(
+            (root / "monitoring/prometheus.yml").read_text(),
+            {"alertmanager:9093": f"127.0.0.1:{am.port}", "app-prod:8080": dead,
+             "remediator:9096": dead}, Timings(scrape_interval="1s"), auth)
+        rules = {"alerts.yml": render_alerts((root / "monitoring/alerts.yml").read_text())}
+        with prometheus(tmp_path, config, rules, auth=auth) as prom:
+            def scraped() -> list[dict[str, object]]:
+                answer = requests.get(f"{prom.url}/api/v1/query", timeout=5, params={
+                    "query": 'alertmanager_notifications_failed_total{service="alertmanager"}'})
+                return list(answer.json()["data"]["result"])
+            assert wait(scraped, 30, "Alertmanager's metrics in Prometheus")

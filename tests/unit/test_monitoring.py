@@ -94,7 +94,7 @@ def test_prometheus_config_and_its_rule_files_are_valid(tmp_path: Path) -> None:
     for name in ("prometheus.yml", "alerts.yml"):
         shutil.copy(MONITORING / name, tmp_path / name)
     out = check([tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")])
-    assert "SUCCESS: 9 rules found" in out
+    assert "SUCCESS: 10 rules found" in out
 
 
 def test_alertmanager_config_is_valid(tmp_path: Path) -> None:
@@ -233,3 +233,64 @@ def test_compose_config_differs_from_the_host_config_only_in_addresses() -> None
     ignored = ("targets", "prometheus_url", "alertmanager_url", "db_path", "source")
     assert {k: v for k, v in vars(inside).items() if k not in ignored} == {
         k: v for k, v in vars(host).items() if k not in ignored}
+
+
+# -- alertmanager.yml routes -------------------------------------------------------------------
+REMEDIATED = ("ModelLoadFailure", "ModelLoadTime", "ModelMemoryUsage")
+
+
+def remediation_route(config: dict[str, Any]) -> dict[str, Any]:
+    """The remediation route's values as Alertmanager applies them (a child inherits
+    what it does not set from the root)."""
+    root = config["route"]
+    for child in root["routes"]:
+        if any(name in " ".join(child.get("matchers", [])) for name in REMEDIATED):
+            inherited = {k: root[k] for k in ("group_wait", "group_interval", "repeat_interval")}
+            return {**inherited, **child}
+    raise AssertionError("no route sends the remediated alerts to Remediator")
+
+
+def seconds(value: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600}
+    return int(value[:-1]) * units[value[-1]]
+
+
+def test_a_remediated_alert_firing_again_soon_is_sent_within_seconds() -> None:
+    """A ModelLoadFailure that fires again soon after the previous one resolved joins its
+    still-existing group: it is sent after the route's group_interval, which must be seconds
+    (make demo-all measured 40-55 s of waiting with the root's inherited 1m)."""
+    route = remediation_route(yaml.safe_load((MONITORING / "alertmanager.yml").read_text()))
+    assert route["receiver"] == "remediator"
+    assert seconds(route["group_wait"]) <= 1
+    assert seconds(route["group_interval"]) <= 10, route
+    assert seconds(route["repeat_interval"]) == 3600, route  # repeats stay hourly
+
+
+def test_the_rendered_configs_keep_the_remediation_routes_shipped_intervals() -> None:
+    """`make up` and the test harness render alertmanager.yml; neither loses the route's
+    own values (a test's shortened timings change the root route only)."""
+    from remediator.stack import render_alertmanager_config
+
+    shipped = (MONITORING / "alertmanager.yml").read_text()
+    expected = remediation_route(yaml.safe_load(shipped))
+    for timings in (Timings(), Timings(group_wait="1s", group_interval="2s",
+                                       repeat_interval="1h")):
+        rendered = yaml.safe_load(render_alertmanager_config(
+            shipped, "http://127.0.0.1:1/api/v1/alerts", "/dev/null", timings))
+        route = remediation_route(rendered)
+        for key in ("group_wait", "group_interval"):
+            assert route[key] == expected[key], (timings, key)
+
+
+def test_readme_says_how_compose_reads_each_secret_file() -> None:
+    """Compose secrets without Swarm are bind mounts read as the images' user (nobody), and
+    `make up` writes them 0600 as you: README.md's "Run it with Compose" gives every secret
+    file's variable a copy owned by 65534."""
+    raw = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    variables = {secret["file"].split(":-")[0].removeprefix("${")
+                 for secret in raw["secrets"].values()}
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Run it with Compose", 1)[1].split("\n## ", 1)[0]
+    assert "-o 65534 -g 65534" in section
+    for variable in sorted(variables):
+        assert f"{variable}=.state/compose/" in section, variable

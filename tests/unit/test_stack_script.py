@@ -199,9 +199,90 @@ def test_make_up_runs_prometheus_and_alertmanager_with_basic_auth_and_no_lifecyc
     prom = yaml.safe_load((tmp_path / "prometheus/prometheus.yml").read_text())
     assert prom["alerting"]["alertmanagers"][0]["basic_auth"] == {
         "username": "monitoring", "password_file": str(auth.password_file)}
+    [scrape] = [job for job in prom["scrape_configs"] if job["job_name"] == "alertmanager"]
+    assert scrape["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
+    assert scrape["basic_auth"] == {"username": "monitoring",
+                                    "password_file": str(auth.password_file)}
     am = yaml.safe_load((tmp_path / "alertmanager/alertmanager.yml").read_text())
     [oncall] = [r for r in am["receivers"] if r["name"] == "oncall"]
     assert oncall["email_configs"][0]["to"] == "sre@example.test"
     assert oncall["email_configs"][0]["smarthost"] == "relay.example.test:25"
     for path in (auth.password_file, auth.web_config):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_demo_all_leaves_app_prod_as_shipped_and_recorded_in_the_production_store(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After `make demo-all`, Remediator is back on STATE/remediator.db with app-prod as
+    shipped and recorded there as its last-known-good (else a rollback is refused as
+    "another incarnation"); each scenario's store is removed with its -wal, -shm and .lock.
+    Processes and Docker are recorded stand-ins; the store files are real."""
+    import remediator.demo as demo
+
+    stack = load_stack_script()
+    steps: list[str] = []
+    scenario_db = tmp_path / "demo-all" / "01-missing-file.db"
+    scenario_db.parent.mkdir()
+    leftovers = [scenario_db.with_name(scenario_db.name + suffix)
+                 for suffix in ("", "-wal", "-shm", ".lock")]
+    for path in leftovers:
+        path.write_text("an earlier demo-all's")
+
+    def start_remediator(state: Any, auth: Any, db: Any = None) -> None:
+        steps.append(f"start {db.name if db else 'remediator.db'}")
+        if db is not None:
+            assert [p.name for p in leftovers if p.exists()] == [], "an old store reused"
+
+    monkeypatch.setattr(stack, "DEMO_ALL", ["missing-file"])
+    monkeypatch.setattr(stack, "pid_alive", lambda pidfile: 1)
+    monkeypatch.setattr(stack, "docker_client", lambda: FakeClient(present=True))
+    monkeypatch.setattr(stack, "stop_process", lambda state, name: steps.append(f"stop {name}"))
+    monkeypatch.setattr(stack, "start_remediator", start_remediator)
+    monkeypatch.setattr(stack, "as_shipped", lambda client, spec: steps.append("as shipped"))
+    monkeypatch.setattr(stack, "known_good", lambda client, state, spec, db=None: steps.append(
+        f"known good in {db.name if db else 'remediator.db'}"))
+    monkeypatch.setattr(demo, "wait_alerts_clear", lambda url, timeout: None)
+
+    def run_demo(*args: Any, **kwargs: Any) -> Any:
+        steps.append("run missing-file")
+        raise TimeoutError("app-prod not healthy after 600s")
+
+    monkeypatch.setattr(demo, "run_demo", run_demo)
+    assert stack.demo_all(tmp_path) == 1  # the one scenario was not repaired
+
+    assert steps == [
+        "as shipped", "stop remediator", "start 01-missing-file.db",
+        "known good in 01-missing-file.db", "run missing-file",
+        "stop remediator", "as shipped", "known good in remediator.db", "start remediator.db"]
+
+
+@pytest.mark.parametrize(("env", "unset"), [
+    ({}, "ONCALL_EMAIL and ONCALL_SMARTHOST not set"),
+    ({"ONCALL_EMAIL": "sre@example.test"}, "ONCALL_SMARTHOST not set"),
+    ({"ONCALL_SMARTHOST": "relay.example.test:25"}, "ONCALL_EMAIL not set"),
+])
+def test_make_up_warns_when_the_human_route_reaches_no_one(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        env: dict[str, str], unset: str) -> None:
+    stack = load_stack_script()
+    monkeypatch.setattr(stack, "spawn", lambda state, name, argv, env=None: tmp_path / "log")
+    monkeypatch.setattr(stack, "wait_for", lambda *args, **kwargs: None)
+    for name in ("ONCALL_EMAIL", "ONCALL_SMARTHOST"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    stack.start_alertmanager(tmp_path, stack.monitoring_auth(tmp_path))
+    [line] = [line for line in capsys.readouterr().out.splitlines() if "WARNING" in line]
+    assert unset in line and "make down && make up" in line
+
+
+def test_make_up_says_nothing_when_the_human_route_is_set(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    stack = load_stack_script()
+    monkeypatch.setattr(stack, "spawn", lambda state, name, argv, env=None: tmp_path / "log")
+    monkeypatch.setattr(stack, "wait_for", lambda *args, **kwargs: None)
+    monkeypatch.setenv("ONCALL_EMAIL", "sre@example.test")
+    monkeypatch.setenv("ONCALL_SMARTHOST", "relay.example.test:25")
+    stack.start_alertmanager(tmp_path, stack.monitoring_auth(tmp_path))
+    assert "WARNING" not in capsys.readouterr().out
