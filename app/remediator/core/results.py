@@ -159,9 +159,12 @@ class ExecutionResult:
 
     @property
     def validated(self) -> bool:
-        """True when a validate step ran ok and none failed: the fix was checked."""
+        """True when no validate step failed and one ran ok, or the playbook has none (it
+        declares nothing to check): a run whose checks were all skipped is not validated."""
         checks = [step.status for step in self.steps if step.phase == "validate"]
-        return StepStatus.OK in checks and not any(status.failed for status in checks)
+        if any(status.failed for status in checks):
+            return False
+        return not checks or StepStatus.OK in checks
 
     def step(self, step_id: str) -> StepResult | None:
         """The result of the step with this id, if it ran."""

@@ -405,7 +405,8 @@ class _Execution:
                 return Outcome.FAILED, (f"validation step {step.id!r} {step.status.value}: "
                                         f"{step.error}")
         if stopped:
-            checked = ("validation passed" if self.result.validated
-                       else "no validation step ran")
+            ran_ok = any(step.phase == Phase.VALIDATE.value and step.status is StepStatus.OK
+                         for step in self.result.steps)
+            checked = "validation passed" if ran_ok else "no validation step ran"
             return Outcome.SUCCESS, f"{self._stopped_because}; {checked}"
         return Outcome.SUCCESS, None
