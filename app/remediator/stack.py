@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import re
 import secrets
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from remediator.adapters.private_files import write_private
 from remediator.core.defaults import DEFAULT_MONITORING_USERNAME
 
 __all__ = [
@@ -110,14 +110,6 @@ def bcrypt_hash(password: str) -> str:
     return str(hashed.decode())
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a file readable by its owner only, 0600 from its creation (never wider)."""
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-
-
 @dataclass(frozen=True)
 class MonitoringAuth:
     """The credentials Prometheus and Alertmanager accept, and where they are written."""
@@ -138,12 +130,12 @@ def monitoring_auth(folder: Path, username: str = DEFAULT_MONITORING_USERNAME) -
     password_file = folder / "monitoring-password"
     made = not password_file.exists()
     if made:
-        _write_private(password_file, secrets.token_urlsafe(24) + "\n")
+        write_private(password_file, secrets.token_urlsafe(24) + "\n")
     password = password_file.read_text().strip()
     web_config = folder / "web-config.yml"
     # Kept as it is once written: Prometheus and Alertmanager re-read it on every request.
     if made or not web_config.exists():
-        _write_private(web_config, yaml.safe_dump(
+        write_private(web_config, yaml.safe_dump(
             {"basic_auth_users": {username: bcrypt_hash(password)}}))
     return MonitoringAuth(username, password, password_file, web_config)
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["PRIVATE_MODE", "create_private", "write_private"]
+__all__ = ["PRIVATE_MODE", "create_private", "open_private", "write_private"]
 
 PRIVATE_MODE = 0o600
 """Owner read/write only."""
 
 
-def _open(path: Path, flags: int) -> int:
+def open_private(path: Path, flags: int) -> int:
+    """A descriptor of ``path`` opened with ``flags``, the file 0600 whether new or not."""
     # O_NOFOLLOW: a link planted where the file will be is refused, not written through.
     fd = os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), PRIVATE_MODE)
     try:
@@ -26,11 +27,11 @@ def _open(path: Path, flags: int) -> int:
 
 def create_private(path: Path) -> None:
     """Make sure ``path`` exists with mode 0600 (its content, if any, untouched)."""
-    os.close(_open(path, os.O_RDWR | os.O_CREAT))
+    os.close(open_private(path, os.O_RDWR | os.O_CREAT))
 
 
 def write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path``, a file with mode 0600 from its creation."""
-    fd = _open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Final
 
+from remediator.adapters.private_files import open_private
 from remediator.errors import StoreError
 
 __all__ = ["LOCK_SUFFIX", "StoreLock", "lock_store"]
@@ -44,7 +45,7 @@ def lock_store(db_path: str | Path) -> StoreLock | None:
         return None
     path = Path(f"{db_path}{LOCK_SUFFIX}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_private(path, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
