@@ -9,7 +9,8 @@ Import from the submodules; each has one job:
     units       durations ("10m") and sizes ("4g")
     actions     the action catalogue (names, mutating, arguments, outputs)
     templates   the sandboxed template and expression evaluator
-    playbook    the playbook model, loaders and playbook selection
+    playbook_model  the playbook model (frozen dataclasses)
+    playbook    the playbook loaders and playbook selection (re-exports the model)
     validate    `remediator validate`: problems with file, line and field
     runner      the step runner and the Runtime protocol adapters implement
     results     step and execution results, lifecycle enums

@@ -52,7 +52,7 @@ from remediator.core.actions import (
 )
 from remediator.core.alerts import ALERT_CONTEXT_KEYS
 from remediator.core.escalation_policy import LEVELS
-from remediator.core.playbook import (
+from remediator.core.playbook_model import (
     PHASE_ORDER,
     EscalationSpec,
     Limits,
