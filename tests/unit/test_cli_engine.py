@@ -207,3 +207,40 @@ def test_a_failed_run_exits_1(alert_file: Path) -> None:
     assert result.exit_code == 1
     assert "outcome: failed (step 'restart' (docker.restart) failed: container is dead)" \
         in result.output
+
+
+BROKEN_POLICY = """\
+channels:
+  slack: {type: slack, webhook_url: {env: SLACK_WEBHOOK_URL}}
+  pd:
+    type: pagerduty
+    routing_kee: {env: PD_KEY}
+teams:
+  emergency: {channels: [slack]}
+rules:
+  - name: down
+    team: emergency
+    level: critical
+    when:
+      - {fact: down_for, ge: 10m}
+      - {fact: downtime, ge: 10m}
+"""
+
+
+def test_validate_lists_every_problem_of_the_escalation_policy_with_its_line(
+        project: Path) -> None:
+    (project / "config" / "escalation.yml").write_text(BROKEN_POLICY)
+    result = invoke(validate, [])
+    assert result.exit_code == 1
+    lines = [line for line in result.stdout.splitlines() if "escalation.yml" in line]
+    where = [
+        "config/escalation.yml:4: channels.pd.routing_key: required for a pagerduty channel",
+        "config/escalation.yml:5: channels.pd.routing_kee: unknown key (did you mean "
+        "'routing_key'?)",
+        "config/escalation.yml:11: rule 'down': rules[0].level: expected one of page, notify",
+        "config/escalation.yml:14: rule 'down': rules[0].when[1].fact: unknown fact "
+        "'downtime'",
+    ]
+    assert len(lines) == len(where), result.stdout
+    for line, start in zip(lines, where, strict=True):
+        assert line.startswith(start), result.stdout

@@ -135,6 +135,25 @@ def test_serve_with_a_store_that_is_not_sqlite_says_so_before_starting(
     assert_clean_failure(result, "cannot start:", f"cannot open the store at {not_a_store}")
 
 
+
+@pytest.mark.usefixtures("no_gunicorn")
+def test_serve_with_a_broken_escalation_policy_names_each_problem_and_its_line(
+        tmp_path: Path) -> None:
+    policy = tmp_path / "escalation.yml"
+    policy.write_text("teams:\n  emergency:\n    channels: [sms]\nrules:\n"
+                      "  - {name: down, team: emergency, level: critical, when: []}\n")
+    config = tmp_path / "remediator.yml"
+    config.write_text(f"targets: []\nescalation_path: {policy}\n")
+    (tmp_path / "pb").mkdir()
+    result = invoke("serve", "--config", str(config), "--db", str(tmp_path / "r.db"),
+                    "--playbooks", str(tmp_path / "pb"), env={"REMEDIATOR_WEBHOOK_TOKEN": "t0k"})
+    assert_clean_failure(
+        result, "cannot start:",
+        f"{policy}:3: teams.emergency.channels[0]: no channel named 'sms'",
+        f"{policy}:5: rule 'down': rules[0].level: expected one of page, notify",
+        f"{policy}:5: rule 'down': rules[0].when: expected a non-empty list of conditions")
+
+
 # 7. replay reads the token from the variable the config names
 
 @responses.activate

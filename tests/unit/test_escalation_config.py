@@ -195,7 +195,7 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "teams:\n  emergency: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"line \d+"):
+    with pytest.raises(ConfigError, match=r"escalation\.yml:3: invalid YAML"):
         load_escalation_policy(path)
 
 
@@ -248,7 +248,7 @@ rules: [{{name: gpu-host, team: emergency, level: notify, when: [{condition}]}}]
     with pytest.raises(ConfigError) as caught:
         load_escalation_policy(path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: rule 'gpu-host': {key}: ")
+    assert message.startswith(f"{path}:4: rule 'gpu-host': {key}: ")
     assert "boolean" in message and "quote it" in message
 
 

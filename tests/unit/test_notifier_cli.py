@@ -81,7 +81,7 @@ def test_invalid_policy_exits_1_naming_the_file(tmp_path: Path) -> None:
     bad.write_text("teams: {x: {channels: [{type: fax}]}}\n")
     result = CliRunner().invoke(notify_test, ["x", "--config", str(bad)])
     assert result.exit_code == 1
-    assert f"{bad}: teams.x.channels[0].type: unknown channel type 'fax'" in result.stderr
+    assert f"{bad}:1: teams.x.channels[0].type: unknown channel type 'fax'" in result.stderr
 
 
 def test_every_channel_of_a_team_at_once(pagerduty: PagerDutySink) -> None:

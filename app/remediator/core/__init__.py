@@ -17,8 +17,9 @@ Import from the submodules; each has one job:
     classify    diagnose.classify (runbook error patterns -> scenario)
     problems    Problem (file, line, field, message), printed like a compiler message
 
-Escalation policy, redaction and retry backoff (escalation_policy, redact, backoff) live
-here too; see their own docstrings. Modules starting with `_` are internal.
+Escalation policy (escalation_policy and the escalation_* modules it names), redaction
+and retry backoff (redact, backoff) live here too; see their own docstrings. Modules
+starting with `_` are internal.
 """
 
 __all__: list[str] = []
