@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from remediator.core.backoff import DEFAULT_GIVE_UP_SECONDS, next_attempt_delay
-from remediator.core.escalation_policy import ChannelSpec
+from remediator.core.escalation_channels import ChannelSpec
 from remediator.errors import NotifyError, NotifyRetryable
 
 __all__ = [
