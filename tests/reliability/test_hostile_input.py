@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
-from remediator.service import Service, build_service
-from remediator.web import create_app
+from remediator.service.build import Service, build_service
+from remediator.service.web import create_app
 from tests.support.fixtures import ALERTMANAGER
 from tests.support.raw_db import rows
 

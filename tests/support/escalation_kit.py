@@ -23,7 +23,7 @@ from remediator.core.config import RemediatorConfig
 from remediator.core.escalation_policy import EscalationPolicy, parse_escalation_policy
 from remediator.core.targets import Target
 from remediator.errors import ActionFailed
-from remediator.service import Service, build_service
+from remediator.service.build import Service, build_service
 
 __all__ = [
     "PLAYBOOK",

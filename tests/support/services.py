@@ -12,7 +12,7 @@ from typing import Any
 from remediator.core.config import RemediatorConfig
 from remediator.core.runner import Runtime
 from remediator.core.targets import Target
-from remediator.service import Service, build_service
+from remediator.service.build import Service, build_service
 
 __all__ = ["APP_PROD", "FakeAlertmanager", "playbook_service"]
 

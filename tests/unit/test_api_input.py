@@ -12,8 +12,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from remediator.core.targets import Target
-from remediator.service import Service
-from remediator.web import MAX_BODY_BYTES, create_app
+from remediator.service.build import Service
+from remediator.service.web import MAX_BODY_BYTES, create_app
 from tests.support.fixtures import ALERTMANAGER
 from tests.support.raw_db import execute, rows
 from tests.support.services import playbook_service

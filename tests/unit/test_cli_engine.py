@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from remediator.cli_engine import run, validate
 from remediator.core.targets import Target
+from remediator.service.cli_engine import run, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = Path(__file__).parent / "playbooks"

@@ -10,7 +10,7 @@ import pytest
 import responses
 from click.testing import CliRunner, Result
 
-from remediator.cli import main
+from remediator.service.cli import main
 from remediator.store.sqlite import SqliteStore as Store
 
 HUGE_ID = "99999999999999999999"  # past SQLite's 64-bit INTEGER
@@ -108,7 +108,7 @@ def no_gunicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: Any, **__: Any) -> None:
         raise AssertionError("gunicorn started with a setup that cannot load")
 
-    monkeypatch.setattr("remediator.server.run_gunicorn", refuse)
+    monkeypatch.setattr("remediator.service.server.run_gunicorn", refuse)
 
 
 def serve(tmp_path: Path, *args: str) -> Result:

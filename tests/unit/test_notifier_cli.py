@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from remediator.cli_notify import notify_test
 from remediator.core.escalation_policy import load_escalation_policy
+from remediator.service.cli_notify import notify_test
 from tests.support import HttpSink, PagerDutySink
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,13 +17,13 @@ import yaml
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from remediator.cli import main
+from devstack.stack import Timings, render_alerts
 from remediator.core.escalation_policy import EscalationPolicy, load_escalation_policy
 from remediator.core.units import parse_duration
-from remediator.service import Service
-from remediator.stack import Timings, render_alerts
+from remediator.service.build import Service
+from remediator.service.cli import main
+from remediator.service.web import create_app
 from remediator.store.sqlite import SqliteStore as Store
-from remediator.web import create_app
 from tests.support import HttpSink, PagerDutySink
 from tests.support.escalation_kit import (
     ROUTING_KEY,

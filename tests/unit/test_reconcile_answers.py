@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from remediator.core.targets import Target
-from remediator.reconcile import Reconciler
-from remediator.service import Service
-from remediator.web import create_app
+from remediator.service.build import Service
+from remediator.service.reconcile import Reconciler
+from remediator.service.web import create_app
 from tests.support.fixtures import ALERTMANAGER
 from tests.support.raw_db import rows
 from tests.support.services import FakeAlertmanager, playbook_service
@@ -80,7 +80,7 @@ def test_the_loop_logs_an_unexpected_answer_as_a_skipped_round(
         return any("reconciliation skipped" in r.getMessage() and "not a list of alerts"
                    in r.getMessage() for r in caplog.records)
 
-    with caplog.at_level(logging.WARNING, logger="remediator.reconcile"):
+    with caplog.at_level(logging.WARNING, logger="remediator.service.reconcile"):
         rec.start()
         deadline = time.monotonic() + 10
         while not logged() and time.monotonic() < deadline:

@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from remediator.cli import main as cli
 from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
 from remediator.errors import TargetNotFound
-from remediator.service import Service, build_service
+from remediator.service.build import Service, build_service
+from remediator.service.cli import main as cli
+from remediator.service.web import create_app
 from remediator.store.records import StepRecord
-from remediator.web import create_app
 from tests.support.fixtures import ALERTMANAGER, alertmanager_payload
 from tests.support.raw_db import rows
 from tests.support.services import FakeAlertmanager
@@ -290,7 +290,7 @@ def test_report_tells_the_story_and_what_to_make_permanent(
 
 
 def test_make_permanent_names_rewritten_files_and_commands_run_in_the_container() -> None:
-    from remediator.report import permanent_changes
+    from remediator.service.report import permanent_changes
 
     def step(step_id: str, action: str, phase: str, args: dict[str, Any],
              status: str = "ok") -> dict[str, Any]:
@@ -513,7 +513,7 @@ def test_a_fix_that_does_not_validate_records_nothing(
 
 def test_reconciliation_keeps_a_reopened_incident_its_alert_still_fires_under_a_new_start(
         client: FlaskClient, service: Service) -> None:
-    from remediator.reconcile import Reconciler
+    from remediator.service.reconcile import Reconciler
 
     incident_id = fix_and_resolve(client, service)
     post(client, refire(3))  # re-fires inside the stability window: the same incident reopens

@@ -27,14 +27,14 @@ from remediator.core.results import (
 )
 from remediator.core.runner import Runtime, run_playbook
 from remediator.errors import PayloadError, RemediatorError
-from remediator.intake import Intake
 from remediator.metrics import ServiceMetrics
+from remediator.service.intake import Intake
 from remediator.store import Store
 from remediator.store.records import Execution, StepRecord
 
 __all__ = ["PAUSED_NOTE", "Worker"]
 
-log = logging.getLogger("remediator.worker")
+log = logging.getLogger("remediator.service.worker")
 
 POLL_INTERVAL = 0.5
 """Seconds the worker sleeps when nothing woke it."""

@@ -56,8 +56,8 @@ def check_setup(config: RemediatorConfig, *, db_path: Path, playbooks_dir: Path)
 
 def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: Path,
                playbooks_dir: Path, token: str | None, dry_run: bool, threads: int) -> None:
-    from remediator.service import Service, build_service
-    from remediator.web import create_app
+    from remediator.service.build import Service, build_service
+    from remediator.service.web import create_app
 
     services: list[Service] = []
 

@@ -17,9 +17,9 @@ from remediator.core.playbook import Playbook, load_playbooks
 from remediator.core.runner import Runtime
 from remediator.escalation import Clock, EscalationService, load_service_policy, utc_clock
 from remediator.metrics import ServiceMetrics
-from remediator.reconcile import Reconciler
+from remediator.service.reconcile import Reconciler
+from remediator.service.worker import Worker
 from remediator.store import Store, open_store
-from remediator.worker import Worker
 
 __all__ = ["Service", "build_service"]
 

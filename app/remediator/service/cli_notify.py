@@ -24,10 +24,10 @@ from pathlib import Path
 import click
 
 from remediator.adapters.notifiers import build_channels, dispatch, render_message
-from remediator.cli_engine import ROW_ID
 from remediator.core.defaults import DEFAULT_DB_PATH, DEFAULT_ESCALATION_PATH
 from remediator.core.escalation_policy import dedup_key, load_escalation_policy
 from remediator.errors import ConfigError, StoreError, TemplateError
+from remediator.service.cli_engine import ROW_ID
 
 __all__ = ["claim", "notify_test"]
 

@@ -28,7 +28,7 @@ from remediator.store import Store
 
 __all__ = ["RECONCILE_INTERVAL", "Reconciler", "to_webhook"]
 
-log = logging.getLogger("remediator.reconcile")
+log = logging.getLogger("remediator.service.reconcile")
 
 RECONCILE_INTERVAL = 180.0
 """Seconds between two reconciliations with Alertmanager."""

@@ -13,20 +13,20 @@ import logging
 from typing import IO, Any
 
 from flask import Flask, Response, jsonify, request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
 from remediator.core.alerts import parse_webhook
 from remediator.errors import PayloadError, StoreError
-from remediator.report import render_report
-from remediator.service import Service
-from remediator.store import MAX_ROW_ID
-from remediator.web_escalation import register_escalation_api
+from remediator.service.build import Service
+from remediator.service.web_api import api_blueprint
+from remediator.service.web_args import check_ids, error
+from remediator.service.web_escalation import escalation_blueprint
+from remediator.service.web_probes import probes_blueprint
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
-log = logging.getLogger("remediator.web")
+log = logging.getLogger("remediator.service.web")
 
 MAX_BODY_BYTES = 1 * 2**20
 """Largest webhook body accepted (413 above)."""
@@ -35,13 +35,6 @@ TOO_LARGE = f"body larger than {MAX_BODY_BYTES} bytes"
 
 WEBHOOK_PATH = "/api/v1/alerts"
 """Alertmanager's webhook: the only route `remediator_webhook_requests_total` counts."""
-
-_TRUE = frozenset({"", "1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-
-
-def error(status: int, message: str) -> tuple[Response, int]:
-    return jsonify({"error": message}), status
 
 
 def presented_token(header: str) -> str | None:
@@ -63,34 +56,6 @@ def authorized(service: Service) -> bool:
         return True  # started with --insecure-no-auth
     token = presented_token(request.headers.get("Authorization", ""))
     return token is not None and hmac.compare_digest(token.encode(), service.token.encode())
-
-
-def limit_arg(default: int = 50, cap: int = 1000) -> int:
-    try:
-        return max(1, min(cap, int(request.args.get("limit", default))))
-    except ValueError:
-        return default
-
-
-def bool_arg(name: str) -> bool | None:
-    """A yes/no query parameter: bare or empty is yes; None when present but unrecognised
-    (the caller refuses it rather than guess: a wrong guess could run a real fix)."""
-    value = request.args.get(name)
-    if value is None:
-        return False
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    return False if lowered in _FALSE else None
-
-
-def check_ids() -> tuple[Response, int] | None:
-    """An id in the path beyond SQLite's integer range names no row: 404, not a 500 from
-    the driver's OverflowError."""
-    for name, value in (request.view_args or {}).items():
-        if name.endswith("_id") and isinstance(value, int) and not 0 <= value <= MAX_ROW_ID:
-            return error(404, f"no {name.removesuffix('_id')} {value}")
-    return None
 
 
 def read_body(stream: IO[bytes], cap: int) -> bytes:
@@ -136,9 +101,9 @@ def create_app(service: Service) -> Flask:
     def api_error(exc: HTTPException) -> Response | HTTPException:
         return api_error_response(exc) if request.path.startswith("/api/") else exc
 
-    register_api(app, service)
-    register_escalation_api(app, service)
-    register_probes(app, service)
+    app.register_blueprint(api_blueprint(service))
+    app.register_blueprint(escalation_blueprint(service))
+    app.register_blueprint(probes_blueprint(service))
     return app
 
 
@@ -184,82 +149,3 @@ def receive(service: Service) -> tuple[int, dict[str, Any]]:
         return 503, {"error": "store unavailable; retry"}  # Alertmanager retries 5xx
     service.worker.wake()
     return 202, {"status": "accepted", "inbox_id": inbox_id, "alerts": len(payload.alerts)}
-
-
-def register_api(app: Flask, service: Service) -> None:
-    store = service.store
-
-    @app.get("/api/v1/incidents")
-    def incidents() -> Response:
-        return jsonify({"items": [i.view() for i in store.incidents(limit_arg())]})
-
-    @app.get("/api/v1/incidents/<int:incident_id>")
-    def incident(incident_id: int) -> tuple[Response, int]:
-        found = store.incident(incident_id)
-        return (jsonify(found.view()), 200) if found else error(404,
-                                                                f"no incident {incident_id}")
-
-    @app.get("/api/v1/executions")
-    def executions() -> Response:
-        return jsonify({"items": [e.view() for e in store.executions(limit_arg())]})
-
-    @app.get("/api/v1/executions/<int:execution_id>")
-    def execution(execution_id: int) -> tuple[Response, int]:
-        found = store.execution(execution_id)
-        return (jsonify(found.view()), 200) if found else error(
-            404, f"no execution {execution_id}")
-
-    @app.post("/api/v1/executions/<int:execution_id>/replay")
-    def replay(execution_id: int) -> tuple[Response, int]:
-        dry_run = bool_arg("dry_run")
-        if dry_run is None:
-            return error(400, f"dry_run: expected true or false (also 1/0, yes/no, on/off), "
-                              f"got {request.args['dry_run']!r}"[:200])
-        new_id = store.add_replay(execution_id, dry_run)
-        if new_id is None:
-            return error(404, f"no execution {execution_id}")
-        service.worker.wake()
-        return jsonify({"execution_id": new_id, "replay_of": execution_id,
-                        "dry_run": dry_run}), 202
-
-    @app.get("/api/v1/incidents/<int:incident_id>/report")
-    def report(incident_id: int) -> tuple[Response, int]:
-        found = store.incident(incident_id)
-        if found is None:
-            return error(404, f"no incident {incident_id}")
-        text = render_report(found.view(),
-                             [e.view() for e in store.executions_for(incident_id)])
-        return Response(text, mimetype="text/markdown"), 200
-
-    @app.get("/api/v1/dead-letters")
-    def dead_letters() -> Response:
-        return jsonify({"items": [d.view() for d in store.dead_letters(limit_arg())]})
-
-    @app.post("/api/v1/pause")
-    def pause() -> Response:
-        service.set_paused(True)
-        return jsonify({"paused": True})
-
-    @app.post("/api/v1/resume")
-    def resume() -> Response:
-        service.set_paused(False)
-        return jsonify({"paused": False})
-
-
-def register_probes(app: Flask, service: Service) -> None:
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify({"status": "ok"})
-
-    @app.get("/readyz")
-    def readyz() -> tuple[Response, int]:
-        checks = service.readiness()
-        # `engines` details each engine; `docker` already says whether any answers.
-        ok = all(value is True for key, value in checks.items()
-                 if key not in ("paused", "engines"))
-        return jsonify({"ready": ok, **checks}), 200 if ok else 503
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        service.refresh_gauges()
-        return Response(generate_latest(service.metrics.registry), mimetype=CONTENT_TYPE_LATEST)

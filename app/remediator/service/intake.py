@@ -22,7 +22,7 @@ from remediator.store.records import InboxItem, Incident, IncidentStatus
 
 __all__ = ["Intake", "IntakeEvent"]
 
-log = logging.getLogger("remediator.intake")
+log = logging.getLogger("remediator.service.intake")
 
 CHUNK = 32
 """Payloads processed per transaction: short, so webhook commits are not kept waiting."""
