@@ -20,7 +20,8 @@ from typing import Any
 import yaml
 
 from remediator.core.config import RemediatorConfig
-from remediator.core.escalation_policy import EscalationPolicy, parse_escalation_policy
+from remediator.core.escalation_eval import EscalationPolicy
+from remediator.core.escalation_load import parse_escalation_policy
 from remediator.core.targets import Target
 from remediator.errors import ActionFailed
 from remediator.service.build import Service, build_service

@@ -14,7 +14,8 @@ import pytest
 
 from remediator.core.alerts import Alert, parse_alert
 from remediator.core.config import load_config
-from remediator.core.playbook import Phase, Playbook, Step, load_playbook_text
+from remediator.core.playbook import load_playbook_text
+from remediator.core.playbook_model import Phase, Playbook, Step
 from remediator.core.results import ExecutionResult, Outcome, StepResult, StepStatus
 from remediator.core.runner import run_playbook
 from remediator.core.targets import Target

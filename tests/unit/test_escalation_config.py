@@ -13,12 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from remediator.core.escalation_policy import (
-    DEFAULT_PAGERDUTY_EVENTS_URL,
-    FACTS,
-    ValueRef,
-    load_escalation_policy,
-)
+from remediator.core.escalation_channels import DEFAULT_PAGERDUTY_EVENTS_URL, ValueRef
+from remediator.core.escalation_facts import FACTS
+from remediator.core.escalation_load import load_escalation_policy
 from remediator.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -215,7 +212,7 @@ def test_yaml_anchors_under_x_keys_are_allowed(tmp_path: Path) -> None:
 def test_facts_table_matches_the_dataclass() -> None:
     from dataclasses import fields
 
-    from remediator.core.escalation_policy import IncidentFacts
+    from remediator.core.escalation_facts import IncidentFacts
 
     names = {f.name for f in fields(IncidentFacts)}
     derived = {"down_for", "fallback_for", "failing_model_count", "affected_service_count"}

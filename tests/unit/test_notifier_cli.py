@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from remediator.core.escalation_policy import load_escalation_policy
+from remediator.core.escalation_load import load_escalation_policy
 from remediator.service.cli_notify import notify_test
 from tests.support import HttpSink, PagerDutySink
 

@@ -32,7 +32,7 @@ from remediator.core.backoff import (
     DEFAULT_GIVE_UP_SECONDS,
     next_attempt_delay,
 )
-from remediator.core.escalation_policy import ChannelSpec
+from remediator.core.escalation_channels import ChannelSpec
 from remediator.errors import NotifyPermanent, NotifyRetryable
 from tests.support import HttpSink, PagerDutySink
 

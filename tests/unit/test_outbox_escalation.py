@@ -18,7 +18,8 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from devstack.stack import Timings, render_alerts
-from remediator.core.escalation_policy import EscalationPolicy, load_escalation_policy
+from remediator.core.escalation_eval import EscalationPolicy
+from remediator.core.escalation_load import load_escalation_policy
 from remediator.core.units import parse_duration
 from remediator.service.build import Service
 from remediator.service.cli import main

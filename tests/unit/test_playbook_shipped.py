@@ -14,7 +14,8 @@ import yaml
 
 from remediator.core.alerts import Alert, parse_alert, parse_webhook
 from remediator.core.config import RemediatorConfig, load_config
-from remediator.core.playbook import Playbook, load_playbooks, select_playbook
+from remediator.core.playbook import load_playbooks, select_playbook
+from remediator.core.playbook_model import Playbook
 from remediator.core.results import ExecutionResult, Outcome
 from remediator.core.runner import run_playbook
 from remediator.core.targets import match_target

@@ -1,7 +1,7 @@
 """The playbook loaders and the choice of playbook for an alert.
 
 A playbook is data: YAML checked by `_playbook_schema` (see docs there and in the README),
-loaded into the frozen dataclasses of `playbook_model` (re-exported here), and run by
+loaded into the frozen dataclasses of `playbook_model`, and run by
 `runner.run_playbook`.
 """
 
@@ -18,15 +18,7 @@ from remediator.core._playbook_schema import (
 )
 from remediator.core._yaml import load_yaml_text
 from remediator.core.alerts import Alert
-from remediator.core.playbook_model import (
-    PHASE_ORDER,
-    EscalationSpec,
-    Limits,
-    OnFailure,
-    Phase,
-    Playbook,
-    Step,
-)
+from remediator.core.playbook_model import Playbook
 from remediator.core.problems import format_problems
 from remediator.errors import PlaybookSchemaError
 
@@ -34,13 +26,6 @@ if TYPE_CHECKING:
     from remediator.core.targets import Target
 
 __all__ = [
-    "PHASE_ORDER",
-    "EscalationSpec",
-    "Limits",
-    "OnFailure",
-    "Phase",
-    "Playbook",
-    "Step",
     "load_playbook",
     "load_playbook_text",
     "load_playbooks",

@@ -37,7 +37,7 @@ from remediator.core._core_actions import run_core_action
 from remediator.core.actions import bounds_problems, judge_outputs, normalize_args
 from remediator.core.alerts import Alert, alert_context
 from remediator.core.escalation_channels import LEVELS
-from remediator.core.playbook import EscalationSpec, OnFailure, Phase, Playbook, Step
+from remediator.core.playbook_model import EscalationSpec, OnFailure, Phase, Playbook, Step
 from remediator.core.results import (
     RESOLVED_NOTE,
     EscalationRequest,

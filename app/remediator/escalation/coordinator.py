@@ -30,13 +30,8 @@ from typing import Any, Final
 
 from remediator.adapters.notifiers import HttpTransport, Message, MessageKind, render_message
 from remediator.core import defaults
-from remediator.core.escalation_policy import (
-    SEVERITIES,
-    Escalation,
-    EscalationPolicy,
-    TeamConfig,
-    namespaced,
-)
+from remediator.core.escalation_channels import SEVERITIES, TeamConfig
+from remediator.core.escalation_eval import Escalation, EscalationPolicy, namespaced
 from remediator.core.results import EscalationRequest, ExecutionResult, Outcome
 from remediator.errors import ConfigError, TemplateError
 from remediator.escalation.claim import ClaimResult, claim_incident

@@ -25,7 +25,7 @@ from remediator.adapters.notifiers import (
     attempt_delivery,
     build_channel,
 )
-from remediator.core.escalation_policy import EscalationPolicy
+from remediator.core.escalation_eval import EscalationPolicy
 from remediator.escalation.outbox import DueDelivery, Outbox
 from remediator.metrics import ServiceMetrics
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from remediator.core.escalation_policy import IncidentFacts
+from remediator.core.escalation_facts import IncidentFacts
 from remediator.core.units import parse_duration
 from remediator.store import parse_iso
 from remediator.store.records import Execution, Incident, IncidentStatus, StepRecord

@@ -12,8 +12,9 @@ from prometheus_client import CollectorRegistry
 from remediator.adapters.ingest import GroupCommitWriter
 from remediator.adapters.monitoring_auth import monitoring_client
 from remediator.core.config import RemediatorConfig
-from remediator.core.escalation_policy import EscalationPolicy
-from remediator.core.playbook import Playbook, load_playbooks
+from remediator.core.escalation_eval import EscalationPolicy
+from remediator.core.playbook import load_playbooks
+from remediator.core.playbook_model import Playbook
 from remediator.core.runner import Runtime
 from remediator.escalation import Clock, EscalationService, load_service_policy, utc_clock
 from remediator.metrics import ServiceMetrics

@@ -25,7 +25,8 @@ import click
 
 from remediator.adapters.notifiers import build_channels, dispatch, render_message
 from remediator.core.defaults import DEFAULT_DB_PATH, DEFAULT_ESCALATION_PATH
-from remediator.core.escalation_policy import dedup_key, load_escalation_policy
+from remediator.core.escalation_eval import dedup_key
+from remediator.core.escalation_load import load_escalation_policy
 from remediator.errors import ConfigError, StoreError, TemplateError
 from remediator.service.cli_engine import ROW_ID
 

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from remediator.core.alerts import Alert, AlertStatus, parse_webhook
 from remediator.core.config import RemediatorConfig
-from remediator.core.playbook import Playbook, select_playbook
+from remediator.core.playbook import select_playbook
+from remediator.core.playbook_model import Playbook
 from remediator.core.targets import Target, match_target
 from remediator.errors import PayloadError
 from remediator.metrics import ServiceMetrics

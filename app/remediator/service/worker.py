@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediator.core.config import Mode, RemediatorConfig
-from remediator.core.playbook import Playbook
+from remediator.core.playbook_model import Playbook
 from remediator.core.results import (
     RESOLVED_NOTE,
     ExecutionResult,
