@@ -170,6 +170,7 @@ def test_bad_condition(tmp_path: Path, condition: dict[str, Any], key: str) -> N
 
 @pytest.mark.parametrize(("field", "value"), [
     ("level", "critical"), ("severity", "fatal"), ("once_per", "day"), ("when", []),
+    ("team", ["emergency"]),  # was a TypeError (unhashable list), not a ConfigError
 ])
 def test_bad_rule_setting(tmp_path: Path, field: str, value: object) -> None:
     message = broken(tmp_path, lambda d: d["rules"][0].update({field: value}))

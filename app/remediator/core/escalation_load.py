@@ -46,6 +46,7 @@ _RULE_KEYS: Final = ("name", "team", "level", "severity", "reason", "when", "onc
 _CHANNEL_KEYS: Final = ("type", "name", "levels")
 _REF_KEYS: Final = ("env", "file", "default")
 _ONCE_PER: Final = ("incident", "target_budget_window", "window")
+_HOUR: Final = timedelta(hours=1)  # budget_window and give_up_after when absent
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -106,6 +107,7 @@ class _Loader:
         self.base_dir = base_dir
         self.rule_name: str | None = None  # the rule being read, named in its problems
         self.broken_channels: set[str] = set()  # shared channels with a problem
+        self.channels_broken = False  # channels: itself is not a mapping
         self.incomplete_teams: set[str] = set()  # teams with a channel with a problem
 
     # where ---------------------------------------------------------------------
@@ -123,7 +125,7 @@ class _Loader:
 
     def mapping(self, container: Any, key: object, parent: str) -> dict[Any, Any] | None:
         """``container[key]`` (a dict's or a list's) if it is a mapping, else a problem."""
-        value = container[key]
+        value = container.get(key) if isinstance(container, dict) else container[key]
         if isinstance(value, dict):
             return value
         self.check.mapping(value, self._field(join_field(parent, key)),
@@ -142,15 +144,21 @@ class _Loader:
     def _field(self, field: str) -> str:
         return f"rule {self.rule_name!r}: {field}" if self.rule_name else field
 
-    def duration(self, container: Any, key: str, parent: str, default: str) -> timedelta | None:
-        """A duration longer than 0s (``default`` when absent), else a problem and None."""
+    def duration(self, container: Any, key: str, parent: str) -> timedelta | None:
+        """``container[key]`` as a duration, else a problem and None."""
         try:
-            value = timedelta(seconds=parse_duration(container.get(key, default)))
+            return timedelta(seconds=parse_duration(container[key]))
         except ValueError as exc:
             self.problem(container, key, parent, str(exc))
             return None
-        if value <= timedelta(0):
-            self.problem(container, key, parent, "must be longer than 0s")
+
+    def period(self, top: dict[Any, Any], key: str) -> timedelta | None:
+        """A top-level period longer than 0s (an hour when absent), else a problem."""
+        if key not in top:
+            return _HOUR
+        value = self.duration(top, key, "")
+        if value is not None and value <= timedelta(0):
+            self.problem(top, key, "", "must be longer than 0s")
             return None
         return value
 
@@ -166,8 +174,8 @@ class _Loader:
         shared = self.shared_channels(top) if "channels" in top else {}
         teams = self.teams(top, shared)
         rules = self.rules(top, teams)
-        window = self.duration(top, "budget_window", "", "1h")
-        give_up = self.duration(top, "give_up_after", "", "1h")
+        window = self.period(top, "budget_window")
+        give_up = self.period(top, "give_up_after")
         if self.count() or teams is None or rules is None or window is None or give_up is None:
             return None
         return EscalationPolicy(self.source, teams, rules, window, give_up)
@@ -176,6 +184,7 @@ class _Loader:
 
     def shared_channels(self, top: dict[Any, Any]) -> dict[str, ChannelSpec]:
         channels = self.mapping(top, "channels", "")
+        self.channels_broken = channels is None
         found: dict[str, ChannelSpec] = {}
         for name in channels or {}:
             channel = self.channel(channels, name, "channels", str(name))
@@ -261,6 +270,9 @@ class _Loader:
 
     def teams(self, top: dict[Any, Any], shared: Mapping[str, ChannelSpec]
               ) -> dict[str, TeamConfig] | None:
+        if "teams" not in top:
+            self.problem(top, "teams", "", "is required: at least one team is needed")
+            return None
         teams = self.mapping(top, "teams", "")
         if teams is None:
             return None
@@ -309,7 +321,7 @@ class _Loader:
                      shared: Mapping[str, ChannelSpec]) -> ChannelSpec | None:
         item = items[index]
         if isinstance(item, str):
-            if item in self.broken_channels:
+            if item in self.broken_channels or self.channels_broken:
                 return None  # its own problem is reported under channels:
             if item not in shared:
                 self.problem(items, index, key, f"no channel named {item!r} under channels: "
@@ -356,13 +368,13 @@ class _Loader:
                    teams: Mapping[str, TeamConfig] | None) -> Rule | None:
         before = self.count()
         team = spec.get("team")
-        if teams is not None and team not in teams:
-            self.problem(spec, "team", key,
-                         f"unknown team {team!r} (teams: {', '.join(teams)})")
+        known = teams is not None and isinstance(team, str) and team in teams
+        if teams is not None and not known:
+            self.problem(spec, "team", key, f"unknown team {team!r} (teams: {', '.join(teams)})")
         level = spec.get("level")
         if level not in LEVELS:
             self.problem(spec, "level", key, f"expected one of {', '.join(LEVELS)}")
-        elif teams is not None and team in teams and team not in self.incomplete_teams:
+        elif teams is not None and known and team not in self.incomplete_teams:
             self.level_reaches_team(spec, key, teams[str(team)], level)
         severity = spec.get("severity", DEFAULT_SEVERITY.get(str(level), "warning"))
         if severity not in SEVERITIES:
@@ -423,7 +435,7 @@ class _Loader:
     def operand(self, kind: FactKind, op: str, spec: dict[Any, Any], parent: str) -> Any:
         value = spec[op]
         if kind == "duration":
-            return self.duration(spec, op, parent, "")
+            return self.duration(spec, op, parent)
         if kind == "count" and (not isinstance(value, int) or isinstance(value, bool)):
             self.problem(spec, op, parent, f"expected a whole number, got {value!r}")
         elif kind == "bool" and value is not None and not isinstance(value, bool):
