@@ -107,7 +107,7 @@ class _Loader:
         self.base_dir = base_dir
         self.rule_name: str | None = None  # the rule being read, named in its problems
         self.broken_channels: set[str] = set()  # shared channels with a problem
-        self.channels_broken = False  # channels: itself is not a mapping
+        self.channels_unreadable = False  # channels: itself is not a mapping
         self.incomplete_teams: set[str] = set()  # teams with a channel with a problem
 
     # where ---------------------------------------------------------------------
@@ -117,8 +117,8 @@ class _Loader:
         self.add(child_line(container, key), join_field(parent, key), message)
 
     def add(self, line: int, field: str, message: str) -> None:
-        rule = f"rule {self.rule_name!r}: " if self.rule_name else ""
-        self.check.add(line, f"{rule}{field}", message)
+        """A problem at ``line``; inside a rule, the field names the rule."""
+        self.check.add(line, self._field(field), message)
 
     def count(self) -> int:
         return len(self.check.problems)
@@ -184,7 +184,7 @@ class _Loader:
 
     def shared_channels(self, top: dict[Any, Any]) -> dict[str, ChannelSpec]:
         channels = self.mapping(top, "channels", "")
-        self.channels_broken = channels is None
+        self.channels_unreadable = channels is None
         found: dict[str, ChannelSpec] = {}
         for name in channels or {}:
             channel = self.channel(channels, name, "channels", str(name))
@@ -321,7 +321,7 @@ class _Loader:
                      shared: Mapping[str, ChannelSpec]) -> ChannelSpec | None:
         item = items[index]
         if isinstance(item, str):
-            if item in self.broken_channels or self.channels_broken:
+            if item in self.broken_channels or self.channels_unreadable:
                 return None  # its own problem is reported under channels:
             if item not in shared:
                 self.problem(items, index, key, f"no channel named {item!r} under channels: "
