@@ -112,9 +112,9 @@ def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_di
         docker_error = lambda: real.docker.ping_error  # noqa: E731
         engine_states = real.engines.states if real.engines else None
     worker = Worker(store, config, playbooks, runtime, metrics, dry_run=dry_run)
-    writer = GroupCommitWriter(store)
+    writer = GroupCommitWriter(store, metrics=metrics)
     reconciler = Reconciler(store, config.alertmanager_url, writer.submit, worker.wake,
-                            client=monitoring_client(config))
+                            client=monitoring_client(config), metrics=metrics)
     escalation = EscalationService(store, policy, metrics, clock=clock, env=notify_env)
     worker.on_finished = escalation.execution_finished
     return Service(config, store, playbooks, worker, metrics, token, writer, reconciler,

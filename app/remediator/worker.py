@@ -8,13 +8,13 @@ decides what to do about a mutating step that was mid-flight.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from remediator.background import BackgroundLoop
 from remediator.core.config import Mode, RemediatorConfig
 from remediator.core.playbook import Playbook
 from remediator.core.results import (
@@ -65,10 +65,9 @@ class Worker:
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency,
                                         thread_name_prefix="execution")
         self._busy: dict[str, Future[None]] = {}
-        self._wake = threading.Event()
         self._next_housekeeping = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("worker", self.tick, interval_s=POLL_INTERVAL,
+                                    coalesce_s=COALESCE, metrics=metrics, log=log)
         # Called once an execution's outcome is stored, with the execution as stored (its
         # redacted steps included); the service wires escalation here (a prompt nudge: what
         # escalation needs was committed with the outcome).
@@ -78,28 +77,14 @@ class Worker:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self._log_interrupted()
-        self._thread = threading.Thread(target=self._loop, name="worker", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._loop.stop(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:
-        self._wake.set()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:  # the loop must survive anything one tick throws
-                log.exception("worker tick failed; retrying")
-            if self._wake.wait(POLL_INTERVAL) and not self._stop.is_set():
-                self._stop.wait(COALESCE)
-            self._wake.clear()
+        self._loop.wake()
 
     def tick(self) -> None:
         self.intake.drain()

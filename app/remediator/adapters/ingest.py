@@ -11,13 +11,18 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
+from remediator.background import BackgroundLoop
 from remediator.errors import StoreError
+from remediator.metrics import ServiceMetrics
 from remediator.store import Store
 
 __all__ = ["GroupCommitWriter"]
 
 MAX_BATCH = 256
 """Most payloads committed in one transaction."""
+
+IDLE_S = 1.0
+"""Seconds the writer sleeps when no submit woke it (a submit always wakes it)."""
 
 SUBMIT_TIMEOUT = 30.0
 """Seconds a request waits for its commit before answering 503 (Alertmanager retries)."""
@@ -33,13 +38,16 @@ class _Pending:
 
 
 class GroupCommitWriter:
-    def __init__(self, store: Store, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, store: Store, max_batch: int = MAX_BATCH,
+                 metrics: ServiceMetrics | None = None) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="inbox-writer", daemon=True)
-        self._thread.start()
+        # Woken by every submit; closing commits what is queued first (the final round).
+        self._loop = BackgroundLoop("inbox-writer", self._round, interval_s=IDLE_S,
+                                    final_tick=True, metrics=metrics)
+        self._loop.start()
 
     def submit(self, body: bytes) -> int:
         """Store `body` in the inbox; returns its id once committed, else raises StoreError."""
@@ -47,6 +55,7 @@ class GroupCommitWriter:
             raise StoreError("the inbox writer is closed (shutting down)")
         pending = _Pending(body)
         self._queue.put(pending)
+        self._loop.wake()
         if not pending.done.wait(SUBMIT_TIMEOUT):
             pending.abandoned = True  # still queued: never stored; mid-commit: a duplicate
             raise StoreError(f"inbox commit did not finish within {SUBMIT_TIMEOUT:.0f}s")
@@ -57,25 +66,24 @@ class GroupCommitWriter:
     def close(self) -> None:
         """Refuse new payloads; those already queued are committed first."""
         self._closed = True
-        self._queue.put(None)
-        self._thread.join(5)
+        self._loop.stop(5)
 
-    def _loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._commit(batch)
-                    return
-                batch.append(item)
+    def _round(self) -> float | None:
+        """Commit the next batch (every batch, when closing); go again at once if more wait."""
+        while batch := self._next_batch():
             self._commit(batch)
+            if not self._loop.stopping:
+                break
+        return None if self._queue.empty() else 0.0
+
+    def _next_batch(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
 
     def _commit(self, batch: list[_Pending]) -> None:
         batch = [item for item in batch if not item.abandoned]

@@ -29,6 +29,8 @@ __all__ = [
     "DEFAULT_WEBHOOK_TOKEN_ENV",
     "DEFAULT_WRITE_PATHS",
     "ENV_PREFIX",
+    "LOOP_ERROR_BACKOFF_MAX_S",
+    "LOOP_STOP_TIMEOUT_S",
     "MAX_ARCHIVE_BYTES",
     "MAX_HTTP_BODY_BYTES",
     "MAX_LOG_BYTES",
@@ -114,3 +116,9 @@ MAX_ARCHIVE_BYTES = 1 << 28
 
 MAX_HTTP_BODY_BYTES = 1 << 20
 """Bytes of an http.check / prometheus.query answer read (the rest is cut, and said so)."""
+
+LOOP_ERROR_BACKOFF_MAX_S = 30.0
+"""Longest a background loop waits after rounds that failed in a row (unless woken)."""
+
+LOOP_STOP_TIMEOUT_S = 10.0
+"""Seconds stopping a background loop waits for its round in flight to end."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from remediator.adapters.notifiers import (
     attempt_delivery,
     build_channel,
 )
+from remediator.background import BackgroundLoop
 from remediator.core.escalation_policy import EscalationPolicy
 from remediator.escalation.outbox import DueDelivery, Outbox
 from remediator.metrics import ServiceMetrics
@@ -61,9 +61,8 @@ class Dispatcher:
         self.rand = rand
         self._busy: dict[str, Future[None]] = {}
         self._pool: ThreadPoolExecutor | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("outbox", self._round, interval_s=MAX_IDLE_S,
+                                    metrics=metrics, log=log)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -72,15 +71,11 @@ class Dispatcher:
             log.warning("%d notification deliveries were interrupted; trying them again",
                         recovered)
         self._pool = ThreadPoolExecutor(PARALLEL_CHANNELS, thread_name_prefix="notify")
-        self._thread = threading.Thread(target=self._loop, name="outbox", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking work and let attempts in flight finish (up to ``timeout``)."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._loop.stop(timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             # An attempt in flight records its own outcome; one that was only queued is
@@ -88,16 +83,11 @@ class Dispatcher:
             wait(list(self._busy.values()), timeout)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._submit_due()
-            except Exception:  # the loop must outlive any one bad round
-                log.exception("outbox round failed; retrying")
-            self._wake.wait(self._idle_seconds())
-            self._wake.clear()
+    def _round(self) -> float:
+        self._submit_due()
+        return self._idle_seconds()
 
     def _idle_seconds(self) -> float:
         due = self.outbox.next_attempt_at()
@@ -107,11 +97,11 @@ class Dispatcher:
 
     def _submit_due(self) -> None:
         self._busy = {name: f for name, f in self._busy.items() if not f.done()}
-        if self._pool is None or self._stop.is_set():
+        if self._pool is None or self._loop.stopping:
             return
         for due in self.outbox.claim_due(self.clock(), busy=self._busy):
             future = self._pool.submit(self.attempt, due)
-            future.add_done_callback(lambda _: self._wake.set())
+            future.add_done_callback(lambda _: self._loop.wake())
             self._busy[due.channel] = future
 
     # -- attempts -------------------------------------------------------------------------
