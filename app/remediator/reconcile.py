@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -23,6 +22,7 @@ import requests
 from remediator.adapters.http import HttpClient
 from remediator.background import BackgroundLoop
 from remediator.core.alerts import parse_alert
+from remediator.core.clock import now_iso
 from remediator.errors import PayloadError
 from remediator.metrics import ServiceMetrics
 from remediator.store import Store
@@ -140,7 +140,7 @@ class Reconciler:
         self._absent = set(absent) - {row.id for row in ended}
         if not ended:
             return
-        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        now = now_iso()
         alerts = [{"labels": dict(row.labels), "annotations": dict(row.annotations),
                    "startsAt": row.starts_at, "endsAt": now,
                    "generatorURL": row.generator_url, "fingerprint": row.fingerprint}

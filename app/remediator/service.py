@@ -11,11 +11,12 @@ from prometheus_client import CollectorRegistry
 
 from remediator.adapters.ingest import GroupCommitWriter
 from remediator.adapters.monitoring_auth import monitoring_client
+from remediator.core.clock import Clock, utc_now
 from remediator.core.config import RemediatorConfig
 from remediator.core.escalation_policy import EscalationPolicy
 from remediator.core.playbook import Playbook, load_playbooks
 from remediator.core.runner import Runtime
-from remediator.escalation import Clock, EscalationService, load_service_policy, utc_clock
+from remediator.escalation import EscalationService, load_service_policy
 from remediator.metrics import ServiceMetrics
 from remediator.reconcile import Reconciler
 from remediator.store import Store, open_store
@@ -90,7 +91,7 @@ class Service:
 def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_dir: str | Path,
                   token: str | None, runtime: Runtime | None = None, dry_run: bool = False,
                   registry: CollectorRegistry | None = None,
-                  policy: EscalationPolicy | None = None, clock: Clock = utc_clock,
+                  policy: EscalationPolicy | None = None, clock: Clock = utc_now,
                   notify_env: Mapping[str, str] | None = None) -> Service:
     """Wire a Service; `runtime=None` means the real adapters (Docker, HTTP).
 

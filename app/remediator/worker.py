@@ -11,10 +11,11 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from remediator.background import BackgroundLoop
+from remediator.core.clock import Clock, utc_now
 from remediator.core.config import Mode, RemediatorConfig
 from remediator.core.playbook import Playbook
 from remediator.core.results import (
@@ -54,14 +55,16 @@ PAUSED_NOTE = "Remediator was paused (remediator pause)"
 
 class Worker:
     def __init__(self, store: Store, config: RemediatorConfig, playbooks: Sequence[Playbook],
-                 runtime: Runtime, metrics: ServiceMetrics, *, dry_run: bool = False) -> None:
+                 runtime: Runtime, metrics: ServiceMetrics, *, dry_run: bool = False,
+                 clock: Clock = utc_now) -> None:
         self.store = store
         self.config = config
         self.playbooks = {pb.name: pb for pb in playbooks}
         self.runtime = runtime
         self.metrics = metrics
         self.dry_run = dry_run
-        self.intake = Intake(store, config, playbooks, metrics)
+        self.clock = clock
+        self.intake = Intake(store, config, playbooks, metrics, clock)
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency,
                                         thread_name_prefix="execution")
         self._busy: dict[str, Future[None]] = {}
@@ -96,7 +99,7 @@ class Worker:
 
     def prune(self) -> int:
         """Retention: forget executions older than RETENTION_DAYS (incidents stay)."""
-        return self.store.prune(datetime.now(UTC) - timedelta(days=RETENTION_DAYS))
+        return self.store.prune(self.clock() - timedelta(days=RETENTION_DAYS))
 
     def close_stable(self) -> list[int]:
         """Close incidents that stayed healthy for the stability window after their fix,
@@ -104,7 +107,7 @@ class Worker:
         first recorded when the fix validated)."""
         window = timedelta(seconds=self.config.stability_window_s)
         closed = []
-        for incident in self.store.closable(datetime.now(UTC) - window):
+        for incident in self.store.closable(self.clock() - window):
             self.store.close_incident(incident.id)
             closed.append(incident.id)
             log.info("incident %s stayed healthy for %.0fs: closed", incident.id,

@@ -31,6 +31,7 @@ from typing import Any, Final
 from remediator.adapters.notifiers import HttpTransport, Message, MessageKind, render_message
 from remediator.background import BackgroundLoop
 from remediator.core import defaults
+from remediator.core.clock import Clock, utc_now
 from remediator.core.escalation_policy import (
     SEVERITIES,
     Escalation,
@@ -41,7 +42,7 @@ from remediator.core.escalation_policy import (
 from remediator.core.results import EscalationRequest, ExecutionResult, Outcome
 from remediator.errors import ConfigError, TemplateError
 from remediator.escalation.claim import ClaimResult, claim_incident
-from remediator.escalation.dispatcher import Clock, Dispatcher, utc_clock
+from remediator.escalation.dispatcher import Dispatcher
 from remediator.escalation.facts import (
     Fleet,
     fleet,
@@ -91,7 +92,7 @@ class EscalationService:
     """Outbox + dispatcher + policy driver for one store; start/stop with the worker."""
 
     def __init__(self, store: Store, policy: EscalationPolicy, metrics: ServiceMetrics, *,
-                 clock: Clock = utc_clock, env: Mapping[str, str] | None = None,
+                 clock: Clock = utc_now, env: Mapping[str, str] | None = None,
                  transport: HttpTransport | None = None,
                  rand: Callable[[], float] = random.random,
                  template_dir: str | Path | None = None,

@@ -14,7 +14,6 @@ import os
 import random
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime
 from typing import Final
 
 from remediator.adapters.notifiers import (
@@ -25,15 +24,14 @@ from remediator.adapters.notifiers import (
     build_channel,
 )
 from remediator.background import BackgroundLoop
+from remediator.core.clock import Clock, utc_now
 from remediator.core.escalation_policy import EscalationPolicy
 from remediator.escalation.outbox import DueDelivery, Outbox
 from remediator.metrics import ServiceMetrics
 
-__all__ = ["Clock", "Dispatcher", "utc_clock"]
+__all__ = ["Dispatcher"]
 
 log = logging.getLogger("remediator.outbox")
-
-Clock = Callable[[], datetime]
 
 MAX_IDLE_S: Final = 5.0
 """Longest the dispatcher sleeps without being woken (rows added by another process)."""
@@ -42,16 +40,12 @@ PARALLEL_CHANNELS: Final = 4
 """Channels attempted at the same time; a slow one never holds the others."""
 
 
-def utc_clock() -> datetime:
-    return datetime.now(UTC)
-
-
 class Dispatcher:
     """Sends due deliveries; ``deliver_due`` is the synchronous form tests drive."""
 
     def __init__(self, outbox: Outbox, policy: EscalationPolicy, metrics: ServiceMetrics, *,
                  env: Mapping[str, str] | None = None, transport: HttpTransport | None = None,
-                 clock: Clock = utc_clock, rand: Callable[[], float] = random.random) -> None:
+                 clock: Clock = utc_now, rand: Callable[[], float] = random.random) -> None:
         self.outbox = outbox
         self.policy = policy
         self.metrics = metrics

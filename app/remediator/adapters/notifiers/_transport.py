@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import requests
 
+from remediator.core.clock import utc_now
 from remediator.core.redact import MASK, redact
 from remediator.errors import NotifyPermanent, NotifyRetryable
 
@@ -117,7 +118,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (when - (now or utc_now())).total_seconds())
 
 
 def _snippet(text: str, secrets: Iterable[str]) -> str:
