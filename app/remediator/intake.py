@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from remediator.core import defaults
 from remediator.core.alerts import Alert, AlertStatus, parse_webhook
 from remediator.core.clock import Clock, utc_now
 from remediator.core.config import RemediatorConfig
@@ -24,9 +25,6 @@ from remediator.store.records import InboxItem, Incident, IncidentStatus
 __all__ = ["Intake", "IntakeEvent"]
 
 log = logging.getLogger("remediator.intake")
-
-CHUNK = 32
-"""Payloads processed per transaction: short, so webhook commits are not kept waiting."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +49,8 @@ class Intake:
         (kept, with the reason) so it cannot block the rest."""
         items = self.store.unprocessed_inbox(limit)
         events: list[IntakeEvent] = []
-        for start in range(0, len(items), CHUNK):
-            chunk = items[start:start + CHUNK]
+        for start in range(0, len(items), defaults.INTAKE_CHUNK_PAYLOADS):
+            chunk = items[start:start + defaults.INTAKE_CHUNK_PAYLOADS]
             try:
                 events += self._process(chunk)
             except Exception:

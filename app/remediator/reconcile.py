@@ -21,18 +21,16 @@ import requests
 
 from remediator.adapters.http import HttpClient
 from remediator.background import BackgroundLoop
+from remediator.core import defaults
 from remediator.core.alerts import parse_alert
 from remediator.core.clock import now_iso
 from remediator.errors import PayloadError
 from remediator.metrics import ServiceMetrics
 from remediator.store import Store
 
-__all__ = ["RECONCILE_INTERVAL", "Reconciler", "to_webhook"]
+__all__ = ["Reconciler", "to_webhook"]
 
 log = logging.getLogger("remediator.reconcile")
-
-RECONCILE_INTERVAL = 180.0
-"""Seconds between two reconciliations with Alertmanager."""
 
 RECEIVER = "remediator"
 """Alertmanager receiver whose alerts are Remediator's (the name in alertmanager.yml)."""
@@ -57,7 +55,7 @@ _JSON_TYPES = {dict: "object", str: "string", int: "number", float: "number",
 
 class Reconciler:
     def __init__(self, store: Store, alertmanager_url: str, submit: Callable[[bytes], int],
-                 wake: Callable[[], None], *, interval: float = RECONCILE_INTERVAL,
+                 wake: Callable[[], None], *, interval: float = defaults.RECONCILE_INTERVAL_S,
                  receiver: str = RECEIVER, client: HttpClient | None = None,
                  metrics: ServiceMetrics | None = None) -> None:
         self.store = store

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from flask import Flask, Response, jsonify, request
 
+from remediator.core import defaults
 from remediator.escalation import ClaimRefused
 from remediator.service import Service
 
 __all__ = ["register_escalation_api"]
-
-_CLAIMANT_MAX = 200
 
 
 def register_escalation_api(app: Flask, service: Service) -> None:
@@ -36,7 +35,7 @@ def register_escalation_api(app: Flask, service: Service) -> None:
     def claim(incident_id: int) -> tuple[Response, int]:
         body = request.get_json(silent=True)
         by = body.get("by") if isinstance(body, dict) else None
-        if not isinstance(by, str) or not by.strip() or len(by) > _CLAIMANT_MAX:
+        if not isinstance(by, str) or not by.strip() or len(by) > defaults.MAX_CLAIMANT_CHARS:
             return _error(400, 'say who takes over: JSON body {"by": "<name>"}')
         if service.escalation is None:
             return _error(503, "escalation is not running in this service")

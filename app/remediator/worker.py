@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from remediator.background import BackgroundLoop
+from remediator.core import defaults
 from remediator.core.clock import Clock, utc_now
 from remediator.core.config import Mode, RemediatorConfig
 from remediator.core.playbook import Playbook
@@ -37,18 +38,6 @@ __all__ = ["PAUSED_NOTE", "Worker"]
 
 log = logging.getLogger("remediator.worker")
 
-POLL_INTERVAL = 0.5
-"""Seconds the worker sleeps when nothing woke it."""
-
-RETENTION_DAYS = 30
-"""Days finished executions and processed payloads are kept."""
-
-HOUSEKEEPING_INTERVAL = 5.0
-"""Seconds between checks for incidents whose stability window has passed."""
-
-COALESCE = 0.05
-"""Seconds the worker lets a burst of webhooks gather before draining them together."""
-
 PAUSED_NOTE = "Remediator was paused (remediator pause)"
 """Why a step a pause stopped was skipped (its note starts with this)."""
 
@@ -69,8 +58,8 @@ class Worker:
                                         thread_name_prefix="execution")
         self._busy: dict[str, Future[None]] = {}
         self._next_housekeeping = 0.0
-        self._loop = BackgroundLoop("worker", self.tick, interval_s=POLL_INTERVAL,
-                                    coalesce_s=COALESCE, metrics=metrics, log=log)
+        self._loop = BackgroundLoop("worker", self.tick, interval_s=defaults.WORKER_POLL_INTERVAL_S,
+                                    coalesce_s=defaults.WORKER_COALESCE_S, metrics=metrics, log=log)
         # Called once an execution's outcome is stored, with the execution as stored (its
         # redacted steps included); the service wires escalation here (a prompt nudge: what
         # escalation needs was committed with the outcome).
@@ -93,13 +82,13 @@ class Worker:
         self.intake.drain()
         self._dispatch()
         if time.monotonic() >= self._next_housekeeping:
-            self._next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
+            self._next_housekeeping = time.monotonic() + defaults.HOUSEKEEPING_INTERVAL_S
             self.close_stable()
             self.prune()
 
     def prune(self) -> int:
-        """Retention: forget executions older than RETENTION_DAYS (incidents stay)."""
-        return self.store.prune(self.clock() - timedelta(days=RETENTION_DAYS))
+        """Retention: forget executions older than defaults.RETENTION_DAYS (incidents stay)."""
+        return self.store.prune(self.clock() - timedelta(days=defaults.RETENTION_DAYS))
 
     def close_stable(self) -> list[int]:
         """Close incidents that stayed healthy for the stability window after their fix,

@@ -12,20 +12,12 @@ import threading
 from dataclasses import dataclass, field
 
 from remediator.background import BackgroundLoop
+from remediator.core import defaults
 from remediator.errors import StoreError
 from remediator.metrics import ServiceMetrics
 from remediator.store import Store
 
 __all__ = ["GroupCommitWriter"]
-
-MAX_BATCH = 256
-"""Most payloads committed in one transaction."""
-
-IDLE_S = 1.0
-"""Seconds the writer sleeps when no submit woke it (a submit always wakes it)."""
-
-SUBMIT_TIMEOUT = 30.0
-"""Seconds a request waits for its commit before answering 503 (Alertmanager retries)."""
 
 
 @dataclass
@@ -38,15 +30,16 @@ class _Pending:
 
 
 class GroupCommitWriter:
-    def __init__(self, store: Store, max_batch: int = MAX_BATCH,
+    def __init__(self, store: Store, max_batch: int = defaults.INBOX_BATCH_MAX_PAYLOADS,
                  metrics: ServiceMetrics | None = None) -> None:
         self.store = store
         self.max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._closed = False
         # Woken by every submit; closing commits what is queued first (the final round).
-        self._loop = BackgroundLoop("inbox-writer", self._round, interval_s=IDLE_S,
-                                    final_tick=True, metrics=metrics)
+        self._loop = BackgroundLoop("inbox-writer", self._round,
+                                    interval_s=defaults.INBOX_WRITER_IDLE_S, final_tick=True,
+                                    metrics=metrics)
         self._loop.start()
 
     def submit(self, body: bytes) -> int:
@@ -56,9 +49,10 @@ class GroupCommitWriter:
         pending = _Pending(body)
         self._queue.put(pending)
         self._loop.wake()
-        if not pending.done.wait(SUBMIT_TIMEOUT):
+        if not pending.done.wait(defaults.INBOX_SUBMIT_TIMEOUT_S):
             pending.abandoned = True  # still queued: never stored; mid-commit: a duplicate
-            raise StoreError(f"inbox commit did not finish within {SUBMIT_TIMEOUT:.0f}s")
+            raise StoreError("inbox commit did not finish within "
+                             f"{defaults.INBOX_SUBMIT_TIMEOUT_S:.0f}s")
         if pending.error is not None or pending.inbox_id is None:
             raise StoreError(pending.error or "inbox commit failed")
         return pending.inbox_id

@@ -36,7 +36,7 @@ from typing import Any, Final, Literal, cast
 import yaml
 
 from remediator.core._yaml import type_name
-from remediator.core.backoff import DEFAULT_GIVE_UP_SECONDS
+from remediator.core.defaults import NOTIFY_GIVE_UP_S
 from remediator.core.units import parse_duration
 from remediator.errors import ConfigError
 
@@ -374,7 +374,7 @@ class EscalationPolicy:
         teams: Mapping[str, TeamConfig],
         rules: Sequence[Rule],
         budget_window: timedelta = timedelta(hours=1),
-        give_up_after: timedelta = timedelta(seconds=DEFAULT_GIVE_UP_SECONDS),
+        give_up_after: timedelta = timedelta(seconds=NOTIFY_GIVE_UP_S),
     ) -> None:
         self.source = source
         self.teams: Mapping[str, TeamConfig] = dict(teams)

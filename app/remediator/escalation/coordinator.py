@@ -62,13 +62,7 @@ log = logging.getLogger("remediator.escalation")
 CHAT_CHANNEL_TYPES: Final = ("slack", "teams")
 """Channel types that get the non-paging info notices (people read them, nobody is woken)."""
 
-_RETRY_FAILED: Final = timedelta(seconds=30)  # an incident whose evaluation raised
-
-POLL_S: Final = 1.0
-"""How often the timer looks for store changes it was not told about (intake, CLI claim)."""
-
-PASS_GAP_FACTOR: Final = 9.0
-"""A pass triggered only by store changes waits this many times the last pass's duration."""
+_RETRY_FAILED: Final = timedelta(seconds=defaults.ESCALATION_RETRY_FAILED_S)
 
 _INFO_LEVEL: Final = "notify"
 
@@ -107,8 +101,9 @@ class EscalationService:
         self.dispatcher = Dispatcher(self.outbox, policy, metrics, env=env,
                                      transport=transport, clock=clock, rand=rand)
         metrics.outbox_depth.set_function(self._depth)
-        self._loop = BackgroundLoop("escalation", self._timer_round, interval_s=POLL_S,
-                                    metrics=metrics, log=log)
+        self._loop = BackgroundLoop("escalation", self._timer_round,
+                                    interval_s=defaults.ESCALATION_POLL_S, metrics=metrics,
+                                    log=log)
         # The timer's memory of its last round (see _timer_round).
         self._seen: tuple[Any, ...] | None = None
         self._due: datetime | None = None
@@ -137,21 +132,21 @@ class EscalationService:
         """A pass when woken (told of a change: look at once), when the store changed, or
         when a rule is due; returns how long to sleep."""
         now, token = self.clock(), self._changes()
-        # Changes alone re-trigger a pass only after PASS_GAP_FACTOR times the last
-        # pass's own duration: at most ~10% of a core under an alert storm, at once
+        # Changes alone re-trigger a pass only after ESCALATION_PASS_GAP_FACTOR times the
+        # last pass's own duration: at most ~10% of a core under an alert storm, at once
         # otherwise. Wakes and due times are served at once.
         changed = token != self._seen and time.monotonic() - self._last_end >= self._gap
         if self._loop.woken or changed or (self._due is not None and self._due <= now):
             started = time.monotonic()
             self._due, self._seen = self.evaluate_open(now), token
             self._last_end = time.monotonic()
-            self._gap = PASS_GAP_FACTOR * (self._last_end - started)
+            self._gap = defaults.ESCALATION_PASS_GAP_FACTOR * (self._last_end - started)
         return self._sleep_for(self._due)
 
     def _sleep_for(self, due: datetime | None) -> float:
         if due is None:
-            return POLL_S
-        return min(POLL_S, max(0.0, (due - self.clock()).total_seconds()))
+            return defaults.ESCALATION_POLL_S
+        return min(defaults.ESCALATION_POLL_S, max(0.0, (due - self.clock()).total_seconds()))
 
     def _changes(self) -> tuple[Any, ...]:
         # Cheap fingerprint of what the timer cares about; intake and a CLI claim change it.

@@ -14,7 +14,6 @@ import os
 import random
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Final
 
 from remediator.adapters.notifiers import (
     AttemptOutcome,
@@ -24,6 +23,7 @@ from remediator.adapters.notifiers import (
     build_channel,
 )
 from remediator.background import BackgroundLoop
+from remediator.core import defaults
 from remediator.core.clock import Clock, utc_now
 from remediator.core.escalation_policy import EscalationPolicy
 from remediator.escalation.outbox import DueDelivery, Outbox
@@ -32,12 +32,6 @@ from remediator.metrics import ServiceMetrics
 __all__ = ["Dispatcher"]
 
 log = logging.getLogger("remediator.outbox")
-
-MAX_IDLE_S: Final = 5.0
-"""Longest the dispatcher sleeps without being woken (rows added by another process)."""
-
-PARALLEL_CHANNELS: Final = 4
-"""Channels attempted at the same time; a slow one never holds the others."""
 
 
 class Dispatcher:
@@ -55,7 +49,7 @@ class Dispatcher:
         self.rand = rand
         self._busy: dict[str, Future[None]] = {}
         self._pool: ThreadPoolExecutor | None = None
-        self._loop = BackgroundLoop("outbox", self._round, interval_s=MAX_IDLE_S,
+        self._loop = BackgroundLoop("outbox", self._round, interval_s=defaults.OUTBOX_MAX_IDLE_S,
                                     metrics=metrics, log=log)
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -64,7 +58,8 @@ class Dispatcher:
         if recovered:
             log.warning("%d notification deliveries were interrupted; trying them again",
                         recovered)
-        self._pool = ThreadPoolExecutor(PARALLEL_CHANNELS, thread_name_prefix="notify")
+        self._pool = ThreadPoolExecutor(defaults.OUTBOX_PARALLEL_CHANNELS,
+                                        thread_name_prefix="notify")
         self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -86,8 +81,8 @@ class Dispatcher:
     def _idle_seconds(self) -> float:
         due = self.outbox.next_attempt_at()
         if due is None:
-            return MAX_IDLE_S
-        return min(MAX_IDLE_S, max(0.01, (due - self.clock()).total_seconds()))
+            return defaults.OUTBOX_MAX_IDLE_S
+        return min(defaults.OUTBOX_MAX_IDLE_S, max(0.01, (due - self.clock()).total_seconds()))
 
     def _submit_due(self) -> None:
         self._busy = {name: f for name, f in self._busy.items() if not f.done()}
