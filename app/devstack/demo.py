@@ -21,6 +21,8 @@ from typing import Any
 import docker
 import requests
 
+from remediator.core.clock import parse_iso
+
 __all__ = ["ALERT_OF", "FAULTS", "SCENARIO_OF", "DemoFailed", "DemoResult", "app_alerts",
            "drift", "inject_fault", "measure_load_cpu", "run_demo", "wait_alerts_clear"]
 
@@ -515,10 +517,8 @@ def _follow(api: Callable[[str], Any], execution: dict[str, Any], result: DemoRe
         raise DemoFailed(result.problem, result)
 
 
-def _epoch(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+def _epoch(text: str) -> float:
+    return parse_iso(text).timestamp()
 
 
 def _timed_out(result: DemoResult, timeout: float, health: dict[str, Any],

@@ -247,7 +247,7 @@ def test_a_timed_out_exec_on_a_remote_engine_never_signals_a_local_pid(
         api: StuckExecApi, monkeypatch: pytest.MonkeyPatch) -> None:
     # The engine is another host's: the exec's host pid means nothing here; this host's
     # process with that number (here even one carrying the marker) must live.
-    monkeypatch.setattr("remediator.adapters.docker_runtime.KILL_CONFIRM_S", 0.3)
+    monkeypatch.setattr("remediator.core.defaults.EXEC_KILL_CONFIRM_S", 0.3)
     far = Target(name="app-far", selector={"service": "app-far"}, container="app-far",
                  base_url="http://far:8080", docker_host="tcp://far.example:2376")
     engine = Engines([far]).engine(far)
@@ -272,7 +272,7 @@ def test_a_host_pid_that_is_not_the_exec_is_not_signalled(
     # Remediator in a container without `pid: host`, or the pid reused: the number names
     # a process without the exec's marker, which lives.
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    monkeypatch.setattr("remediator.adapters.docker_runtime.KILL_CONFIRM_S", 0.3)
+    monkeypatch.setattr("remediator.core.defaults.EXEC_KILL_CONFIRM_S", 0.3)
     stuck = StuckExecApi(other=subprocess.Popen(["sleep", "300"]))
     try:
         actions = DockerActions(client_factory=lambda: no_shell_client(stuck))

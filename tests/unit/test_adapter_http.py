@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 import pytest
 import requests
 
-from remediator.adapters.http import REQUEST_TIMEOUT, HttpActions
+from remediator.adapters.http import HttpActions
+from remediator.core.defaults import HTTP_REQUEST_TIMEOUT_S as REQUEST_TIMEOUT
 from remediator.core.targets import Target
 from remediator.errors import ActionTimeout
 

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from remediator.core.defaults import MAX_WEBHOOK_BODY_BYTES as MAX_BODY_BYTES
 from remediator.core.targets import Target
 from remediator.service.build import Service
-from remediator.service.web import MAX_BODY_BYTES, create_app
+from remediator.service.web import create_app
 from tests.support.fixtures import ALERTMANAGER
 from tests.support.raw_db import execute, rows
 from tests.support.services import playbook_service

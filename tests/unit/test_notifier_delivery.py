@@ -27,11 +27,9 @@ from remediator.adapters.notifiers import (
     attempt_delivery,
     dispatch,
 )
-from remediator.core.backoff import (
-    DEFAULT_CAP_SECONDS,
-    DEFAULT_GIVE_UP_SECONDS,
-    next_attempt_delay,
-)
+from remediator.core.backoff import next_attempt_delay
+from remediator.core.defaults import NOTIFY_GIVE_UP_S as DEFAULT_GIVE_UP_SECONDS
+from remediator.core.defaults import NOTIFY_RETRY_CAP_S as DEFAULT_CAP_SECONDS
 from remediator.core.escalation_channels import ChannelSpec
 from remediator.errors import NotifyPermanent, NotifyRetryable
 from tests.support import HttpSink, PagerDutySink

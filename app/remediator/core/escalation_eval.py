@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal, cast
 
-from remediator.core.backoff import DEFAULT_GIVE_UP_SECONDS
+from remediator.core.defaults import NOTIFY_GIVE_UP_S
 from remediator.core.escalation_channels import (
     DEFAULT_SEVERITY,
     LEVELS,
@@ -102,7 +102,7 @@ class EscalationPolicy:
         teams: Mapping[str, TeamConfig],
         rules: Sequence[Rule],
         budget_window: timedelta = timedelta(hours=1),
-        give_up_after: timedelta = timedelta(seconds=DEFAULT_GIVE_UP_SECONDS),
+        give_up_after: timedelta = timedelta(seconds=NOTIFY_GIVE_UP_S),
     ) -> None:
         self.source = source
         self.teams: Mapping[str, TeamConfig] = dict(teams)

@@ -7,13 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from remediator.core import defaults
 from remediator.core.config import RemediatorConfig
 
-__all__ = ["SWITCH_INTERVAL_S", "check_setup", "gunicorn_settings", "run_gunicorn",
+__all__ = ["check_setup", "gunicorn_settings", "run_gunicorn",
            "run_server"]
-
-SWITCH_INTERVAL_S = 0.0005
-"""GIL switch interval in the serving process (make bench-ingest: p99 at 1 sender ~halved)."""
 
 
 def gunicorn_settings(host: str, port: int, threads: int) -> dict[str, Any]:
@@ -64,7 +62,7 @@ def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: Path,
     def load() -> Any:
         # The webhook's threads share the GIL with intake and the escalation timer; a thread
         # waiting for it gets it within this interval instead of CPython's default 5 ms.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        sys.setswitchinterval(defaults.GIL_SWITCH_INTERVAL_S)
         service = build_service(config, db_path=db_path, playbooks_dir=playbooks_dir,
                                 token=token, dry_run=dry_run)
         service.start()

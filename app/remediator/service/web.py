@@ -16,6 +16,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
+from remediator.core import defaults
 from remediator.core.alerts import parse_webhook
 from remediator.errors import PayloadError, StoreError
 from remediator.service.build import Service
@@ -24,14 +25,11 @@ from remediator.service.web_args import check_ids, error
 from remediator.service.web_escalation import escalation_blueprint
 from remediator.service.web_probes import probes_blueprint
 
-__all__ = ["MAX_BODY_BYTES", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("remediator.service.web")
 
-MAX_BODY_BYTES = 1 * 2**20
-"""Largest webhook body accepted (413 above)."""
-
-TOO_LARGE = f"body larger than {MAX_BODY_BYTES} bytes"
+TOO_LARGE = f"body larger than {defaults.MAX_WEBHOOK_BODY_BYTES} bytes"
 
 WEBHOOK_PATH = "/api/v1/alerts"
 """Alertmanager's webhook: the only route `remediator_webhook_requests_total` counts."""
@@ -73,7 +71,7 @@ def read_body(stream: IO[bytes], cap: int) -> bytes:
 
 def create_app(service: Service) -> Flask:
     app = Flask("remediator")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = defaults.MAX_WEBHOOK_BODY_BYTES
 
     @app.before_request
     def check_auth() -> tuple[Response, int] | None:
@@ -128,9 +126,10 @@ def receive(service: Service) -> tuple[int, dict[str, Any]]:
                               f"{request.mimetype or 'none'}"}
     # A chunked body has no Content-Length for Flask to refuse up front, and Flask's stream
     # would stop silently at the limit: read one byte past it to tell "too large" apart.
-    stream = get_input_stream(request.environ, max_content_length=MAX_BODY_BYTES + 1)
-    body = read_body(stream, MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
+    stream = get_input_stream(request.environ,
+                              max_content_length=defaults.MAX_WEBHOOK_BODY_BYTES + 1)
+    body = read_body(stream, defaults.MAX_WEBHOOK_BODY_BYTES + 1)
+    if len(body) > defaults.MAX_WEBHOOK_BODY_BYTES:
         return 413, {"error": TOO_LARGE}
     try:
         payload = parse_webhook(body)

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from remediator.core import defaults
 from remediator.escalation import ClaimRefused
 from remediator.service.build import Service
 from remediator.service.web_args import error, limit_arg
 
 __all__ = ["escalation_blueprint"]
-
-_CLAIMANT_MAX = 200
 
 
 def escalation_blueprint(service: Service) -> Blueprint:
@@ -36,7 +35,7 @@ def escalation_blueprint(service: Service) -> Blueprint:
     def claim(incident_id: int) -> tuple[Response, int]:
         body = request.get_json(silent=True)
         by = body.get("by") if isinstance(body, dict) else None
-        if not isinstance(by, str) or not by.strip() or len(by) > _CLAIMANT_MAX:
+        if not isinstance(by, str) or not by.strip() or len(by) > defaults.MAX_CLAIMANT_CHARS:
             return error(400, 'say who takes over: JSON body {"by": "<name>"}')
         if service.escalation is None:
             return error(503, "escalation is not running in this service")
