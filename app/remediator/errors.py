@@ -9,7 +9,8 @@
     ├── RuntimeError_             an action against the outside world failed
     │   ├── TargetNotFound        no declared target / no such container
     │   ├── ActionTimeout         an action ran past its timeout and was cut off
-    │   └── ActionFailed          an action ran and reported failure
+    │   ├── ActionFailed          an action ran and reported failure
+    │   └── Unreachable           an HTTP endpoint gave no usable answer
     ├── StoreError                the SQLite store could not read or write
     ├── AuthError                 missing or wrong credentials
     └── NotifyError               a notification could not be delivered
@@ -38,6 +39,7 @@ __all__ = [
     "StoreError",
     "TargetNotFound",
     "TemplateError",
+    "Unreachable",
 ]
 
 
@@ -79,6 +81,11 @@ class ActionTimeout(RuntimeError_):
 
 class ActionFailed(RuntimeError_):
     """An action ran and reported failure."""
+
+
+class Unreachable(RuntimeError_):
+    """An HTTP endpoint gave no usable answer: network error, timeout, bad URL, an error
+    status where one was not expected, or a body that is not JSON where JSON was asked."""
 
 
 class StoreError(RemediatorError):

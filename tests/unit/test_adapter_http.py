@@ -7,10 +7,11 @@ from typing import Any, ClassVar
 import pytest
 import requests
 
-from remediator.adapters.http import HttpActions
+from remediator.adapters.http import HttpActions, HttpClient
 from remediator.core.defaults import HTTP_REQUEST_TIMEOUT_S as REQUEST_TIMEOUT
 from remediator.core.targets import Target
-from remediator.errors import ActionTimeout
+from remediator.errors import ActionTimeout, Unreachable
+from tests.support import HttpSink
 from tests.support.fakes import FakeClock
 
 TARGET = Target(name="app-prod", selector={}, container="app-prod",
@@ -159,3 +160,20 @@ def test_http_check_reads_a_body_up_to_the_cap_and_says_it_cut(
         app.shutdown()
     assert "body cut at the 1000 bytes cap" in out["output"]
     assert isinstance(out["body"], str) and len(out["body"]) <= 1000
+
+
+# -- the seam's own translation (reconciliation, `remediator replay` and the demo use it) ---
+
+def test_get_json_returns_the_answer_and_says_what_went_wrong_otherwise() -> None:
+    client = HttpClient(timeout=2)
+    with HttpSink(path="/api") as sink:
+        sink.set_responses([(200, {}, {"alerts": []}), (503, {}, {"status": "degraded"}),
+                            (503, {}, {"status": "degraded"}), (200, {}, b"<html>")])
+        assert client.get_json(sink.url) == {"alerts": []}
+        with pytest.raises(Unreachable, match=rf"GET {sink.url}: 503"):
+            client.get_json(sink.url)
+        assert client.get_json(sink.url, any_status=True) == {"status": "degraded"}
+        with pytest.raises(Unreachable, match=rf"GET {sink.url}: "):
+            client.get_json(sink.url)  # not JSON
+    with pytest.raises(Unreachable, match=r"POST http://127.0.0.1:1/api: "):
+        client.call("POST", "http://127.0.0.1:1/api")  # nothing listens there
