@@ -12,7 +12,6 @@
     │   ├── ActionFailed          an action ran and reported failure
     │   └── Unreachable           an HTTP endpoint gave no usable answer
     ├── StoreError                the SQLite store could not read or write
-    ├── AuthError                 missing or wrong credentials
     └── NotifyError               a notification could not be delivered
         ├── NotifyRetryable       worth retrying (429, 5xx, network)
         └── NotifyPermanent       not worth retrying (other 4xx, bad config)
@@ -26,7 +25,6 @@ from __future__ import annotations
 __all__ = [
     "ActionFailed",
     "ActionTimeout",
-    "AuthError",
     "ConfigError",
     "NotifyError",
     "NotifyPermanent",
@@ -90,10 +88,6 @@ class Unreachable(RuntimeError_):
 
 class StoreError(RemediatorError):
     """The SQLite store could not read or write."""
-
-
-class AuthError(RemediatorError):
-    """Missing or wrong credentials."""
 
 
 class NotifyError(RemediatorError):
