@@ -123,4 +123,5 @@ MODEL_APP: Mapping[str, Handler] = {
 def model_app(clock: FakeClock | None = None, **handlers: Handler | list[Handler]
               ) -> FakeRuntime:
     """A FakeRuntime answering like :data:`MODEL_APP`, ``handlers`` overriding."""
-    return FakeRuntime(clock, answers=MODEL_APP, **handlers)
+    return FakeRuntime(clock, answers={**MODEL_APP, **{name.replace("__", "."): handler
+                                                       for name, handler in handlers.items()}})
