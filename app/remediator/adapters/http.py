@@ -1,6 +1,9 @@
 """HTTP checks of the target and Prometheus queries, through one small client object.
 
-`HttpClient` is the transport seam: tests swap it or use `responses`; timeouts are always set.
+`HttpClient` is the transport seam for every outbound request but the notifiers' (their
+HttpTransport): checks, Prometheus queries, reconciliation, `remediator replay`, the demo.
+Tests swap it or use `responses`; timeouts are always set; `call` and `get_json` translate
+requests' errors into :class:`~remediator.errors.Unreachable`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import requests
 from remediator.core import defaults
 from remediator.core.defaults import MAX_HTTP_BODY_BYTES
 from remediator.core.targets import Target
-from remediator.errors import ActionFailed, ActionTimeout, RuntimeError_
+from remediator.errors import ActionFailed, ActionTimeout, RuntimeError_, Unreachable
 
 __all__ = ["HttpActions", "HttpClient", "json_contains"]
 
@@ -30,6 +33,24 @@ class HttpClient:
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         return self.session.request(method, url, **kwargs)
+
+    def call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """:meth:`request`, with no answer at all raised as Unreachable (naming the URL)."""
+        try:
+            return self.request(method, url, **kwargs)
+        except requests.RequestException as exc:
+            raise Unreachable(f"{method} {url}: {exc}") from None
+
+    def get_json(self, url: str, *, any_status: bool = False, **kwargs: Any) -> Any:
+        """GET ``url`` and return its JSON body; Unreachable when there is no answer, the
+        body is not JSON, or (unless ``any_status``) the status is an error."""
+        resp = self.call("GET", url, **kwargs)
+        try:
+            if not any_status:
+                resp.raise_for_status()
+            return resp.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise Unreachable(f"GET {url}: {exc}") from None
 
 
 def json_contains(body: Any, expected: Any) -> bool:

@@ -192,6 +192,9 @@ RECONCILE_INTERVAL_S = 180.0
 HTTP_REQUEST_TIMEOUT_S = 5.0
 """Seconds one HTTP request of a check may take."""
 
+CLI_REQUEST_TIMEOUT_S = 10.0
+"""Seconds a CLI command waits for the running `remediator serve` to answer (replay)."""
+
 HTTP_MAX_REDIRECTS = 3
 """Redirects an http.check follows, each only within the target's base_url."""
 

@@ -31,7 +31,6 @@ class ExecutionState(StrEnum):
     PENDING = "pending"          # queued, not started
     RUNNING = "running"          # a worker is running it
     FINISHED = "finished"        # ran to an outcome
-    INTERRUPTED = "interrupted"  # the process died mid-run; resume with resume_from
     CANCELLED = "cancelled"      # a human claimed the incident or paused Remediator first
 
 

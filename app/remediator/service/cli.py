@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import click
 
 from remediator.core import defaults
-from remediator.errors import RemediatorError
+from remediator.errors import RemediatorError, Unreachable
 from remediator.service.cli_engine import ROW_ID
 
 __all__ = ["main"]
@@ -162,7 +162,7 @@ def report(incident_id: int, db_path: Path) -> None:
 def replay(execution_id: int, dry_run: bool, url: str, config_path: Path) -> None:
     """Run an execution's playbook again, on the running server (token from the variable
     the config's webhook_token_env names)."""
-    import requests
+    from remediator.adapters.http import HttpClient
 
     # Without --config and without the default file, defaults and environment still name
     # the variable (REMEDIATOR_WEBHOOK_TOKEN), as before there was a --config.
@@ -170,10 +170,11 @@ def replay(execution_id: int, dry_run: bool, url: str, config_path: Path) -> Non
     config = load_cfg(None if implicit else config_path)
     token = config.webhook_token or ""
     try:
-        resp = requests.post(f"{url.rstrip('/')}/api/v1/executions/{execution_id}/replay",
-                             params={"dry_run": str(dry_run).lower()}, timeout=10,
-                             headers={"Authorization": f"Bearer {token}"})
-    except requests.RequestException as exc:
+        resp = HttpClient().call(
+            "POST", f"{url.rstrip('/')}/api/v1/executions/{execution_id}/replay",
+            params={"dry_run": str(dry_run).lower()}, timeout=defaults.CLI_REQUEST_TIMEOUT_S,
+            headers={"Authorization": f"Bearer {token}"})
+    except Unreachable as exc:
         fail(f"cannot reach {url}: {exc}")
         return
     if resp.status_code == 401:

@@ -61,9 +61,6 @@ class Intake:
         self.metrics.inbox_depth.set(self.store.inbox_depth())
         return events
 
-    def process_row(self, inbox_id: int, body: bytes) -> list[IntakeEvent]:
-        return self._process([InboxItem(inbox_id, body, "")])
-
     def _process(self, items: Sequence[InboxItem]) -> list[IntakeEvent]:
         # The alerts are parsed here, once: incidents and executions store them, and later
         # stages read them back as typed records.

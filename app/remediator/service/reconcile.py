@@ -17,14 +17,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import requests
-
 from remediator.adapters.http import HttpClient
 from remediator.background import BackgroundLoop
 from remediator.core import defaults
 from remediator.core.alerts import parse_alert
 from remediator.core.clock import now_iso
-from remediator.errors import PayloadError
+from remediator.errors import PayloadError, Unreachable
 from remediator.metrics import ServiceMetrics
 from remediator.store import Store
 
@@ -91,10 +89,8 @@ class Reconciler:
             params = {"active": "true", "silenced": "true", "inhibited": "true",
                       "unprocessed": "true"}
         try:
-            resp = self.client.request("GET", f"{self.url}/api/v2/alerts", params=params)
-            resp.raise_for_status()
-            alerts = resp.json()
-        except (requests.RequestException, ValueError) as exc:
+            alerts = self.client.get_json(f"{self.url}/api/v2/alerts", params=params)
+        except Unreachable as exc:
             raise ConnectionError(f"Alertmanager {self.url} unreachable: {exc}") from None
         return self._alert_list(alerts)
 

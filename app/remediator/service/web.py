@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import logging
 from typing import IO, Any
 
 from flask import Flask, Response, jsonify, request
@@ -17,19 +16,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
 from remediator.core import defaults
-from remediator.core.alerts import parse_webhook
-from remediator.errors import PayloadError, StoreError
 from remediator.service.build import Service
 from remediator.service.web_api import api_blueprint
 from remediator.service.web_args import check_ids, error
 from remediator.service.web_escalation import escalation_blueprint
 from remediator.service.web_probes import probes_blueprint
+from remediator.service.webhook import TOO_LARGE, receive_webhook
 
 __all__ = ["create_app"]
-
-log = logging.getLogger("remediator.service.web")
-
-TOO_LARGE = f"body larger than {defaults.MAX_WEBHOOK_BODY_BYTES} bytes"
 
 WEBHOOK_PATH = "/api/v1/alerts"
 """Alertmanager's webhook: the only route `remediator_webhook_requests_total` counts."""
@@ -120,31 +114,11 @@ def api_error_response(exc: HTTPException) -> Response:
 
 
 def receive(service: Service) -> tuple[int, dict[str, Any]]:
-    """Validate, then commit, then answer: 202 means the payload is on disk."""
-    if request.mimetype != "application/json":
-        return 415, {"error": f"expected Content-Type application/json, got "
-                              f"{request.mimetype or 'none'}"}
+    """The webhook's answer to this request (the rules: remediator.service.webhook)."""
     # A chunked body has no Content-Length for Flask to refuse up front, and Flask's stream
-    # would stop silently at the limit: read one byte past it to tell "too large" apart.
+    # would stop silently at the limit: the rules read one byte past it.
     stream = get_input_stream(request.environ,
                               max_content_length=defaults.MAX_WEBHOOK_BODY_BYTES + 1)
-    body = read_body(stream, defaults.MAX_WEBHOOK_BODY_BYTES + 1)
-    if len(body) > defaults.MAX_WEBHOOK_BODY_BYTES:
-        return 413, {"error": TOO_LARGE}
-    try:
-        payload = parse_webhook(body)
-    except PayloadError as exc:
-        try:
-            service.store.add_dead_letter(body, str(exc), request.content_type)
-        except StoreError:
-            log.exception("could not keep a dead letter")
-            return 503, {"error": "store unavailable; retry"}
-        service.metrics.dead_letters.inc()
-        return 400, {"error": str(exc), "kept": "dead-letter"}
-    try:
-        inbox_id = service.writer.submit(body)
-    except StoreError as exc:
-        log.error("webhook not stored: %s", exc)
-        return 503, {"error": "store unavailable; retry"}  # Alertmanager retries 5xx
-    service.worker.wake()
-    return 202, {"status": "accepted", "inbox_id": inbox_id, "alerts": len(payload.alerts)}
+    answer = receive_webhook(service, request.mimetype, request.content_type,
+                             lambda cap: read_body(stream, cap))
+    return answer.status, answer.body
