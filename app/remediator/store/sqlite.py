@@ -432,17 +432,43 @@ class SqliteStore:
 
     # -- executions -----------------------------------------------------------------------
     def claim_execution(self, execution_id: int, dry_run: bool | None = None, *,
-                        from_state: ExecutionState | str = ExecutionState.PENDING) -> bool:
+                        from_state: ExecutionState | str = ExecutionState.PENDING,
+                        owner: str = "", lease_until: datetime | None = None,
+                        now: datetime | None = None) -> bool:
         """Claim an execution and mark it running: only if it is still in `from_state`
         (what the dispatcher read; `running` to resume one a crash interrupted). False when
         something else took it first (cancelled by a claim, started elsewhere): then it
         must not run. On its first start, `dry_run` (when given) records the mode it runs
-        in, so a resume after a crash keeps it (the SET sees the old row)."""
+        in, so a resume after a crash keeps it (the SET sees the old row).
+
+        With an `owner` (a replica's id) the row's lease becomes theirs until `lease_until`,
+        and a row held under another owner's lease that has not expired at `now` is not
+        taken: a replica resumes a running execution only once its runner stopped renewing.
+        Without an owner nothing about leases is checked (one process per store)."""
+        moment = iso(now or datetime.now(UTC))
+        holder = owner or None
+        until = iso(lease_until) if lease_until is not None else None
+        mode = "dry_run" if dry_run is None else \
+            f"CASE WHEN started_at IS NULL THEN {int(dry_run)} ELSE dry_run END"
+        lease_free = " AND (lease_owner IS NULL OR lease_until IS NULL OR lease_until <= ? " \
+                     "OR lease_owner = ?)" if holder else ""
+        params: tuple[Any, ...] = (moment, holder, until, execution_id, str(from_state))
+        if holder:
+            params = (*params, moment, holder)
         with self._tx() as db:
-            cur = db.execute("UPDATE executions SET state = 'running', dry_run = CASE WHEN "
-                             "started_at IS NULL AND ? IS NOT NULL THEN ? ELSE dry_run END, "
-                             "started_at = COALESCE(started_at, ?) WHERE id = ? AND state = ?",
-                             (dry_run, dry_run, _now(), execution_id, str(from_state)))
+            cur = db.execute(f"UPDATE executions SET state = 'running', dry_run = {mode}, "
+                             "started_at = COALESCE(started_at, ?), lease_owner = ?, "
+                             f"lease_until = ? WHERE id = ? AND state = ?{lease_free}", params)
+            return cur.rowcount == 1
+
+    def renew_execution_lease(self, execution_id: int, owner: str,
+                              lease_until: datetime) -> bool:
+        """Extend `owner`'s lease on a running execution; False when the row is no longer
+        running under `owner` (it finished, or another replica took it over): stop."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE executions SET lease_until = ? WHERE id = ? AND "
+                             "state = 'running' AND lease_owner = ?",
+                             (iso(lease_until), execution_id, owner))
             return cur.rowcount == 1
 
     start_execution = claim_execution
@@ -586,6 +612,31 @@ class SqliteStore:
                        (stamp,))
         return int(gone)
 
+    # -- named leases ---------------------------------------------------------------------
+    def acquire_lease(self, name: str, owner: str, until: datetime, now: datetime) -> bool:
+        """Take the lease `name` for `owner` until `until` if it is free or expired at
+        `now`, or renew it if `owner` holds it: one statement, so of two replicas racing
+        for it one wins."""
+        with self._tx() as db:
+            row = db.execute(
+                "INSERT INTO leases(name, owner, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, "
+                "expires_at = excluded.expires_at WHERE leases.expires_at <= ? "
+                "OR leases.owner = excluded.owner RETURNING owner",
+                (name, owner, iso(until), iso(now))).fetchone()
+            return row is not None
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up now, if `owner` holds it (another may take it at once)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM leases WHERE name = ? AND owner = ?", (name, owner))
+
+    def lease_holder(self, name: str, now: datetime) -> str | None:
+        """Who holds the lease `name` at `now`; None when it is free or expired."""
+        rows = self._query("SELECT owner FROM leases WHERE name = ? AND expires_at > ?",
+                           (name, iso(now)))
+        return str(rows[0]["owner"]) if rows else None
+
     # -- notifications (the outbox: remediator.escalation.outbox) --------------------------
     def enqueue_notification(self, new: NewNotification, now: datetime) -> int | None:
         """Accept a notification and one pending delivery per channel; None when its
@@ -632,17 +683,27 @@ class SqliteStore:
             (row["id"],)))
         return int(row["id"]), told
 
-    def recover_interrupted_deliveries(self, now: datetime) -> int:
-        """Deliveries a stopped process left ``sending`` are due again (at least once)."""
+    def recover_interrupted_deliveries(self, now: datetime, *,
+                                       owner: str | None = None) -> int:
+        """Deliveries left ``sending`` by a replica that stopped are due again (at least
+        once): those whose claim expired at `now` (or has no expiry: claimed before claims
+        had one), and with `owner`, every one `owner` holds (a restarted replica takes
+        back its own at once). A live claim of another replica is left alone."""
+        stamp = iso(now)
         with self._tx() as db:
             cur = db.execute("UPDATE deliveries SET status = 'retry', next_attempt_at = ?, "
-                             "last_error = COALESCE(last_error, 'interrupted by a restart') "
-                             "WHERE status = 'sending'", (iso(now),))
+                             "last_error = COALESCE(last_error, 'interrupted by a restart'), "
+                             "claim_owner = NULL, claim_until = NULL WHERE status = 'sending' "
+                             "AND (claim_until IS NULL OR claim_until <= ? OR claim_owner = ?)",
+                             (stamp, stamp, owner))
             return int(cur.rowcount)
 
-    def claim_due_deliveries(self, now: datetime, busy: Iterable[str] = ()
+    def claim_due_deliveries(self, now: datetime, busy: Iterable[str] = (), *,
+                             owner: str = "", until: datetime | None = None
                              ) -> list[DueDeliveryRecord]:
-        """Mark ``sending`` and return the oldest due delivery of each idle channel."""
+        """Mark ``sending`` and return the oldest due delivery of each idle channel, claimed
+        by `owner` until `until` (see recover_interrupted_deliveries): one transaction, so
+        two replicas never claim the same delivery."""
         skip, stamp = set(busy), iso(now)
         with self._tx() as db:
             # Only the head of each channel's queue is read (the writer lock is held here,
@@ -654,8 +715,10 @@ class SqliteStore:
                 "SELECT MIN(id) FROM deliveries WHERE status IN ('pending', 'retry') AND "
                 "next_attempt_at <= ? GROUP BY channel) ORDER BY d.id", (stamp,)).fetchall()
             chosen = [row for row in rows if row["channel"] not in skip]  # one at a time
-            db.executemany("UPDATE deliveries SET status = 'sending', updated_at = ? "
-                           "WHERE id = ?", [(stamp, row["id"]) for row in chosen])
+            db.executemany("UPDATE deliveries SET status = 'sending', updated_at = ?, "
+                           "claim_owner = ?, claim_until = ? WHERE id = ?",
+                           [(stamp, owner or None, iso(until) if until else None, row["id"])
+                            for row in chosen])
         return [DueDeliveryRecord(int(r["id"]), int(r["notification_id"]), r["channel"],
                                   r["channel_type"], int(r["attempts"]), r["team"],
                                   NotificationKind(r["kind"]), r["trigger_id"],
@@ -669,7 +732,8 @@ class SqliteStore:
     def postpone_delivery(self, delivery_id: int, until: datetime, now: datetime) -> None:
         with self._tx() as db:
             db.execute("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, "
-                       "updated_at = ? WHERE id = ?", (iso(until), iso(now), delivery_id))
+                       "updated_at = ?, claim_owner = NULL, claim_until = NULL WHERE id = ?",
+                       (iso(until), iso(now), delivery_id))
 
     def record_attempt(self, delivery_id: int, notification_id: int, status: DeliveryStatus,
                        *, tried: bool, now: datetime, next_attempt_at: datetime | None = None,
@@ -683,7 +747,7 @@ class SqliteStore:
             db.execute(
                 "UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?, "
                 "last_error = COALESCE(?, last_error), detail = ?, delivered_at = ?, "
-                "updated_at = ? WHERE id = ?",
+                "updated_at = ?, claim_owner = NULL, claim_until = NULL WHERE id = ?",
                 (status.value, int(tried), iso(next_attempt_at) if next_attempt_at else None,
                  error, detail, delivered_at, stamp, delivery_id))
             _settle(db, notification_id, stamp)
