@@ -50,8 +50,8 @@ from remediator.store.records import (
     parse_iso,
 )
 
-__all__ = ["MAX_OUTPUT_CHARS", "POSTGRES", "SQLITE", "TABLES", "Conn", "Dialect", "SqlIntakeBatch",
-           "SqlStore", "capped"]
+__all__ = ["ID_TABLES", "MAX_OUTPUT_CHARS", "POSTGRES", "SQLITE", "TABLES", "Conn", "Dialect",
+           "SqlIntakeBatch", "SqlStore", "capped"]
 
 MAX_OUTPUT_CHARS = 64 * 1024
 """Cap of one step's stored outputs (JSON characters); longer output is truncated."""
@@ -180,6 +180,10 @@ POSTGRES = Dialect("postgresql", row_locks=True, types=(
     (r"\bREAL\b", "DOUBLE PRECISION"),
 ))
 
+ID_TABLES = ("inbox", "dead_letters", "incidents", "executions", "steps", "notifications",
+             "deliveries")
+"""The tables whose rows have a generated id."""
+
 TABLES = ("inbox", "dead_letters", "incidents", "incident_aliases", "executions", "steps",
           "notifications", "deliveries", "last_known_good", "settings", "leases")
 """Every table, each after the ones it references (the order a copy inserts in)."""
@@ -229,14 +233,34 @@ class SqlStore:
         except StoreError:
             return False
 
+    # -- copying a whole store (remediator.store.copy) --------------------------------------
     def dump(self, table: str) -> Iterator[dict[str, Any]]:
-        """Every row of `table` as stored, by id (what `remediator db copy` moves)."""
-        if table not in TABLES:
-            raise ValueError(f"no table {table!r}: one of {', '.join(TABLES)}")
-        order = "id" if table not in ("incident_aliases", "last_known_good", "settings",
-                                      "leases") else "1"
-        for row in self._query(f"SELECT * FROM {table} ORDER BY {order}"):
+        """Every row of `table` as stored, in id order (what `remediator db copy` moves)."""
+        for row in self._query(f"SELECT * FROM {_table(table)} ORDER BY 1"):
             yield dict(row)
+
+    def has_rows(self, table: str) -> bool:
+        return bool(self._query(f"SELECT 1 AS one FROM {_table(table)} LIMIT 1"))
+
+    def load(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, int]:
+        """Insert these rows, ids and all, in one transaction (tables in TABLES order)."""
+        counts: dict[str, int] = {}
+        with self._tx() as db:
+            for table in TABLES:
+                rows = tables.get(table, ())
+                counts[table] = len(rows)
+                if not rows:
+                    continue
+                columns = list(rows[0])
+                db.executemany(f"INSERT INTO {_table(table)}({', '.join(columns)}) VALUES "
+                               f"({', '.join('?' * len(columns))})",
+                               [tuple(row[c] for c in columns) for row in rows])
+            self._after_load(db)
+        return counts
+
+    def _after_load(self, db: Conn) -> None:
+        """After rows were inserted with their ids: make new ids follow them (SQLite's
+        AUTOINCREMENT already does)."""
 
     # -- intake ---------------------------------------------------------------------------
     def record_inbox(self, bodies: Sequence[bytes]) -> list[int]:
@@ -886,6 +910,12 @@ class SqlIntakeBatch:
 
 
 # -- rows to records (private) ----------------------------------------------------------
+def _table(name: str) -> str:
+    if name not in TABLES:
+        raise ValueError(f"no table {name!r}: one of {', '.join(TABLES)}")
+    return name
+
+
 def _returned_id(cursor: Any) -> int:
     """The id an ``INSERT ... RETURNING id`` made (every row read: SQLite finishes the
     statement only then)."""
