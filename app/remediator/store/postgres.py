@@ -42,6 +42,9 @@ _MIGRATION_LOCK = 0x52454D4544490001
 _INTAKE_LOCK = 0x52454D4544490002
 """pg_advisory_xact_lock key held by one process_inbox transaction at a time."""
 
+_PING_TIMEOUT_S = 1.5
+"""How long ping() waits for a connection before it answers False."""
+
 _RECONNECT_TIMEOUT_S = 10.0
 """How long the pool retries one lost connection before it drops it (a later request grows
 the pool again): keeps its back-off short, so it is back soon after the database is."""
@@ -111,6 +114,16 @@ class PostgresStore(SqlStore):
                 return conn.execute(_native(sql), _params(params)).fetchall()
         except psycopg.Error as exc:
             raise StoreError(f"store read failed ({self.path}): {exc}") from exc
+
+    def ping(self) -> bool:
+        """Whether the database answers now (waits at most _PING_TIMEOUT_S: health checks
+        ask this while the database may be gone)."""
+        try:
+            with self._pool.connection(timeout=_PING_TIMEOUT_S) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
 
     def _serialize_intake(self, db: Any) -> None:
         db.execute("SELECT pg_advisory_xact_lock(?)", (_INTAKE_LOCK,))
