@@ -480,6 +480,22 @@ def test_a_claimed_delivery_is_not_claimed_by_another_owner_until_it_expires(
     assert taken.id == mine.id and store.claim_due_deliveries(claim_until, owner="a") == []
 
 
+def test_a_channel_sends_one_at_a_time_across_owners(store: Store,
+                                                     reopen: StoreFactory) -> None:
+    other = reopen()
+    trigger = store.enqueue_notification(draft("k1", channels=(("slack", "slack"),)), T0)
+    resolve = store.enqueue_notification(draft("k1", kind="resolve",
+                                               channels=(("slack", "slack"),)), T0)
+    (sending,) = store.claim_due_deliveries(T0, owner="a", until=T0 + timedelta(minutes=1))
+    assert sending.notification_id == trigger
+    # The resolve is due, but the channel is busy on a: b must not send it first.
+    assert other.claim_due_deliveries(T0, owner="b", until=T0 + timedelta(minutes=1)) == []
+    store.record_attempt(sending.id, trigger or 0, DeliveryStatus.DELIVERED, tried=True,
+                         now=T0)
+    (next_one,) = other.claim_due_deliveries(T0, owner="b", until=T0 + timedelta(minutes=1))
+    assert next_one.notification_id == resolve
+
+
 def test_a_restarted_owner_takes_back_its_own_claims_at_once(store: Store,
                                                              reopen: StoreFactory) -> None:
     store.enqueue_notification(draft("k1"), T0)

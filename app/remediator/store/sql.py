@@ -747,8 +747,17 @@ class SqlStore:
                              ) -> list[DueDeliveryRecord]:
         """Mark ``sending`` and return the oldest due delivery of each idle channel, claimed
         by `owner` until `until` (see recover_interrupted_deliveries): one transaction, so
-        two replicas never claim the same delivery."""
+        two replicas never claim the same delivery. `busy`: channels this process is
+        sending on; with an `owner`, a channel another owner holds a live claim on is busy
+        too, so each channel still sends one at a time, in order (a resolve never overtakes
+        its trigger on another replica)."""
         skip, stamp = set(busy), iso(now)
+        elsewhere, params = "", [stamp]
+        if owner:
+            elsewhere = ("AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.channel = "
+                         "deliveries.channel AND s.status = 'sending' AND s.claim_owner <> ? "
+                         "AND s.claim_until > ?) ")
+            params = [stamp, owner, stamp]
         with self._tx() as db:
             # Only the head of each channel's queue is read (the writer lock is held here,
             # and an alert storm can leave thousands of rows due at once).
@@ -757,9 +766,9 @@ class SqlStore:
                 "n.team, n.kind, n.trigger_id, n.message, n.created_at FROM deliveries d "
                 "JOIN notifications n ON n.id = d.notification_id WHERE d.id IN ("
                 "SELECT MIN(id) FROM deliveries WHERE status IN ('pending', 'retry') AND "
-                "next_attempt_at <= ? GROUP BY channel) AND d.status IN ('pending', 'retry') "
-                f"ORDER BY d.id{self.dialect.for_update('d', skip_locked=True)}",
-                (stamp,)).fetchall()
+                f"next_attempt_at <= ? {elsewhere}GROUP BY channel) AND d.status IN "
+                f"('pending', 'retry') ORDER BY d.id"
+                f"{self.dialect.for_update('d', skip_locked=True)}", params).fetchall()
             chosen = [row for row in rows if row["channel"] not in skip]  # one at a time
             db.executemany("UPDATE deliveries SET status = 'sending', updated_at = ?, "
                            "claim_owner = ?, claim_until = ? WHERE id = ?",
@@ -790,10 +799,11 @@ class SqlStore:
         stamp = iso(now)
         delivered_at = stamp if status is DeliveryStatus.DELIVERED else None
         with self._tx() as db:
-            # The notification's row first: two replicas recording attempts of its
-            # deliveries settle it one after the other, each seeing the other's.
-            db.execute(f"SELECT id FROM notifications WHERE id = ?{self.dialect.for_update()}",
-                       (notification_id,))
+            if self.dialect.row_locks:
+                # The notification's row first: two replicas recording attempts of its
+                # deliveries settle it one after the other, each seeing the other's.
+                db.execute(f"SELECT id FROM notifications WHERE id = ?"
+                           f"{self.dialect.for_update()}", (notification_id,))
             db.execute(
                 "UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?, "
                 "last_error = COALESCE(?, last_error), detail = ?, delivered_at = ?, "
