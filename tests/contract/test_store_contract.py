@@ -88,6 +88,14 @@ def test_inbox_keeps_bodies_in_order_until_processed(store: Store) -> None:
     assert [i.state.value for i in store.inbox()] == ["processed", "processed", "pending"]
 
 
+def test_a_large_batch_of_bodies_gets_ids_in_their_order(store: Store) -> None:
+    bodies = [f"body {n}".encode() for n in range(1203)]  # more than one statement's worth
+    ids = store.record_inbox(bodies)
+    assert len(ids) == len(set(ids)) == 1203 and ids == sorted(ids)
+    assert [(i.id, i.body) for i in store.unprocessed_inbox(2000)] == list(
+        zip(ids, bodies, strict=True))
+
+
 def test_process_inbox_is_one_transaction(store: Store) -> None:
     store.record_inbox([b"a", b"b"])
     items = store.unprocessed_inbox()

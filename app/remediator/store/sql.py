@@ -266,11 +266,18 @@ class SqlStore:
     def record_inbox(self, bodies: Sequence[bytes]) -> list[int]:
         """Commit webhook bodies in one transaction; returns their ids once durable."""
         now = _now()
+        ids: list[int] = []
         try:
             with self._tx() as db:
-                return [_returned_id(db.execute("INSERT INTO inbox(received_at, body) "
-                                                "VALUES (?, ?) RETURNING id", (now, body)))
-                        for body in bodies]
+                # One statement per chunk (one round trip to PostgreSQL): the ids are
+                # given in the order of the VALUES, so the sorted ids are the bodies'.
+                for start in range(0, len(bodies), _IN_CHUNK):
+                    part = bodies[start:start + _IN_CHUNK]
+                    rows = db.execute("INSERT INTO inbox(received_at, body) VALUES "
+                                      f"{', '.join(['(?, ?)'] * len(part))} RETURNING id",
+                                      [v for body in part for v in (now, body)]).fetchall()
+                    ids += sorted(int(row["id"]) for row in rows)
+            return ids
         except StoreError as exc:
             raise StoreError(f"could not store the webhook payload: {exc}") from exc
 
