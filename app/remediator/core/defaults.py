@@ -7,6 +7,7 @@ so a reader can find what happens when a key is left out.
 from __future__ import annotations
 
 __all__ = [
+    "DB_ENV",
     "DEFAULT_ALERTMANAGER_URL",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_CONFIG_PATH",
@@ -61,6 +62,11 @@ __all__ = [
     "NOTIFY_TIMEOUTS_S",
     "OUTBOX_MAX_IDLE_S",
     "OUTBOX_PARALLEL_CHANNELS",
+    "PG_CONNECT_TIMEOUT_S",
+    "PG_PING_TIMEOUT_S",
+    "PG_POOL_MAX",
+    "PG_POOL_TIMEOUT_S",
+    "PG_RECONNECT_TIMEOUT_S",
     "RECONCILE_INTERVAL_S",
     "REPORT_OUTPUT_LINES",
     "RETENTION_DAYS",
@@ -82,6 +88,28 @@ DEFAULT_PLAYBOOKS_DIR = "playbooks"
 
 DEFAULT_DB_PATH = "remediator.db"
 """SQLite store file, relative to the working directory."""
+
+DB_ENV = "REMEDIATOR_DB"
+"""Environment variable naming the store when no --db is given: a SQLite path,
+``sqlite:///path`` or ``postgresql://...`` (before the config's db_path)."""
+
+PG_CONNECT_TIMEOUT_S = 3
+"""Seconds to wait for a PostgreSQL connection (libpq's connect_timeout)."""
+
+PG_POOL_TIMEOUT_S = 5.0
+"""Seconds an operation waits for a pooled PostgreSQL connection before it raises
+StoreError (the webhook then answers 503 and Alertmanager retries)."""
+
+PG_PING_TIMEOUT_S = 1.5
+"""How long a store's ping() waits for a PostgreSQL connection before it answers False."""
+
+PG_RECONNECT_TIMEOUT_S = 10.0
+"""How long the pool retries one lost PostgreSQL connection before it drops it (the next
+request grows the pool again): keeps its back-off short, so the store is back within
+seconds of the database."""
+
+PG_POOL_MAX = 12
+"""Connections one process keeps to PostgreSQL at most (webhook threads, worker, timers)."""
 
 DEFAULT_HOST = "127.0.0.1"
 """Address `remediator serve` listens on: loopback unless told otherwise."""
