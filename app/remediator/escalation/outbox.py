@@ -22,7 +22,7 @@ reached any channel). Nothing accepted here is dropped without one of those.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -54,22 +54,9 @@ _SETTLED_BAD: Final = ("failed", "not_configured", "skipped")
 _RESOLVE_WAIT: Final = timedelta(seconds=1)  # re-check a resolve whose trigger is mid-send
 
 
-@dataclass(frozen=True)
-class Draft:
-    """A notification about to be accepted: what, to whom, through which channels."""
-
-    incident_id: int | None
-    kind: str  # trigger | resolve | info
-    dedup_key: str
-    team: str
-    level: str
-    severity: str
-    rule: str | None
-    reason: str
-    message: Message
-    channels: Sequence[tuple[str, str]]  # (name, type), in the team's order
-    trigger_id: int | None = None  # for a resolve or an update: its trigger
-    criteria: Sequence[str] = ()  # for a trigger: every rule it tells of
+Draft = NewNotification[Message]
+"""A notification about to be accepted: what, to whom, through which channels; the store's
+record (:class:`~remediator.store.records.NewNotification`) holding the rendered Message."""
 
 
 @dataclass(frozen=True)
