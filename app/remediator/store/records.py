@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -323,8 +324,10 @@ class Notification:
 
 
 @dataclass(frozen=True)
-class DueDeliveryRecord:
-    """A delivery the outbox marked ``sending``, with its notification's fields."""
+class DueDeliveryRecord(Generic[_M]):
+    """A delivery the outbox marked ``sending``, with its notification's fields: the store
+    gives ``message`` as JSON (a mapping), the outbox as a ``Message``
+    (``escalation.outbox.DueDelivery``)."""
 
     id: int
     notification_id: int
@@ -334,5 +337,10 @@ class DueDeliveryRecord:
     team: str
     kind: NotificationKind
     trigger_id: int | None
-    message: Mapping[str, Any]
+    message: _M
     created_at: str
+
+    @property
+    def accepted_at(self) -> datetime:
+        """The notification's acceptance: retries stop by its age (core.backoff)."""
+        return parse_iso(self.created_at)
