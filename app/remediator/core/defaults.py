@@ -7,6 +7,7 @@ so a reader can find what happens when a key is left out.
 from __future__ import annotations
 
 __all__ = [
+    "DB_ENV",
     "DEFAULT_ALERTMANAGER_URL",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_CONFIG_PATH",
@@ -37,6 +38,9 @@ __all__ = [
     "MAX_HTTP_BODY_BYTES",
     "MAX_LOG_BYTES",
     "MAX_STEP_RETRIES",
+    "PG_CONNECT_TIMEOUT_S",
+    "PG_POOL_MAX",
+    "PG_POOL_TIMEOUT_S",
     "REPLICA_ID_ENV",
     "ROLES",
 ]
@@ -52,6 +56,20 @@ DEFAULT_PLAYBOOKS_DIR = "playbooks"
 
 DEFAULT_DB_PATH = "remediator.db"
 """SQLite store file, relative to the working directory."""
+
+DB_ENV = "REMEDIATOR_DB"
+"""Environment variable naming the store when no --db is given: a SQLite path,
+``sqlite:///path`` or ``postgresql://...`` (before the config's db_path)."""
+
+PG_CONNECT_TIMEOUT_S = 3
+"""Seconds to wait for a PostgreSQL connection (libpq's connect_timeout)."""
+
+PG_POOL_TIMEOUT_S = 5.0
+"""Seconds an operation waits for a pooled PostgreSQL connection before it raises
+StoreError (the webhook then answers 503 and Alertmanager retries)."""
+
+PG_POOL_MAX = 12
+"""Connections one process keeps to PostgreSQL at most (webhook threads, worker, timers)."""
 
 DEFAULT_HOST = "127.0.0.1"
 """Address `remediator serve` listens on: loopback unless told otherwise."""
