@@ -232,3 +232,51 @@ def test_postgres_stopped_30s_under_webhook_load_is_503_while_down_and_loses_no_
         if not pg_cluster.running:
             pg_cluster.start()
         stop(proc)
+
+
+QUICK = """
+name: quick
+match: {alertname: ModelLoadFailure}
+steps:
+  - id: settle
+    phase: fix
+    action: wait
+    with: {duration: 0s}
+"""
+
+
+def test_an_intake_replica_takes_the_alerts_and_a_worker_replica_runs_them(
+        tmp_path: Path, pg_url: str) -> None:
+    config, playbooks = setup(tmp_path, None)
+    config.write_text(config.read_text().replace(
+        "targets: []\n", "targets:\n  - name: app-prod\n    selector: {service: app-prod}\n"
+        "    container: none\n    base_url: http://127.0.0.1:1\n"))
+    (playbooks / "quick.yml").write_text(QUICK)
+    intake = serve(tmp_path, pg_url, "in-1", config, playbooks, role="intake")
+    worker = serve(tmp_path, pg_url, "wk-1", config, playbooks, role="worker")
+    try:
+        wait_ready(intake, "/readyz", timeout=90)  # the store only: no Docker asked
+        wait_ready(worker, "/healthz", timeout=90)
+        ready = requests.get(f"{intake.url}/readyz", timeout=5).json()
+        assert "docker" not in ready
+        assert ready["replica"] == {"id": "in-1", "role": "intake", "leader": False}
+        refused = requests.post(f"{worker.url}/api/v1/alerts", data=FIXTURE.read_bytes(),
+                                headers=HEADERS, timeout=5)
+        assert refused.status_code == 404 and "--role worker" in refused.json()["error"]
+        wait(lambda: requests.get(f"{worker.url}/readyz", timeout=5).json()["replica"]
+             ["leader"], 30, "the worker replica to lead (the intake one never does)")
+
+        posted = time.monotonic()
+        accepted = requests.post(f"{intake.url}/api/v1/alerts", data=FIXTURE.read_bytes(),
+                                 headers=HEADERS, timeout=5)
+        assert accepted.status_code == 202
+        done = wait(lambda: [e for e in api(intake, "/api/v1/executions")["items"]
+                             if e["state"] == "finished"], 30, "the worker to run it",
+                    interval=0.05)
+        took = time.monotonic() - posted
+        assert done[0]["outcome"] == "success", done[0]
+        # Nothing wakes the worker from the intake process: it polls the inbox.
+        assert took < 5, f"{took:.2f}s from the intake's 202 to the worker's end"
+    finally:
+        stop(intake)
+        stop(worker)
