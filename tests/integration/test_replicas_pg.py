@@ -280,3 +280,40 @@ def test_an_intake_replica_takes_the_alerts_and_a_worker_replica_runs_them(
     finally:
         stop(intake)
         stop(worker)
+
+
+def leader_of(replicas: dict[str, Proc]) -> list[str]:
+    leading = []
+    for name, proc in replicas.items():
+        try:
+            replica = requests.get(f"{proc.url}/readyz", timeout=2).json()["replica"]
+        except requests.RequestException:
+            continue
+        if replica["leader"]:
+            leading.append(name)
+    return leading
+
+
+def test_the_leader_moves_to_another_replica_when_it_dies(tmp_path: Path, pg_url: str) -> None:
+    config, playbooks = setup(tmp_path, None)
+    replicas = {name: serve(tmp_path, pg_url, name, config, playbooks)
+                for name in ("r1", "r2", "r3")}
+    try:
+        for proc in replicas.values():
+            wait_ready(proc, "/readyz", timeout=90)
+        (first,) = wait(lambda: leader_of(replicas), 30, "one leader")
+        assert leader_of(replicas) == [first]  # one at a time
+        metrics = requests.get(f"{replicas[first].url}/metrics", timeout=5).text
+        assert "remediator_leader 1.0" in metrics
+        kill(replicas.pop(first))
+        killed = time.monotonic()
+        (second,) = wait(lambda: leader_of(replicas), defaults.LEADER_LEASE_S + 30,
+                         "another leader", interval=0.2)
+        took = time.monotonic() - killed
+        assert second != first
+        assert took <= defaults.LEADER_LEASE_S + 10, f"took {took:.1f}s"
+        time.sleep(defaults.LEADER_LEASE_S * defaults.LEASE_RENEW_FRACTION + 1)
+        assert leader_of(replicas) == [second]  # and it stays one
+    finally:
+        for proc in replicas.values():
+            stop(proc)
