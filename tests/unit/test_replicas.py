@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 
+from remediator.cli import main as cli
 from remediator.core import defaults
 from remediator.core.config import RemediatorConfig
 from remediator.core.playbook import load_playbooks
@@ -369,3 +371,16 @@ def test_with_the_store_gone_the_webhook_and_api_answer_503_and_health_still_ans
         assert client.get("/healthz").status_code == 200
     finally:
         service.writer.close()
+
+
+@pytest.mark.parametrize("role", ["intake", "worker"])
+def test_a_split_role_on_a_sqlite_store_is_refused_saying_why(tmp_path: Path,
+                                                              role: str) -> None:
+    config = tmp_path / "remediator.yml"
+    config.write_text("targets: []\n")
+    result = CliRunner().invoke(cli, ["serve", "--config", str(config), "--role", role,
+                                      "--db", str(tmp_path / "r.db")],
+                                env={"REMEDIATOR_WEBHOOK_TOKEN": TOKEN})
+    assert result.exit_code == 2
+    assert f"--role {role}" in result.output and "postgresql://" in result.output
+    assert not (tmp_path / "r.db").exists()  # refused before anything was made
