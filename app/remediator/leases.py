@@ -14,6 +14,9 @@ third of their length by one thread here:
   takes the execution over only when its lease expired, and never runs a second execution
   on the same target meanwhile. A run whose lease is no longer confirmed stops before its
   next mutating step (:meth:`RunLease.lost`).
+
+Moments are each replica's own clock (an expiry written by one is compared with another's
+"now"): replicas' clocks must agree to well within a lease (NTP does; 15 s leases).
 """
 
 from __future__ import annotations
