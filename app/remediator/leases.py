@@ -192,6 +192,11 @@ class Leases:
             log.warning("lease of execution %s not renewed: %s", run.execution_id, exc,
                         extra={"execution_id": run.execution_id})
             return
+        with self._lock:
+            ended = run.execution_id not in self._runs
+        if ended:  # it ended meanwhile: its keys were released, and may have been renewed
+            self.release_keys(run.keys)
+            return
         if run.lost(now):
             return
         with run._lock:
