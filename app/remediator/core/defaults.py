@@ -29,6 +29,8 @@ __all__ = [
     "DEFAULT_STEP_TIMEOUT_S",
     "DEFAULT_WEBHOOK_TOKEN_ENV",
     "DEFAULT_WRITE_PATHS",
+    "DELIVERY_CLAIM_S",
+    "DELIVERY_RECOVER_S",
     "DOCKER_START_ALLOWANCE_S",
     "DOCKER_STOP_TIMEOUT_S",
     "ENGINE_ACTION_TIMEOUT_S",
@@ -36,6 +38,7 @@ __all__ = [
     "ENV_PREFIX",
     "ESCALATION_PASS_GAP_FACTOR",
     "ESCALATION_POLL_S",
+    "EXECUTION_LEASE_S",
     "EXEC_KILL_CONFIRM_S",
     "GIL_SWITCH_INTERVAL_S",
     "HOUSEKEEPING_INTERVAL_S",
@@ -45,6 +48,9 @@ __all__ = [
     "INBOX_SUBMIT_TIMEOUT_S",
     "INBOX_WRITER_IDLE_S",
     "INTAKE_CHUNK_PAYLOADS",
+    "LEADER_LEASE_S",
+    "LEADER_POLL_S",
+    "LEASE_RENEW_FRACTION",
     "LOOP_ERROR_BACKOFF_MAX_S",
     "LOOP_STOP_TIMEOUT_S",
     "MAX_ALERT_FOR_S",
@@ -68,8 +74,10 @@ __all__ = [
     "PG_POOL_TIMEOUT_S",
     "PG_RECONNECT_TIMEOUT_S",
     "RECONCILE_INTERVAL_S",
+    "REPLICA_ID_ENV",
     "REPORT_OUTPUT_LINES",
     "RETENTION_DAYS",
+    "ROLES",
     "SWARM_POLL_S",
     "SWARM_REPLICA_WAIT_SHARE",
     "UNPARK_WITHIN_S",
@@ -179,6 +187,37 @@ MAX_ARCHIVE_BYTES = 1 << 28
 MAX_HTTP_BODY_BYTES = 1 << 20
 """Bytes of an http.check / prometheus.query answer read (the rest is cut, and said so)."""
 
+EXECUTION_LEASE_S = 15.0
+"""Seconds a replica's claim on a running execution (and on its target) lasts unless renewed:
+a replica that dies mid-run has its execution resumed by another within this (+ one poll)."""
+
+LEADER_LEASE_S = 15.0
+"""Seconds the leader lease lasts unless renewed: when the leader dies, another replica runs
+the escalation timer, reconciliation and housekeeping within this (+ one renewal)."""
+
+LEADER_POLL_S = 1.0
+"""Seconds a replica that is not the leader waits before asking again whether it is (its
+reconciliation loop: a new leader reconciles at once)."""
+
+LEASE_RENEW_FRACTION = 1 / 3
+"""Leases are renewed every this fraction of their length (15 s leases: every 5 s)."""
+
+DELIVERY_CLAIM_S = 120.0
+"""Seconds a replica's claim on a notification delivery it is sending lasts: longer than any
+attempt (channel timeouts are ~10 s); a replica that dies mid-send has it retried after."""
+
+DELIVERY_RECOVER_S = 5.0
+"""How often the leader makes deliveries due again whose sender's claim expired (a replica
+that died mid-send)."""
+
+REPLICA_ID_ENV = "REMEDIATOR_REPLICA_ID"
+"""Environment variable naming this replica (default: host name and port, stable across
+restarts, so a restarted replica takes back its own leases at once)."""
+
+ROLES = ("all", "intake", "worker")
+"""What one `remediator serve` does: `all` everything (the default); `intake` the webhook
+only (stores alerts; no worker, no leader duties, no Docker); `worker` executions, the
+outbox and leader candidacy, with no webhook."""
 LOOP_ERROR_BACKOFF_MAX_S = 30.0
 """Longest a background loop waits after rounds that failed in a row (unless woken)."""
 

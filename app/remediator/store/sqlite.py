@@ -86,7 +86,10 @@ class SqliteStore(SqlStore):
         if reader is None:
             if self.path == ":memory:":
                 return self._db  # a second connection would be another database
-            reader = self._local.db = self._connect()
+            try:
+                reader = self._local.db = self._connect()
+            except sqlite3.Error as exc:  # the file gone bad or away: a store error, a 503
+                raise StoreError(f"cannot read the store at {self.path}: {exc}") from exc
             with self._lock:
                 self._readers.append(reader)
         return reader
