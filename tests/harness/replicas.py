@@ -13,6 +13,7 @@ store 2 x N times; Remediator must make one incident and one execution of them.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import signal
 import sys
@@ -116,7 +117,8 @@ def webhook_config(shipped: str, urls: Sequence[str], token_file: Path,
     for receiver in config["receivers"]:
         hooks = receiver.get("webhook_configs") or []
         if hooks:
-            receiver["webhook_configs"] = [{**hooks[0], "url": url} for url in urls]
+            receiver["webhook_configs"] = [{**copy.deepcopy(hooks[0]), "url": url}
+                                          for url in urls]
     return str(yaml.safe_dump(config, sort_keys=False))
 
 
