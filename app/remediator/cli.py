@@ -59,10 +59,27 @@ def load_cfg(path: Path | None) -> Any:
 @click.option("--threads", default=8, show_default=True, type=int)
 @click.option("--log-format", type=click.Choice(["json", "text"]), default="json",
               show_default=True, help="json: one object per line with incident/execution ids.")
+@click.option("--role", type=click.Choice(list(defaults.ROLES)), default="all",
+              show_default=True,
+              help="all: everything. intake: the webhook only (stores alerts; no worker, no "
+                   "Docker). worker: executions, notifications and leader duties; its "
+                   "webhook answers 404 (point Alertmanager at all/intake replicas).")
+@click.option("--replica-id", default=None, envvar=defaults.REPLICA_ID_ENV,
+              help="This replica's name in the store's leases (default: host name:port). "
+                   "Keep it across restarts: a restarted replica takes its own leases back "
+                   f"at once. [env {defaults.REPLICA_ID_ENV}]")
 def serve(host: str | None, port: int | None, db_path: Path | None,
           playbooks_dir: Path | None, config_path: Path, dry_run: bool,
-          insecure_no_auth: bool, threads: int, log_format: str) -> None:
-    """Receive Alertmanager webhooks and remediate (production server: gunicorn)."""
+          insecure_no_auth: bool, threads: int, log_format: str, role: str,
+          replica_id: str | None) -> None:
+    """Receive Alertmanager webhooks and remediate (production server: gunicorn).
+
+    \b
+    Replicas: any number of `remediator serve` on one PostgreSQL database (--db
+    postgresql://...) act as one Remediator: each execution runs once (a lease, taken over
+    when its replica dies), one execution per target at a time, one replica leads
+    (escalation timer, reconciliation, housekeeping). A SQLite store takes one serve.
+    """
     from remediator.server import run_server
 
     config = load_cfg(config_path)
@@ -85,7 +102,7 @@ def serve(host: str | None, port: int | None, db_path: Path | None,
     configure(os.environ.get("LOG_LEVEL", "INFO"), log_format)
     run_server(config, host=host or config.host, port=port or config.port, db_path=db_path,
                playbooks_dir=playbooks_dir, token=None if insecure_no_auth else token,
-               dry_run=dry_run, threads=threads)
+               dry_run=dry_run, threads=threads, role=role, replica_id=replica_id)
 
 
 _HELD: list[Any] = []

@@ -8,6 +8,9 @@ The other way round: an incident still firing here whose alert Alertmanager no l
 (its resolved notice was lost) is resolved, through a `resolved` payload in the inbox,
 once two reconciliations in a row did not find it. One miss is not enough: an
 Alertmanager restarted without its state has no alerts until Prometheus sends them again.
+
+With several replicas, the leader reconciles (one replica at a time), and a replica that
+becomes leader reconciles at once: the one before may have died with webhooks lost.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ log = logging.getLogger("remediator.reconcile")
 RECONCILE_INTERVAL = 180.0
 """Seconds between two reconciliations with Alertmanager."""
 
+LEADER_POLL = 1.0
+"""Seconds a replica that is not the leader waits before asking again whether it is."""
+
 RECEIVER = "remediator"
 """Alertmanager receiver whose alerts are Remediator's (the name in alertmanager.yml)."""
 
@@ -57,8 +63,10 @@ _JSON_TYPES = {dict: "object", str: "string", int: "number", float: "number",
 class Reconciler:
     def __init__(self, store: Store, alertmanager_url: str, submit: Callable[[bytes], int],
                  wake: Callable[[], None], *, interval: float = RECONCILE_INTERVAL,
-                 receiver: str = RECEIVER, client: HttpClient | None = None) -> None:
+                 receiver: str = RECEIVER, client: HttpClient | None = None,
+                 is_leader: Callable[[], bool] = lambda: True) -> None:
         self.store = store
+        self.is_leader = is_leader
         self.url = alertmanager_url.rstrip("/")
         self.submit = submit
         self.wake = wake
@@ -80,6 +88,9 @@ class Reconciler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            if not self.is_leader():  # the leader replica reconciles
+                self._stop.wait(LEADER_POLL)
+                continue
             try:
                 self.reconcile()
             except ConnectionError as exc:  # down or answering nonsense: next round

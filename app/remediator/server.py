@@ -55,8 +55,12 @@ def check_setup(config: RemediatorConfig, *, db_path: Path, playbooks_dir: Path)
 
 
 def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: Path,
-               playbooks_dir: Path, token: str | None, dry_run: bool, threads: int) -> None:
+               playbooks_dir: Path, token: str | None, dry_run: bool, threads: int,
+               role: str = "all", replica_id: str | None = None) -> None:
+    from remediator.leases import default_replica_id
     from remediator.service import Service, build_service
+
+    replica_id = replica_id or default_replica_id(port)
     from remediator.web import create_app
 
     services: list[Service] = []
@@ -66,7 +70,8 @@ def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: Path,
         # waiting for it gets it within this interval instead of CPython's default 5 ms.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         service = build_service(config, db_path=db_path, playbooks_dir=playbooks_dir,
-                                token=token, dry_run=dry_run)
+                                token=token, dry_run=dry_run, role=role,
+                                replica_id=replica_id)
         service.start()
         services.append(service)
         return create_app(service)

@@ -36,6 +36,14 @@ TOO_LARGE = f"body larger than {MAX_BODY_BYTES} bytes"
 WEBHOOK_PATH = "/api/v1/alerts"
 """Alertmanager's webhook: the only route `remediator_webhook_requests_total` counts."""
 
+NOT_HERE = ("this replica runs with --role worker and does not take alerts: point "
+            "Alertmanager at a replica started with --role all or --role intake")
+"""The webhook's 404 on a `worker` replica (a wrong route, not a passing outage: Alertmanager
+does not retry it, and the leader's reconciliation picks up what it missed)."""
+
+STORE_DOWN = "store unavailable; retry"
+"""503's message when the database cannot be read or written."""
+
 _TRUE = frozenset({"", "1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -122,7 +130,8 @@ def create_app(service: Service) -> Flask:
 
     @app.post(WEBHOOK_PATH)
     def alerts() -> tuple[Response, int]:
-        status, body = receive(service)
+        status, body = receive(service) if service.takes_alerts else (404,
+                                                                      {"error": NOT_HERE})
         service.metrics.webhook_requests.labels(code=str(status)).inc()
         return jsonify(body), status
 
@@ -135,6 +144,12 @@ def create_app(service: Service) -> Flask:
     @app.errorhandler(HTTPException)
     def api_error(exc: HTTPException) -> Response | HTTPException:
         return api_error_response(exc) if request.path.startswith("/api/") else exc
+
+    @app.errorhandler(StoreError)
+    def store_down(exc: StoreError) -> tuple[Response, int]:
+        # The database away (or refusing): a 503 to retry, never a 500 with a traceback.
+        log.error("%s %s: %s", request.method, request.path, exc)
+        return error(503, STORE_DOWN)
 
     register_api(app, service)
     register_escalation_api(app, service)
@@ -174,14 +189,14 @@ def receive(service: Service) -> tuple[int, dict[str, Any]]:
             service.store.add_dead_letter(body, str(exc), request.content_type)
         except StoreError:
             log.exception("could not keep a dead letter")
-            return 503, {"error": "store unavailable; retry"}
+            return 503, {"error": STORE_DOWN}
         service.metrics.dead_letters.inc()
         return 400, {"error": str(exc), "kept": "dead-letter"}
     try:
         inbox_id = service.writer.submit(body)
     except StoreError as exc:
         log.error("webhook not stored: %s", exc)
-        return 503, {"error": "store unavailable; retry"}  # Alertmanager retries 5xx
+        return 503, {"error": STORE_DOWN}  # Alertmanager retries 5xx
     service.worker.wake()
     return 202, {"status": "accepted", "inbox_id": inbox_id, "alerts": len(payload.alerts)}
 
@@ -257,7 +272,9 @@ def register_probes(app: Flask, service: Service) -> None:
         # `engines` details each engine; `docker` already says whether any answers.
         ok = all(value is True for key, value in checks.items()
                  if key not in ("paused", "engines"))
-        return jsonify({"ready": ok, **checks}), 200 if ok else 503
+        # `replica`: who answers (id, role, leader): facts, not checks.
+        return jsonify({"ready": ok, **checks, "replica": service.replica()}), \
+            200 if ok else 503
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -7,6 +7,9 @@ records the holder's pid so the refusal can name it. The kernel drops the lock w
 process dies, however it dies: a stale file never blocks a restart. The CLI's other
 commands (pause, executions, report) and gunicorn's worker do not take it: they work on
 the store while `serve` runs.
+
+A PostgreSQL store (``postgresql://...``) takes no lock: any number of replicas serve it,
+coordinated by leases in the database (remediator.leases).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ __all__ = ["LOCK_SUFFIX", "StoreLock", "lock_store"]
 
 LOCK_SUFFIX: Final = ".lock"
 
+SERVER_SCHEMES: Final = ("postgresql:", "postgres:")
+"""Stores on a database server: shared by replicas, never locked here."""
+
 
 class StoreLock:
     """A held lock; released by :meth:`release` or when the process exits."""
@@ -40,8 +46,9 @@ class StoreLock:
 
 def lock_store(db_path: str | Path) -> StoreLock | None:
     """Take the store's lock or raise StoreError naming the pid that holds it and the
-    lock file. None for an in-memory store (nothing to share)."""
-    if str(db_path) == ":memory:":
+    lock file. None for an in-memory store (nothing to share) and for a database server
+    (replicas share it)."""
+    if str(db_path) == ":memory:" or str(db_path).startswith(SERVER_SCHEMES):
         return None
     path = Path(f"{db_path}{LOCK_SUFFIX}")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ so a reader can find what happens when a key is left out.
 from __future__ import annotations
 
 __all__ = [
+    "DB_ENV",
     "DEFAULT_ALERTMANAGER_URL",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_CONFIG_PATH",
@@ -28,11 +29,20 @@ __all__ = [
     "DEFAULT_STEP_TIMEOUT_S",
     "DEFAULT_WEBHOOK_TOKEN_ENV",
     "DEFAULT_WRITE_PATHS",
+    "DELIVERY_CLAIM_S",
     "ENV_PREFIX",
+    "EXECUTION_LEASE_S",
+    "LEADER_LEASE_S",
+    "LEASE_RENEW_FRACTION",
     "MAX_ARCHIVE_BYTES",
     "MAX_HTTP_BODY_BYTES",
     "MAX_LOG_BYTES",
     "MAX_STEP_RETRIES",
+    "PG_CONNECT_TIMEOUT_S",
+    "PG_POOL_MAX",
+    "PG_POOL_TIMEOUT_S",
+    "REPLICA_ID_ENV",
+    "ROLES",
 ]
 
 ENV_PREFIX = "REMEDIATOR_"
@@ -46,6 +56,20 @@ DEFAULT_PLAYBOOKS_DIR = "playbooks"
 
 DEFAULT_DB_PATH = "remediator.db"
 """SQLite store file, relative to the working directory."""
+
+DB_ENV = "REMEDIATOR_DB"
+"""Environment variable naming the store when no --db is given: a SQLite path,
+``sqlite:///path`` or ``postgresql://...`` (before the config's db_path)."""
+
+PG_CONNECT_TIMEOUT_S = 3
+"""Seconds to wait for a PostgreSQL connection (libpq's connect_timeout)."""
+
+PG_POOL_TIMEOUT_S = 5.0
+"""Seconds an operation waits for a pooled PostgreSQL connection before it raises
+StoreError (the webhook then answers 503 and Alertmanager retries)."""
+
+PG_POOL_MAX = 12
+"""Connections one process keeps to PostgreSQL at most (webhook threads, worker, timers)."""
 
 DEFAULT_HOST = "127.0.0.1"
 """Address `remediator serve` listens on: loopback unless told otherwise."""
@@ -114,3 +138,27 @@ MAX_ARCHIVE_BYTES = 1 << 28
 
 MAX_HTTP_BODY_BYTES = 1 << 20
 """Bytes of an http.check / prometheus.query answer read (the rest is cut, and said so)."""
+
+EXECUTION_LEASE_S = 15.0
+"""Seconds a replica's claim on a running execution (and on its target) lasts unless renewed:
+a replica that dies mid-run has its execution resumed by another within this (+ one poll)."""
+
+LEADER_LEASE_S = 15.0
+"""Seconds the leader lease lasts unless renewed: when the leader dies, another replica runs
+the escalation timer, reconciliation and housekeeping within this (+ one renewal)."""
+
+LEASE_RENEW_FRACTION = 1 / 3
+"""Leases are renewed every this fraction of their length (15 s leases: every 5 s)."""
+
+DELIVERY_CLAIM_S = 120.0
+"""Seconds a replica's claim on a notification delivery it is sending lasts: longer than any
+attempt (channel timeouts are ~10 s); a replica that dies mid-send has it retried after."""
+
+REPLICA_ID_ENV = "REMEDIATOR_REPLICA_ID"
+"""Environment variable naming this replica (default: host name and port, stable across
+restarts, so a restarted replica takes back its own leases at once)."""
+
+ROLES = ("all", "intake", "worker")
+"""What one `remediator serve` does: `all` everything (the default); `intake` the webhook
+only (stores alerts; no worker, no leader duties, no Docker); `worker` executions, the
+outbox and leader candidacy, with no webhook."""

@@ -70,6 +70,10 @@ PASS_GAP_FACTOR: Final = 9.0
 
 _INFO_LEVEL: Final = "notify"
 
+RECOVER_CLAIMS_S: Final = 5.0
+"""How often the leader makes deliveries due again whose sender's claim expired (a replica
+that died mid-send)."""
+
 @dataclass(frozen=True)
 class _Subject:
     """An incident with its latest finished execution: what a notification is about."""
@@ -94,8 +98,12 @@ class EscalationService:
                  transport: HttpTransport | None = None,
                  rand: Callable[[], float] = random.random,
                  template_dir: str | Path | None = None,
-                 info_team: str = defaults.DEFAULT_ESCALATION_TEAM) -> None:
+                 info_team: str = defaults.DEFAULT_ESCALATION_TEAM,
+                 replica_id: str = "", is_leader: Callable[[], bool] = lambda: True) -> None:
         self.store = store
+        # Replicas: every one delivers the outbox (its claims name it); only the leader
+        # runs the timer (one replica at a time evaluates the policy and resolves).
+        self.is_leader = is_leader
         self.policy = policy
         self.metrics = metrics
         self.clock = clock
@@ -103,7 +111,8 @@ class EscalationService:
         self.info_team = info_team if info_team in policy.teams else next(iter(policy.teams))
         self.outbox = Outbox(store)
         self.dispatcher = Dispatcher(self.outbox, policy, metrics, env=env,
-                                     transport=transport, clock=clock, rand=rand)
+                                     transport=transport, clock=clock, rand=rand,
+                                     owner=replica_id)
         metrics.outbox_depth.set_function(self._depth)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -137,14 +146,21 @@ class EscalationService:
         due: datetime | None = None
         woken = True
         last_end, gap = 0.0, 0.0
+        led, recovered = False, 0.0
         while not self._stop.is_set():
             try:
-                now, token = self.clock(), self._changes()
+                # Replicas: only the leader runs the timer; a new leader makes a pass at once.
+                leading = self.is_leader()
+                woken, led = woken or (leading and not led), leading
+                if leading and time.monotonic() - recovered >= RECOVER_CLAIMS_S:
+                    recovered = time.monotonic()
+                    self._recover_expired_claims()
+                now, token = self.clock(), self._changes() if leading else seen
                 # Changes alone re-trigger a pass only after PASS_GAP_FACTOR times the last
                 # pass's own duration: at most ~10% of a core under an alert storm, at once
                 # otherwise. Wakes and due times are served at once.
                 changed = token != seen and time.monotonic() - last_end >= gap
-                if woken or changed or (due is not None and due <= now):
+                if leading and (woken or changed or (due is not None and due <= now)):
                     started = time.monotonic()
                     due, seen = self.evaluate_open(now), token
                     last_end = time.monotonic()
@@ -153,6 +169,13 @@ class EscalationService:
                 log.exception("escalation pass failed; retrying")
             woken = self._wake.wait(self._sleep_for(due))  # told of a change: look at once
             self._wake.clear()
+
+    def _recover_expired_claims(self) -> None:
+        recovered = self.outbox.recover_interrupted(self.clock())
+        if recovered:
+            log.warning("%d notification deliveries a replica left mid-send (its claim "
+                        "expired) are due again", recovered)
+        self.dispatcher.wake()
 
     def _sleep_for(self, due: datetime | None) -> float:
         if due is None:

@@ -124,16 +124,21 @@ class Outbox:
         return self.store.trigger_criteria(dedup_key)
 
     # -- delivering -------------------------------------------------------------------
-    def recover_interrupted(self, now: datetime) -> int:
-        """Deliveries a stopped process left ``sending`` are due again (at least once)."""
-        return self.store.recover_interrupted_deliveries(now)
+    def recover_interrupted(self, now: datetime, owner: str | None = None) -> int:
+        """Deliveries left ``sending`` are due again (at least once): those ``owner`` (a
+        replica, restarted) claimed, or with None those whose claim expired (the leader
+        does this for replicas that died)."""
+        return self.store.recover_interrupted_deliveries(now, owner=owner)
 
-    def claim_due(self, now: datetime, busy: Iterable[str] = ()) -> list[DueDelivery]:
-        """Mark ``sending`` and return the oldest due delivery of each idle channel."""
+    def claim_due(self, now: datetime, busy: Iterable[str] = (), *, owner: str = "",
+                  until: datetime | None = None) -> list[DueDelivery]:
+        """Mark ``sending`` (claimed by ``owner`` until ``until``: one replica sends it)
+        and return the oldest due delivery of each idle channel."""
         return [DueDelivery(r.id, r.notification_id, r.channel, r.channel_type, r.attempts,
                             r.team, r.kind.value, r.trigger_id, Message(**r.message),
                             parse_iso(r.created_at))
-                for r in self.store.claim_due_deliveries(now, busy)]
+                for r in self.store.claim_due_deliveries(now, busy, owner=owner,
+                                                         until=until)]
 
     def gate(self, due: DueDelivery, now: datetime) -> Gate:
         """A resolve goes only after its trigger was delivered on the same channel."""

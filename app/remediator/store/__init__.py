@@ -2,8 +2,13 @@
 
 ``records``     the typed records and StrEnum states that cross the API
 ``api``         the :class:`Store` Protocol every backend implements
-``sqlite``      the SQLite backend (the only module with SQL text or a database driver)
+``sql``         the SQL every backend shares, over a small dialect
+``sqlite``      the SQLite backend (the default: one file)
+``postgres``    the PostgreSQL backend (replicas on one database)
 ``migrations``  numbered schema migrations, applied at start
+``copy``        moving a store from one backend to another (`remediator db copy`)
+
+Only this package holds SQL text or imports a database driver.
 
 Open one with :func:`open_store`.
 """
@@ -15,11 +20,33 @@ from pathlib import Path
 from remediator.store.api import IntakeBatch, Store
 from remediator.store.records import MAX_ROW_ID, iso, parse_iso
 
-__all__ = ["MAX_ROW_ID", "IntakeBatch", "Store", "iso", "open_store", "parse_iso"]
+__all__ = ["MAX_ROW_ID", "IntakeBatch", "Store", "is_sqlite", "iso", "open_store", "parse_iso",
+           "sqlite_path"]
+
+
+SQLITE_SCHEME = "sqlite:///"
 
 
 def open_store(location: str | Path) -> Store:
-    """The store at ``location`` (a SQLite file path, or ``:memory:``), migrated."""
+    """The store at ``location``, migrated: a SQLite file path (or ``:memory:``),
+    ``sqlite:///path`` (``sqlite:////abs/path`` for an absolute one), or
+    ``postgresql://user@host:port/dbname`` (the password from libpq's environment)."""
+    text = str(location)
+    if text.startswith(("postgresql://", "postgres://")):
+        from remediator.store.postgres import PostgresStore
+
+        return PostgresStore(text)
     from remediator.store.sqlite import SqliteStore
 
-    return SqliteStore(location)
+    return SqliteStore(sqlite_path(text))
+
+
+def sqlite_path(location: str | Path) -> str:
+    """The file of a SQLite location (a path, or ``sqlite:///path``)."""
+    text = str(location)
+    return text[len(SQLITE_SCHEME):] if text.startswith(SQLITE_SCHEME) else text
+
+
+def is_sqlite(location: str | Path) -> bool:
+    """Whether `location` names a SQLite store (anything but a postgresql:// URL)."""
+    return not str(location).startswith(("postgresql://", "postgres://"))
