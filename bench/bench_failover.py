@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests.harness.postgres: the suite's private cluster
 
 import bench_reliability  # noqa: E402  (the sibling script: alert bodies, waiting)
-from tests.harness.postgres import postgres_cluster  # noqa: E402
+from tests.harness.postgres import Cluster, remove_cluster, start_cluster  # noqa: E402
 
 BIN = Path(sys.executable).parent
 TOKEN = bench_reliability.TOKEN
@@ -123,45 +124,52 @@ def step(execution: dict[str, Any] | None, step_id: str) -> dict[str, Any]:
     return {}
 
 
-def owner(execution: dict[str, Any] | None) -> str | None:
-    """The replica holding the execution's lease, as the API shows it."""
-    value = (execution or {}).get("lease_owner")
-    return str(value) if value else None
+def owner(db_url: str, execution: dict[str, Any] | None) -> str | None:
+    """The replica holding the execution's lease (the store's executions.lease_owner)."""
+    import psycopg
+
+    if not execution:
+        return None
+    with psycopg.connect(db_url, connect_timeout=10) as conn:
+        row = conn.execute("SELECT lease_owner FROM executions WHERE id = %s",
+                           (execution["id"],)).fetchone()
+    return str(row[0]) if row and row[0] else None
 
 
-def once(root: Path, n: int, count: int, step_s: int) -> tuple[float, float, str, str]:
+def once(root: Path, cluster: Cluster, n: int, count: int,
+         step_s: int) -> tuple[float, float, str, str]:
     """(death -> the interrupted step running again, death -> finished, killed, finisher)."""
     tmp = root / f"run-{n}"
     (tmp / "playbooks").mkdir(parents=True)
     (tmp / "playbooks" / "failover.yml").write_text(PLAYBOOK % step_s)
     (tmp / "remediator.yml").write_text("alertmanager_url: http://127.0.0.1:1\ntargets:\n"
                                         + bench_reliability.target("failover"))
-    with postgres_cluster(tmp / "pg") as cluster:
-        db_url, env = cluster.create_database(f"failover{n}"), cluster.env
-        with replicas(tmp, count, db_url, env) as live:
-            requests.post(f"{live[n % count].url}/api/v1/alerts", headers=AUTH, timeout=10,
-                          data=bench_reliability.body("FailoverAlert", "failover", n)
-                          ).raise_for_status()
-            bench_reliability.wait_until(
-                lambda: step(newest_execution(live), "slow").get("status") == "running"
-                and owner(newest_execution(live)), 60, "the slow step to start")
-            time.sleep(min(1.0, step_s / 4))  # well inside it
-            victim_id = owner(newest_execution(live))
-            victim = next(r for r in live if r.replica_id == victim_id)
-            victim.kill()
-            died = time.monotonic()
-            bench_reliability.wait_until(
-                lambda: (newest_execution(live) or {}).get("state") == "finished",
-                step_s + 300, "the execution to finish on another replica", interval=0.05)
-            finished = time.monotonic() - died
-            done = newest_execution(live) or {}
-            slow = step(done, "slow")
-            # The interrupted step ran again from its start and took its duration after it
-            # restarted; the execution ended right after it.
-            resumed = finished - float(slow.get("duration_s") or step_s)
-            if done.get("outcome") != "success" or slow.get("status") != "ok":
-                raise SystemExit(f"bench: the execution did not succeed after failover: {done}")
-            return resumed, finished, str(victim_id), str(owner(done) or "?")
+    db_url = cluster.create_database()
+    with replicas(tmp, count, db_url, cluster.env()) as live:
+        requests.post(f"{live[n % count].url}/api/v1/alerts", headers=AUTH, timeout=10,
+                      data=bench_reliability.body("FailoverAlert", "failover", n)
+                      ).raise_for_status()
+        bench_reliability.wait_until(
+            lambda: step(newest_execution(live), "slow").get("status") == "running", 60,
+            "the slow step to start")
+        time.sleep(min(1.0, step_s / 4))  # well inside it
+        victim_id = owner(db_url, newest_execution(live))
+        victim = next(r for r in live if r.replica_id == victim_id)
+        victim.kill()
+        died = time.monotonic()
+        bench_reliability.wait_until(
+            lambda: (newest_execution(live) or {}).get("state") == "finished",
+            step_s + 300, "the execution to finish on another replica", interval=0.05)
+        finished = time.monotonic() - died
+        done = newest_execution(live) or {}
+        slow = step(done, "slow")
+        # The interrupted step ran again from its start and took its duration after it
+        # restarted; the execution ended right after it.
+        resumed = finished - float(slow.get("duration_s") or step_s)
+        if done.get("outcome") != "success" or slow.get("status") != "ok":
+            raise SystemExit(f"bench: the execution did not succeed after failover: {done}")
+        finisher = owner(db_url, done) or "?"
+        return resumed, finished, str(victim_id), finisher
 
 
 def main() -> int:
@@ -171,19 +179,23 @@ def main() -> int:
     parser.add_argument("--step-seconds", type=int, default=5)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-failover-"))
+    cluster = start_cluster()
+    from remediator.core.defaults import EXECUTION_LEASE_S, LEASE_RENEW_FRACTION
+
     print(f"bench-failover: {args.replicas} replicas (role all) on one PostgreSQL 15 database, "
           f"{os.cpu_count()} cores; a {args.step_seconds}s step SIGKILLed mid-run, "
-          f"{args.kills} times")
+          f"{args.kills} times; execution lease {EXECUTION_LEASE_S:g}s, renewed every "
+          f"{EXECUTION_LEASE_S * LEASE_RENEW_FRACTION:g}s")
     results = []
     try:
         for n in range(args.kills):
-            resumed, finished, victim, finisher = once(root, n, args.replicas,
+            resumed, finished, victim, finisher = once(root, cluster, n, args.replicas,
                                                        args.step_seconds)
             results.append((resumed, finished))
             print(f"  kill {n + 1}: {victim} killed; resumed on {finisher} after "
                   f"{resumed:.2f}s, finished after {finished:.2f}s")
     finally:
-        import shutil
+        remove_cluster(cluster)
         shutil.rmtree(root, ignore_errors=True)
     resumed_s, finished_s = zip(*results, strict=True)
     print(f"death -> execution running its step again on another replica: median "

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -172,27 +173,31 @@ def count_sqlite(db: Path) -> int:
 
 
 @contextlib.contextmanager
-def postgres_setup(tmp: Path, cluster: object, label: str, roles: list[str],
+def postgres_setup(tmp: Path, cluster: Any, label: str, roles: list[str],
                    posted: list[str]) -> Iterator[Setup]:
-    """Replicas with ``roles`` on a fresh database; wrk posts to those whose role is in
-    ``posted``."""
-    name = re.sub(r"\W+", "_", label)
-    url = cluster.create_database(name)  # type: ignore[attr-defined]
-    env = dict(cluster.env)  # type: ignore[attr-defined]
+    """Replicas with ``roles`` on a fresh database of ``cluster`` (tests/harness/postgres.py);
+    wrk posts to those whose role is in ``posted``."""
+    url = cluster.create_database()
     ports = [free_port() for _ in roles]
-    folder = tmp / name
+    folder = tmp / re.sub(r"\W+", "_", label)
     folder.mkdir()
     procs = [start_remediator(folder, port, db=url, role=role, replica_id=f"r{n + 1}",
-                              env=env) for n, (port, role) in enumerate(zip(ports, roles,
-                                                                              strict=True))]
+                              env=cluster.env())
+             for n, (port, role) in enumerate(zip(ports, roles, strict=True))]
     with processes(procs):
         for port in ports:
-            wait_ready(f"http://127.0.0.1:{port}/healthz")
+            wait_ready(f"http://127.0.0.1:{port}/readyz")
         yield Setup(label, [f"http://127.0.0.1:{port}/api/v1/alerts"
                             for port, role in zip(ports, roles, strict=True)
-                            if role in posted],
-                    lambda: int(cluster.scalar(  # type: ignore[attr-defined]
-                        name, "SELECT COUNT(*) FROM inbox")))
+                            if role in posted], lambda: count_postgres(url))
+
+
+def count_postgres(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        row = conn.execute("SELECT COUNT(*) FROM inbox").fetchone()
+        return int(row[0]) if row else 0
 
 
 POSTGRES_SETUPS = [
@@ -200,6 +205,19 @@ POSTGRES_SETUPS = [
     ("postgres, 3 replicas", ["all", "all", "all"], ["all"]),
     ("postgres, 2 intake + 1 worker", ["intake", "intake", "worker"], ["intake"]),
 ]
+
+
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[Any]:
+    """A private PostgreSQL 15 cluster (the test suite's, tests/harness/postgres.py)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.harness.postgres import remove_cluster, start_cluster
+
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        remove_cluster(cluster)
 
 
 def main() -> int:
@@ -220,10 +238,7 @@ def main() -> int:
             wait_up(f"http://127.0.0.1:{noop_port}/")
             setups = [stack.enter_context(sqlite_setup(tmp))]
             if not args.no_postgres:
-                sys.path.insert(0, str(ROOT))
-                from tests.harness.postgres import postgres_cluster
-
-                cluster = stack.enter_context(postgres_cluster(tmp / "pg"))
+                cluster = stack.enter_context(postgres_cluster())
                 setups += [stack.enter_context(postgres_setup(tmp, cluster, *setup))
                            for setup in POSTGRES_SETUPS]
             report(setups, noop_port, senders, args.seconds)

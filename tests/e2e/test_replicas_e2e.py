@@ -25,7 +25,7 @@ import pytest
 from remediator.demo import inject_fault
 from tests.harness.docker_engine import Resources
 from tests.harness.faults import wait_for_fault
-from tests.harness.postgres import PostgresCluster
+from tests.harness.postgres import Cluster
 from tests.harness.replicas import Replicated, docker_actions, replicated_loop
 from tests.harness.stack import wait
 from tests.support.http_sink import HttpSink
@@ -56,9 +56,10 @@ def incidents(ha: Replicated) -> list[dict[str, Any]]:
 
 def test_three_replicas_behind_two_partitioned_alertmanagers_repair_once_and_notify_once(
         tmp_path: Path, images: dict[str, str], docker_resources: Resources,
-        postgres_db: PostgresCluster, sink: HttpSink) -> None:
-    env = {"ESCALATION_WEBHOOK_URL": sink.url, **postgres_db.env}
-    with replicated_loop(tmp_path, docker_resources, images["modelserver"], postgres_db.url,
+        pg_cluster: Cluster, sink: HttpSink) -> None:
+    env = {"ESCALATION_WEBHOOK_URL": sink.url, **pg_cluster.env()}
+    db_url = pg_cluster.create_database(migrated=False)  # the replicas migrate it, together
+    with replicated_loop(tmp_path, docker_resources, images["modelserver"], db_url,
                          count=REPLICAS, env=env) as ha:
         name = str(ha.app_loop.app.name)
         wait(lambda: not firing(ha) and ha.app_loop.health() == HEALTHY, 90, "a quiet start")
