@@ -50,7 +50,10 @@ def load_cfg(path: Path | None) -> Any:
 @main.command()
 @click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Listen port (default 9096).")
-@click.option("--db", "db_path", type=click.Path(path_type=Path), default=None)
+@click.option("--db", "db_path", default=None,
+              help="The store: a SQLite file (default: the config's db_path), "
+                   "sqlite:///path, or postgresql://user@host:port/dbname (the password from "
+                   "libpq's PGPASSFILE or PGPASSWORD, never here).")
 @click.option("--playbooks", "playbooks_dir", type=click.Path(path_type=Path), default=None)
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               default=Path(defaults.DEFAULT_CONFIG_PATH), show_default=True)
@@ -68,7 +71,7 @@ def load_cfg(path: Path | None) -> Any:
               help="This replica's name in the store's leases (default: host name:port). "
                    "Keep it across restarts: a restarted replica takes its own leases back "
                    f"at once. [env {defaults.REPLICA_ID_ENV}]")
-def serve(host: str | None, port: int | None, db_path: Path | None,
+def serve(host: str | None, port: int | None, db_path: str | None,
           playbooks_dir: Path | None, config_path: Path, dry_run: bool,
           insecure_no_auth: bool, threads: int, log_format: str, role: str,
           replica_id: str | None) -> None:
@@ -91,7 +94,7 @@ def serve(host: str | None, port: int | None, db_path: Path | None,
     from remediator.logs import configure
     from remediator.server import check_setup
 
-    db_path = db_path or Path(config.db_path)
+    db_path = db_path or config.db_path  # a path or a URL: a Path would fold its "//"
     playbooks_dir = playbooks_dir or Path(config.playbooks_dir)
     try:  # in gunicorn's worker the same error would be a traceback and "failed to boot"
         lock = lock_store(db_path)  # one serve per store, held until this process exits

@@ -41,7 +41,8 @@ def run_gunicorn(load: Callable[[], Any], settings: dict[str, Any],
     Server().run()
 
 
-def check_setup(config: RemediatorConfig, *, db_path: Path, playbooks_dir: Path) -> None:
+def check_setup(config: RemediatorConfig, *, db_path: str | Path,
+                playbooks_dir: Path) -> None:
     """Load what the service will load (escalation policy, store, playbooks) before
     gunicorn starts: in its worker the same error is a traceback and "Worker failed to
     boot". Raises the RemediatorError that names what is wrong."""
@@ -54,7 +55,7 @@ def check_setup(config: RemediatorConfig, *, db_path: Path, playbooks_dir: Path)
     open_store(db_path).close()  # last: it creates the file, which a wrong setup should not
 
 
-def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: Path,
+def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: str | Path,
                playbooks_dir: Path, token: str | None, dry_run: bool, threads: int,
                role: str = "all", replica_id: str | None = None) -> None:
     from remediator.leases import default_replica_id

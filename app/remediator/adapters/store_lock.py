@@ -22,13 +22,11 @@ from typing import Final
 
 from remediator.adapters.private_files import open_private
 from remediator.errors import StoreError
+from remediator.store import is_sqlite, sqlite_path
 
 __all__ = ["LOCK_SUFFIX", "StoreLock", "lock_store"]
 
 LOCK_SUFFIX: Final = ".lock"
-
-SERVER_SCHEMES: Final = ("postgresql:", "postgres:")
-"""Stores on a database server: shared by replicas, never locked here."""
 
 
 class StoreLock:
@@ -48,8 +46,9 @@ def lock_store(db_path: str | Path) -> StoreLock | None:
     """Take the store's lock or raise StoreError naming the pid that holds it and the
     lock file. None for an in-memory store (nothing to share) and for a database server
     (replicas share it)."""
-    if str(db_path) == ":memory:" or str(db_path).startswith(SERVER_SCHEMES):
+    if str(db_path) == ":memory:" or not is_sqlite(db_path):
         return None
+    db_path = sqlite_path(db_path)  # sqlite:///x locks x, as `remediator serve --db x`
     path = Path(f"{db_path}{LOCK_SUFFIX}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = open_private(path, os.O_RDWR | os.O_CREAT)
