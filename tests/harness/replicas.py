@@ -17,6 +17,7 @@ import copy
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -191,12 +192,25 @@ def replicated_loop(tmp: Path, resources: Resources, image: str, db_url: str, *,
             resources.client.containers.get(str(app.name)).remove(force=True, v=True)
 
 
-def docker_actions(client: docker.DockerClient, container: str, since_ns: int) -> list[str]:
-    """The Docker engine's own events for ``container`` (by name) from ``since_ns``
-    (time.time_ns()) until now: their actions in order (`update`, `restart`, `exec_start:
-    ...`), as `docker events --filter container=NAME` shows them."""
-    until = int(time.time()) + 1
-    events = client.events(since=since_ns // 1_000_000_000, until=until,
-                           filters={"container": container, "type": "container"},
-                           decode=True)
-    return [str(event["Action"]) for event in events if int(event["timeNano"]) >= since_ns]
+@contextlib.contextmanager
+def docker_actions(client: docker.DockerClient, container: str) -> Iterator[list[str]]:
+    """The Docker engine's own events for ``container`` (by name) while the block runs:
+    their actions in order (`update`, `restart`, `exec_start: ...`), as `docker events
+    --filter container=NAME` shows them. Streamed live: the engine keeps only its last 256
+    events for a later `since` query, and other tests share it."""
+    stream = client.events(decode=True, filters={"container": container, "type": "container"})
+    actions: list[str] = []
+
+    def record() -> None:
+        with contextlib.suppress(Exception):  # the stream closed under it
+            for event in stream:
+                actions.append(str(event["Action"]))
+
+    reader = threading.Thread(target=record, name="docker-events", daemon=True)
+    reader.start()
+    try:
+        yield actions
+    finally:
+        time.sleep(1)  # the last events of the block reach the stream
+        stream.close()
+        reader.join(timeout=5)
