@@ -75,8 +75,10 @@ def start_remediator(tmp: Path, port: int, db: str | None = None, role: str | No
 
 
 def start_noop(port: int) -> subprocess.Popen[bytes]:
+    # This tree's remediator (app/) first, whatever the venv has installed.
+    path = os.pathsep.join([str(ROOT / "app"), str(ROOT), os.environ.get("PYTHONPATH", "")])
     return subprocess.Popen([sys.executable, str(ROOT / "bench" / "noop_server.py"), str(port),
-                             str(THREADS)], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                             str(THREADS)], env={**os.environ, "PYTHONPATH": path},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
 
