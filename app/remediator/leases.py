@@ -137,6 +137,9 @@ class Leases:
     def take_keys(self, keys: Sequence[str]) -> bool:
         """Take every key (``target:<name>``...) for a run, or none of them."""
         now = self.clock()
+        if any(self.store.lease_holder(key, now) not in (None, self.replica_id)
+               for key in keys):
+            return False  # a read, not a write: asked every poll for others' live runs
         taken: list[str] = []
         for key in keys:
             if not self.store.acquire_lease(key, self.replica_id, now + self.lease, now):

@@ -41,8 +41,7 @@ def run_gunicorn(load: Callable[[], Any], settings: dict[str, Any],
     Server().run()
 
 
-def check_setup(config: RemediatorConfig, *, db_path: str | Path,
-                playbooks_dir: Path) -> None:
+def check_setup(config: RemediatorConfig, *, db_path: str | Path, playbooks_dir: Path) -> None:
     """Load what the service will load (escalation policy, store, playbooks) before
     gunicorn starts: in its worker the same error is a traceback and "Worker failed to
     boot". Raises the RemediatorError that names what is wrong."""
@@ -60,9 +59,9 @@ def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: str |
                role: str = "all", replica_id: str | None = None) -> None:
     from remediator.leases import default_replica_id
     from remediator.service import Service, build_service
+    from remediator.web import create_app
 
     replica_id = replica_id or default_replica_id(port)
-    from remediator.web import create_app
 
     services: list[Service] = []
 

@@ -99,9 +99,9 @@ class Service:
         With several engines, `engines` shows each; `docker` is false only when none
         answers (an engine that is down fails its own targets' steps, not the others')."""
         checks: dict[str, Any] = {"store": self.store.ping()}
-        try:
-            checks["paused"] = self.worker.paused
-        except StoreError:  # the database away: `store` says so
+        try:  # not asked when the ping failed: a second wait for a database that is away
+            checks["paused"] = self.worker.paused if checks["store"] else None
+        except StoreError:
             checks["store"] = False
         if not self.config.targets or not self.runs_work:
             return checks  # an intake replica needs the store only

@@ -88,6 +88,14 @@ def test_inbox_keeps_bodies_in_order_until_processed(store: Store) -> None:
     assert [i.state.value for i in store.inbox()] == ["processed", "processed", "pending"]
 
 
+def test_a_large_batch_of_bodies_gets_ids_in_their_order(store: Store) -> None:
+    bodies = [f"body {n}".encode() for n in range(1203)]  # more than one statement's worth
+    ids = store.record_inbox(bodies)
+    assert len(ids) == len(set(ids)) == 1203 and ids == sorted(ids)
+    assert [(i.id, i.body) for i in store.unprocessed_inbox(2000)] == list(
+        zip(ids, bodies, strict=True))
+
+
 def test_process_inbox_is_one_transaction(store: Store) -> None:
     store.record_inbox([b"a", b"b"])
     items = store.unprocessed_inbox()
@@ -478,6 +486,22 @@ def test_a_claimed_delivery_is_not_claimed_by_another_owner_until_it_expires(
     (taken,) = other.claim_due_deliveries(claim_until, owner="b",
                                           until=claim_until + timedelta(seconds=60))
     assert taken.id == mine.id and store.claim_due_deliveries(claim_until, owner="a") == []
+
+
+def test_a_channel_sends_one_at_a_time_across_owners(store: Store,
+                                                     reopen: StoreFactory) -> None:
+    other = reopen()
+    trigger = store.enqueue_notification(draft("k1", channels=(("slack", "slack"),)), T0)
+    resolve = store.enqueue_notification(draft("k1", kind="resolve",
+                                               channels=(("slack", "slack"),)), T0)
+    (sending,) = store.claim_due_deliveries(T0, owner="a", until=T0 + timedelta(minutes=1))
+    assert sending.notification_id == trigger
+    # The resolve is due, but the channel is busy on a: b must not send it first.
+    assert other.claim_due_deliveries(T0, owner="b", until=T0 + timedelta(minutes=1)) == []
+    store.record_attempt(sending.id, trigger or 0, DeliveryStatus.DELIVERED, tried=True,
+                         now=T0)
+    (next_one,) = other.claim_due_deliveries(T0, owner="b", until=T0 + timedelta(minutes=1))
+    assert next_one.notification_id == resolve
 
 
 def test_a_restarted_owner_takes_back_its_own_claims_at_once(store: Store,

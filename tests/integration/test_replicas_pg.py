@@ -31,6 +31,7 @@ from tests.harness.postgres import Cluster
 from tests.harness.processes import Proc, free_port, spawn, stop, wait_ready
 from tests.harness.stack import wait
 from tests.support.fixtures import ALERTMANAGER
+from tests.support.http_sink import HttpSink
 
 TOKEN = "replica-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
@@ -160,16 +161,54 @@ class Answer:
     answered: float
 
 
-def alert_body(fingerprint: str) -> bytes:
+def alert_body(fingerprint: str, alertname: str = "WebhookLoad") -> bytes:
+    """An alert of its own (no playbook matches the load's alertname: stored, not run)."""
     body = json.loads(FIXTURE.read_text())
     body["alerts"][0]["fingerprint"] = fingerprint
     body["alerts"][0]["labels"]["seq"] = fingerprint
+    body["alerts"][0]["labels"]["alertname"] = alertname
+    body["alerts"][0]["annotations"]["summary"] = f"alert {fingerprint}"  # in its messages
     return json.dumps(body).encode()
 
 
+NOTIFY = """
+name: tell
+match: {alertname: ModelLoadFailure}
+steps:
+  - id: tell
+    phase: diagnose
+    action: notify
+    with: {team: ml-team-lead, level: notify, reason: "replica outage test"}
+"""
+
+POLICY = """
+version: 1
+channels:
+  slack: {type: slack, webhook_url: {env: SLACK_WEBHOOK_URL}}
+teams:
+  ml-team-lead: {channels: [slack]}
+rules: []
+"""
+
+
+def told(sink: HttpSink, fingerprint: str) -> bool:
+    return any(fingerprint in request.text for request in sink.requests)
+
+
 def test_postgres_stopped_30s_under_webhook_load_is_503_while_down_and_loses_no_acked_alert(
-        tmp_path: Path, pg_cluster: Cluster, pg_url: str) -> None:
+        tmp_path: Path, pg_cluster: Cluster, pg_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     config, playbooks = setup(tmp_path, None)
+    # A notify playbook on a target no step touches: after the outage the whole chain
+    # (intake, worker, escalation, the outbox's dispatcher) must still work.
+    (tmp_path / "escalation.yml").write_text(POLICY)
+    config.write_text(config.read_text().replace("targets: []\n", (
+        "targets:\n  - name: app-prod\n    selector: {service: app-prod}\n"
+        "    container: none\n    base_url: http://127.0.0.1:1\n"
+        f"escalation_path: {tmp_path / 'escalation.yml'}\n")))
+    (playbooks / "tell.yml").write_text(NOTIFY)
+    sink = HttpSink().start()
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", sink.url)
     proc = serve(tmp_path, pg_url, "r1", config, playbooks)
     answers: list[Answer] = []
     done = threading.Event()
@@ -191,7 +230,11 @@ def test_postgres_stopped_30s_under_webhook_load_is_503_while_down_and_loses_no_
             time.sleep(0.05)
 
     try:
-        wait_ready(proc, "/readyz", timeout=90)
+        wait_ready(proc, "/healthz", timeout=90)
+        assert requests.post(f"{proc.url}/api/v1/alerts", headers=HEADERS, timeout=10,
+                             data=alert_body("canary-before", "ModelLoadFailure")
+                             ).status_code == 202
+        wait(lambda: told(sink, "canary-before"), 30, "the notification before the outage")
         senders = [threading.Thread(target=sender, args=(n,), daemon=True) for n in range(4)]
         for thread in senders:
             thread.start()
@@ -218,8 +261,12 @@ def test_postgres_stopped_30s_under_webhook_load_is_503_while_down_and_loses_no_
         after = [a for a in answers if a.sent > up + 5]
         assert after and {a.status for a in after} == {202}  # it recovered by itself
         acked = {a.fingerprint for a in answers if a.status == 202}
-        wait(lambda: requests.get(f"{proc.url}/readyz", timeout=10).status_code == 200, 30,
-             "the replica ready again")
+        wait(lambda: requests.get(f"{proc.url}/readyz", timeout=10).json()["store"], 30,
+             "the replica's store back")
+        assert requests.post(f"{proc.url}/api/v1/alerts", headers=HEADERS, timeout=10,
+                             data=alert_body("canary-after", "ModelLoadFailure")
+                             ).status_code == 202
+        wait(lambda: told(sink, "canary-after"), 30, "a notification after the outage")
         store = open_store(pg_url)
         try:
             wait(lambda: store.inbox_depth() == 0, 60, "intake to catch up")
@@ -232,6 +279,7 @@ def test_postgres_stopped_30s_under_webhook_load_is_503_while_down_and_loses_no_
         if not pg_cluster.running:
             pg_cluster.start()
         stop(proc)
+        sink.stop()
 
 
 QUICK = """
@@ -280,3 +328,40 @@ def test_an_intake_replica_takes_the_alerts_and_a_worker_replica_runs_them(
     finally:
         stop(intake)
         stop(worker)
+
+
+def leader_of(replicas: dict[str, Proc]) -> list[str]:
+    leading = []
+    for name, proc in replicas.items():
+        try:
+            replica = requests.get(f"{proc.url}/readyz", timeout=2).json()["replica"]
+        except requests.RequestException:
+            continue
+        if replica["leader"]:
+            leading.append(name)
+    return leading
+
+
+def test_the_leader_moves_to_another_replica_when_it_dies(tmp_path: Path, pg_url: str) -> None:
+    config, playbooks = setup(tmp_path, None)
+    replicas = {name: serve(tmp_path, pg_url, name, config, playbooks)
+                for name in ("r1", "r2", "r3")}
+    try:
+        for proc in replicas.values():
+            wait_ready(proc, "/readyz", timeout=90)
+        (first,) = wait(lambda: leader_of(replicas), 30, "one leader")
+        assert leader_of(replicas) == [first]  # one at a time
+        metrics = requests.get(f"{replicas[first].url}/metrics", timeout=5).text
+        assert "remediator_leader 1.0" in metrics
+        kill(replicas.pop(first))
+        killed = time.monotonic()
+        (second,) = wait(lambda: leader_of(replicas), defaults.LEADER_LEASE_S + 30,
+                         "another leader", interval=0.2)
+        took = time.monotonic() - killed
+        assert second != first
+        assert took <= defaults.LEADER_LEASE_S + 10, f"took {took:.1f}s"
+        time.sleep(defaults.LEADER_LEASE_S * defaults.LEASE_RENEW_FRACTION + 1)
+        assert leader_of(replicas) == [second]  # and it stays one
+    finally:
+        for proc in replicas.values():
+            stop(proc)

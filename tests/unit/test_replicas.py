@@ -214,6 +214,27 @@ def test_a_replica_dying_mid_mutation_is_taken_over_without_repeating_it(
     assert done is not None and done.outcome == "escalated"
 
 
+def test_a_run_whose_renewal_says_it_was_taken_over_stops_before_its_next_mutation(
+        replicas: Any) -> None:
+    log: list[tuple[str, str]] = []
+    slow, fast = Clock(), Clock()  # a's clock lags: it still believes its lease is live
+    stuck = Runtime("a", log, hold_at="docker.logs")
+    a, b = replicas("a", stuck, slow), replicas("b", Runtime("b", log), fast)
+    row = alert_in(a)
+    thread, a_out = in_thread(lambda: a.run_execution(row))
+    assert stuck.inside.wait(10)
+    fast.advance(LEASE + timedelta(seconds=1))
+    assert b.run_execution(b.store.executions_in_state("running")[0]) is not None
+    a.leases.renew_runs()  # the store says: no longer a's
+    stuck.release.set()
+    thread.join(10)
+    (a_result,) = a_out
+    assert a_result is not None and a_result.outcome is Outcome.ABORTED
+    assert [who for who, action in log if action == "docker.copy"] == ["b"]
+    done = b.store.execution(row.id)
+    assert done is not None and done.outcome == "success"
+
+
 def test_one_execution_per_target_across_replicas(replicas: Any) -> None:
     log: list[tuple[str, str]] = []
     clock = Clock()

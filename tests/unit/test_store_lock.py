@@ -66,16 +66,3 @@ def test_an_execution_cancelled_after_the_dispatcher_read_it_does_not_run(
         assert service.store.start_execution(again) is False
     finally:
         service.close()
-
-
-def test_a_sqlite_url_locks_its_file_and_a_postgresql_store_takes_no_lock(
-        tmp_path: Path) -> None:
-    db = tmp_path / "r.db"
-    held = lock_store(f"sqlite:///{db}")
-    assert held is not None
-    with pytest.raises(StoreError):
-        lock_store(db)  # the same file, named as a path
-    held.release()
-    # Replicas share a PostgreSQL store: leases in the database coordinate them, no flock.
-    assert lock_store("postgresql://remediator@db.example:5432/remediator") is None
-    assert lock_store("postgresql://remediator@db.example:5432/remediator") is None

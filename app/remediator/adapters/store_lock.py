@@ -7,9 +7,6 @@ records the holder's pid so the refusal can name it. The kernel drops the lock w
 process dies, however it dies: a stale file never blocks a restart. The CLI's other
 commands (pause, executions, report) and gunicorn's worker do not take it: they work on
 the store while `serve` runs.
-
-A PostgreSQL store (``postgresql://...``) takes no lock: any number of replicas serve it,
-coordinated by leases in the database (remediator.leases).
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ from typing import Final
 
 from remediator.adapters.private_files import open_private
 from remediator.errors import StoreError
-from remediator.store import is_sqlite, sqlite_path
 
 __all__ = ["LOCK_SUFFIX", "StoreLock", "lock_store"]
 
@@ -44,11 +40,9 @@ class StoreLock:
 
 def lock_store(db_path: str | Path) -> StoreLock | None:
     """Take the store's lock or raise StoreError naming the pid that holds it and the
-    lock file. None for an in-memory store (nothing to share) and for a database server
-    (replicas share it)."""
-    if str(db_path) == ":memory:" or not is_sqlite(db_path):
+    lock file. None for an in-memory store (nothing to share)."""
+    if str(db_path) == ":memory:":
         return None
-    db_path = sqlite_path(db_path)  # sqlite:///x locks x, as `remediator serve --db x`
     path = Path(f"{db_path}{LOCK_SUFFIX}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = open_private(path, os.O_RDWR | os.O_CREAT)

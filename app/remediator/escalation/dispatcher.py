@@ -27,6 +27,7 @@ from remediator.adapters.notifiers import (
 )
 from remediator.core import defaults
 from remediator.core.escalation_policy import EscalationPolicy
+from remediator.errors import StoreError
 from remediator.escalation.outbox import DueDelivery, Outbox
 from remediator.metrics import ServiceMetrics
 
@@ -105,7 +106,10 @@ class Dispatcher:
             self._wake.clear()
 
     def _idle_seconds(self) -> float:
-        due = self.outbox.next_attempt_at()
+        try:
+            due = self.outbox.next_attempt_at()
+        except StoreError:  # the database away: look again later (this thread must live)
+            return MAX_IDLE_S
         if due is None:
             return MAX_IDLE_S
         return min(MAX_IDLE_S, max(0.01, (due - self.clock()).total_seconds()))

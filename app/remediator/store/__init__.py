@@ -6,6 +6,7 @@
 ``sqlite``      the SQLite backend (the default: one file)
 ``postgres``    the PostgreSQL backend (replicas on one database)
 ``migrations``  numbered schema migrations, applied at start
+``location``    what a --db names: a SQLite path, sqlite:///path, postgresql://...
 ``copy``        moving a store from one backend to another (`remediator db copy`)
 
 Only this package holds SQL text or imports a database driver.
@@ -18,35 +19,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from remediator.store.api import IntakeBatch, Store
+from remediator.store.location import display, is_postgres, sqlite_path, url_password
 from remediator.store.records import MAX_ROW_ID, iso, parse_iso
 
-__all__ = ["MAX_ROW_ID", "IntakeBatch", "Store", "is_sqlite", "iso", "open_store", "parse_iso",
-           "sqlite_path"]
-
-
-SQLITE_SCHEME = "sqlite:///"
+__all__ = ["MAX_ROW_ID", "IntakeBatch", "Store", "display", "is_postgres", "iso", "open_store",
+           "parse_iso", "sqlite_path", "url_password"]
 
 
 def open_store(location: str | Path) -> Store:
     """The store at ``location``, migrated: a SQLite file path (or ``:memory:``),
     ``sqlite:///path`` (``sqlite:////abs/path`` for an absolute one), or
-    ``postgresql://user@host:port/dbname`` (the password from libpq's environment)."""
-    text = str(location)
-    if text.startswith(("postgresql://", "postgres://")):
+    ``postgresql://user@host:port/dbname`` (the password from libpq's environment:
+    PGPASSWORD, or the password file PGPASSFILE names)."""
+    if is_postgres(location):
         from remediator.store.postgres import PostgresStore
 
-        return PostgresStore(text)
+        return PostgresStore(str(location))
     from remediator.store.sqlite import SqliteStore
 
-    return SqliteStore(sqlite_path(text))
-
-
-def sqlite_path(location: str | Path) -> str:
-    """The file of a SQLite location (a path, or ``sqlite:///path``)."""
-    text = str(location)
-    return text[len(SQLITE_SCHEME):] if text.startswith(SQLITE_SCHEME) else text
-
-
-def is_sqlite(location: str | Path) -> bool:
-    """Whether `location` names a SQLite store (anything but a postgresql:// URL)."""
-    return not str(location).startswith(("postgresql://", "postgres://"))
+    return SqliteStore(sqlite_path(location))

@@ -23,7 +23,6 @@ import functools
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg.rows import dict_row
@@ -31,10 +30,11 @@ from psycopg_pool import ConnectionPool
 
 from remediator.core import defaults
 from remediator.errors import StoreError
+from remediator.store.location import redact_url
 from remediator.store.migrations import MIGRATIONS
-from remediator.store.sql import POSTGRES, SqlStore
+from remediator.store.sql import ID_TABLES, POSTGRES, SqlStore
 
-__all__ = ["PostgresStore", "is_postgres_url", "redact_url", "url_password"]
+__all__ = ["PostgresStore"]
 
 _MIGRATION_LOCK = 0x52454D4544490001
 """pg_advisory_lock key held while one replica migrates ("REMEDI" + 1)."""
@@ -42,35 +42,12 @@ _MIGRATION_LOCK = 0x52454D4544490001
 _INTAKE_LOCK = 0x52454D4544490002
 """pg_advisory_xact_lock key held by one process_inbox transaction at a time."""
 
+_PING_TIMEOUT_S = 1.5
+"""How long ping() waits for a connection before it answers False."""
+
 _RECONNECT_TIMEOUT_S = 10.0
 """How long the pool retries one lost connection before it drops it (a later request grows
 the pool again): keeps its back-off short, so it is back soon after the database is."""
-
-_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_postgres_url(location: str) -> bool:
-    return location.startswith(_SCHEMES)
-
-
-def url_password(url: str) -> str | None:
-    """The password a postgresql:// URL carries (in its user part or ?password=), or None."""
-    parts = urlsplit(url)
-    if parts.password:
-        return parts.password
-    return dict(parse_qsl(parts.query)).get("password")
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password: what logs, errors and ``path`` show."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        userinfo, _, host = netloc.rpartition("@")
-        netloc = f"{userinfo.split(':', 1)[0]}@{host}"
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
 
 @functools.lru_cache(maxsize=2048)
 def _native(sql: str) -> str:
@@ -138,8 +115,23 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             raise StoreError(f"store read failed ({self.path}): {exc}") from exc
 
+    def ping(self) -> bool:
+        """Whether the database answers now (waits at most _PING_TIMEOUT_S: health checks
+        ask this while the database may be gone)."""
+        try:
+            with self._pool.connection(timeout=_PING_TIMEOUT_S) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
     def _serialize_intake(self, db: Any) -> None:
         db.execute("SELECT pg_advisory_xact_lock(?)", (_INTAKE_LOCK,))
+
+    def _after_load(self, db: Any) -> None:
+        for table in ID_TABLES:  # the next id follows the largest copied one
+            db.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                       f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)")
 
     def schema_version(self) -> int:
         return int(self._query("SELECT version FROM remediator_schema")[0]["version"])

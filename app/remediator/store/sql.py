@@ -50,8 +50,8 @@ from remediator.store.records import (
     parse_iso,
 )
 
-__all__ = ["MAX_OUTPUT_CHARS", "POSTGRES", "SQLITE", "TABLES", "Conn", "Dialect", "SqlIntakeBatch",
-           "SqlStore", "capped"]
+__all__ = ["ID_TABLES", "MAX_OUTPUT_CHARS", "POSTGRES", "SQLITE", "TABLES", "Conn", "Dialect",
+           "SqlIntakeBatch", "SqlStore", "capped"]
 
 MAX_OUTPUT_CHARS = 64 * 1024
 """Cap of one step's stored outputs (JSON characters); longer output is truncated."""
@@ -180,6 +180,10 @@ POSTGRES = Dialect("postgresql", row_locks=True, types=(
     (r"\bREAL\b", "DOUBLE PRECISION"),
 ))
 
+ID_TABLES = ("inbox", "dead_letters", "incidents", "executions", "steps", "notifications",
+             "deliveries")
+"""The tables whose rows have a generated id."""
+
 TABLES = ("inbox", "dead_letters", "incidents", "incident_aliases", "executions", "steps",
           "notifications", "deliveries", "last_known_good", "settings", "leases")
 """Every table, each after the ones it references (the order a copy inserts in)."""
@@ -229,24 +233,51 @@ class SqlStore:
         except StoreError:
             return False
 
+    # -- copying a whole store (remediator.store.copy) --------------------------------------
     def dump(self, table: str) -> Iterator[dict[str, Any]]:
-        """Every row of `table` as stored, by id (what `remediator db copy` moves)."""
-        if table not in TABLES:
-            raise ValueError(f"no table {table!r}: one of {', '.join(TABLES)}")
-        order = "id" if table not in ("incident_aliases", "last_known_good", "settings",
-                                      "leases") else "1"
-        for row in self._query(f"SELECT * FROM {table} ORDER BY {order}"):
+        """Every row of `table` as stored, in id order (what `remediator db copy` moves)."""
+        for row in self._query(f"SELECT * FROM {_table(table)} ORDER BY 1"):
             yield dict(row)
+
+    def has_rows(self, table: str) -> bool:
+        return bool(self._query(f"SELECT 1 AS one FROM {_table(table)} LIMIT 1"))
+
+    def load(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, int]:
+        """Insert these rows, ids and all, in one transaction (tables in TABLES order)."""
+        counts: dict[str, int] = {}
+        with self._tx() as db:
+            for table in TABLES:
+                rows = tables.get(table, ())
+                counts[table] = len(rows)
+                if not rows:
+                    continue
+                columns = list(rows[0])
+                db.executemany(f"INSERT INTO {_table(table)}({', '.join(columns)}) VALUES "
+                               f"({', '.join('?' * len(columns))})",
+                               [tuple(row[c] for c in columns) for row in rows])
+            self._after_load(db)
+        return counts
+
+    def _after_load(self, db: Conn) -> None:
+        """After rows were inserted with their ids: make new ids follow them (SQLite's
+        AUTOINCREMENT already does)."""
 
     # -- intake ---------------------------------------------------------------------------
     def record_inbox(self, bodies: Sequence[bytes]) -> list[int]:
         """Commit webhook bodies in one transaction; returns their ids once durable."""
         now = _now()
+        ids: list[int] = []
         try:
             with self._tx() as db:
-                return [_returned_id(db.execute("INSERT INTO inbox(received_at, body) "
-                                                "VALUES (?, ?) RETURNING id", (now, body)))
-                        for body in bodies]
+                # One statement per chunk (one round trip to PostgreSQL): the ids are
+                # given in the order of the VALUES, so the sorted ids are the bodies'.
+                for start in range(0, len(bodies), _IN_CHUNK):
+                    part = bodies[start:start + _IN_CHUNK]
+                    rows = db.execute("INSERT INTO inbox(received_at, body) VALUES "
+                                      f"{', '.join(['(?, ?)'] * len(part))} RETURNING id",
+                                      [v for body in part for v in (now, body)]).fetchall()
+                    ids += sorted(int(row["id"]) for row in rows)
+            return ids
         except StoreError as exc:
             raise StoreError(f"could not store the webhook payload: {exc}") from exc
 
@@ -723,8 +754,17 @@ class SqlStore:
                              ) -> list[DueDeliveryRecord]:
         """Mark ``sending`` and return the oldest due delivery of each idle channel, claimed
         by `owner` until `until` (see recover_interrupted_deliveries): one transaction, so
-        two replicas never claim the same delivery."""
+        two replicas never claim the same delivery. `busy`: channels this process is
+        sending on; with an `owner`, a channel another owner holds a live claim on is busy
+        too, so each channel still sends one at a time, in order (a resolve never overtakes
+        its trigger on another replica)."""
         skip, stamp = set(busy), iso(now)
+        elsewhere, params = "", [stamp]
+        if owner:
+            elsewhere = ("AND NOT EXISTS (SELECT 1 FROM deliveries s WHERE s.channel = "
+                         "deliveries.channel AND s.status = 'sending' AND s.claim_owner <> ? "
+                         "AND s.claim_until > ?) ")
+            params = [stamp, owner, stamp]
         with self._tx() as db:
             # Only the head of each channel's queue is read (the writer lock is held here,
             # and an alert storm can leave thousands of rows due at once).
@@ -733,9 +773,9 @@ class SqlStore:
                 "n.team, n.kind, n.trigger_id, n.message, n.created_at FROM deliveries d "
                 "JOIN notifications n ON n.id = d.notification_id WHERE d.id IN ("
                 "SELECT MIN(id) FROM deliveries WHERE status IN ('pending', 'retry') AND "
-                "next_attempt_at <= ? GROUP BY channel) AND d.status IN ('pending', 'retry') "
-                f"ORDER BY d.id{self.dialect.for_update('d', skip_locked=True)}",
-                (stamp,)).fetchall()
+                f"next_attempt_at <= ? {elsewhere}GROUP BY channel) AND d.status IN "
+                f"('pending', 'retry') ORDER BY d.id"
+                f"{self.dialect.for_update('d', skip_locked=True)}", params).fetchall()
             chosen = [row for row in rows if row["channel"] not in skip]  # one at a time
             db.executemany("UPDATE deliveries SET status = 'sending', updated_at = ?, "
                            "claim_owner = ?, claim_until = ? WHERE id = ?",
@@ -766,10 +806,11 @@ class SqlStore:
         stamp = iso(now)
         delivered_at = stamp if status is DeliveryStatus.DELIVERED else None
         with self._tx() as db:
-            # The notification's row first: two replicas recording attempts of its
-            # deliveries settle it one after the other, each seeing the other's.
-            db.execute(f"SELECT id FROM notifications WHERE id = ?{self.dialect.for_update()}",
-                       (notification_id,))
+            if self.dialect.row_locks:
+                # The notification's row first: two replicas recording attempts of its
+                # deliveries settle it one after the other, each seeing the other's.
+                db.execute(f"SELECT id FROM notifications WHERE id = ?"
+                           f"{self.dialect.for_update()}", (notification_id,))
             db.execute(
                 "UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?, "
                 "last_error = COALESCE(?, last_error), detail = ?, delivered_at = ?, "
@@ -886,6 +927,12 @@ class SqlIntakeBatch:
 
 
 # -- rows to records (private) ----------------------------------------------------------
+def _table(name: str) -> str:
+    if name not in TABLES:
+        raise ValueError(f"no table {name!r}: one of {', '.join(TABLES)}")
+    return name
+
+
 def _returned_id(cursor: Any) -> int:
     """The id an ``INSERT ... RETURNING id`` made (every row read: SQLite finishes the
     statement only then)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,9 @@ __all__ = ["MAX_OUTPUT_CHARS", "SqliteIntakeBatch", "SqliteStore", "capped"]
 
 SqliteIntakeBatch = SqlIntakeBatch
 
+_LOCK_WAIT_S = 30.0
+"""How long a statement waits for another connection's lock on the file."""
+
 
 class SqliteStore(SqlStore):
     """The store in one SQLite file (or ``:memory:``)."""
@@ -49,7 +53,7 @@ class SqliteStore(SqlStore):
         self._instance_id = None
         try:
             self._db = self._connect()
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._wal()
             self._migrate()
         except (sqlite3.Error, StoreError) as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
@@ -57,11 +61,25 @@ class SqliteStore(SqlStore):
     # -- connections (private) ------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                             timeout=30)
+                             timeout=_LOCK_WAIT_S)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
         return db
+
+    def _wal(self) -> None:
+        """Switch the file to WAL. The switch takes the file exclusively and SQLite does
+        not wait for that lock (no busy handler): a process opening the same new file at
+        that moment retries instead of failing."""
+        deadline = time.monotonic() + _LOCK_WAIT_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _reader(self) -> sqlite3.Connection:
         reader: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -80,9 +98,14 @@ class SqliteStore(SqlStore):
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
-        version = self.schema_version()
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        """Each missing migration in its own transaction; the version is read again
+        inside it, so two processes opening a new file at once apply each once."""
+        for number, script in enumerate(MIGRATIONS, start=1):
+            if self.schema_version() >= number:
+                continue
             with self._tx() as db:
+                if self.schema_version() >= number:
+                    continue
                 for statement in SQLITE.statements(script):
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version={number}")
