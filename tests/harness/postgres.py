@@ -14,6 +14,7 @@ file named by ``PGPASSFILE``, never in a URL. Stopped and removed at the end of 
         env = {**os.environ, **pg_cluster.env()} # what a replica process needs
         pg_cluster.stop(); ...; pg_cluster.start()  # an outage
 
+Outside pytest (a bench script): ``cluster = start_cluster()`` ... ``remove_cluster(cluster)``.
 Without PostgreSQL the fixtures skip with the reason; under CI=true they fail instead.
 """
 
@@ -36,7 +37,7 @@ import pytest
 from tests.harness.docker_engine import in_ci
 from tests.harness.processes import free_port
 
-__all__ = ["Cluster", "pg_cluster", "pg_url", "start_cluster"]
+__all__ = ["Cluster", "ClusterError", "pg_cluster", "pg_url", "remove_cluster", "start_cluster"]
 
 PG_BIN = Path(os.environ.get("REMEDIATOR_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 OWNER = "postgres"

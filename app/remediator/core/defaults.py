@@ -39,8 +39,10 @@ __all__ = [
     "MAX_LOG_BYTES",
     "MAX_STEP_RETRIES",
     "PG_CONNECT_TIMEOUT_S",
+    "PG_PING_TIMEOUT_S",
     "PG_POOL_MAX",
     "PG_POOL_TIMEOUT_S",
+    "PG_RECONNECT_TIMEOUT_S",
     "REPLICA_ID_ENV",
     "ROLES",
 ]
@@ -67,6 +69,14 @@ PG_CONNECT_TIMEOUT_S = 3
 PG_POOL_TIMEOUT_S = 5.0
 """Seconds an operation waits for a pooled PostgreSQL connection before it raises
 StoreError (the webhook then answers 503 and Alertmanager retries)."""
+
+PG_PING_TIMEOUT_S = 1.5
+"""How long a store's ping() waits for a PostgreSQL connection before it answers False."""
+
+PG_RECONNECT_TIMEOUT_S = 10.0
+"""How long the pool retries one lost PostgreSQL connection before it drops it (the next
+request grows the pool again): keeps its back-off short, so the store is back within
+seconds of the database."""
 
 PG_POOL_MAX = 12
 """Connections one process keeps to PostgreSQL at most (webhook threads, worker, timers)."""

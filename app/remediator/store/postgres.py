@@ -42,12 +42,6 @@ _MIGRATION_LOCK = 0x52454D4544490001
 _INTAKE_LOCK = 0x52454D4544490002
 """pg_advisory_xact_lock key held by one process_inbox transaction at a time."""
 
-_PING_TIMEOUT_S = 1.5
-"""How long ping() waits for a connection before it answers False."""
-
-_RECONNECT_TIMEOUT_S = 10.0
-"""How long the pool retries one lost connection before it drops it (a later request grows
-the pool again): keeps its back-off short, so it is back soon after the database is."""
 
 @functools.lru_cache(maxsize=2048)
 def _native(sql: str) -> str:
@@ -87,7 +81,7 @@ class PostgresStore(SqlStore):
         self._pool: ConnectionPool[Any] = ConnectionPool(
             url, min_size=1, max_size=max_connections, timeout=timeout, open=False,
             name="remediator-store", check=ConnectionPool.check_connection,
-            reconnect_timeout=_RECONNECT_TIMEOUT_S,
+            reconnect_timeout=defaults.PG_RECONNECT_TIMEOUT_S,
             kwargs={"autocommit": True, "row_factory": dict_row,
                     "connect_timeout": defaults.PG_CONNECT_TIMEOUT_S,
                     "application_name": "remediator", "keepalives": 1,
@@ -116,10 +110,10 @@ class PostgresStore(SqlStore):
             raise StoreError(f"store read failed ({self.path}): {exc}") from exc
 
     def ping(self) -> bool:
-        """Whether the database answers now (waits at most _PING_TIMEOUT_S: health checks
+        """Whether the database answers now (waits at most PG_PING_TIMEOUT_S: health checks
         ask this while the database may be gone)."""
         try:
-            with self._pool.connection(timeout=_PING_TIMEOUT_S) as conn:
+            with self._pool.connection(timeout=defaults.PG_PING_TIMEOUT_S) as conn:
                 conn.execute("SELECT 1")
             return True
         except psycopg.Error:
