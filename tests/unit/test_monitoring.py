@@ -7,6 +7,7 @@ The tools come from `make host`; a missing one skips on a laptop and fails under
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -374,3 +375,27 @@ def test_readme_says_how_compose_reads_each_secret_file() -> None:
     assert "-o 65534 -g 65534" in section
     for variable in sorted(variables):
         assert f"{variable}=.state/compose/" in section, variable
+
+
+def test_readme_says_how_to_run_several_replicas() -> None:
+    """Issue 19: README's "Run several replicas" says how to run them on PostgreSQL, what
+    each one needs, and what happens when one dies or the database is down; its lease
+    figures are the code's, and no example puts a password in a URL or on a command line."""
+    from remediator.core.defaults import (
+        EXECUTION_LEASE_S,
+        LEADER_LEASE_S,
+        LEASE_RENEW_FRACTION,
+    )
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Run several replicas", 1)[1].split("\n## ", 1)[0]
+    for needed in ("REMEDIATOR_DB", "PGPASSFILE", "PGPASSWORD", "remediator db copy --from",
+                   "--replica-id", "REMEDIATOR_REPLICA_ID", "--role intake", "--role worker",
+                   "REMEDIATOR_WEBHOOK_TOKEN", "--playbooks", "--config", "Docker", "503",
+                   "--profile ha", "make bench-failover"):
+        assert needed in section, needed
+    flat = " ".join(section.split())
+    assert (f"lease ({EXECUTION_LEASE_S:g} s, renewed every "
+            f"{EXECUTION_LEASE_S * LEASE_RENEW_FRACTION:g} s") in flat
+    assert f"(the `leader` lease, {LEADER_LEASE_S:g} s)" in flat
+    assert not re.search(r"postgresql://[^@\s/]+:[^@\s/]+@", section), "a password in a URL"
