@@ -93,6 +93,10 @@ def serve(host: str | None, port: int | None, db_path: str | None,
     from remediator.store import is_postgres
 
     db_path = db_path or config.db_path
+    if role != "all" and not is_postgres(db_path):
+        fail(f"--role {role} splits the work between replicas, and a SQLite store takes one "
+             f"`remediator serve` ({db_path}): use --role all, or a PostgreSQL store the "
+             "replicas share (--db postgresql://...)")
     playbooks_dir = playbooks_dir or Path(config.playbooks_dir)
     try:  # in gunicorn's worker the same error would be a traceback and "failed to boot"
         # One serve per SQLite file, held until this process exits; replicas share a

@@ -14,6 +14,9 @@ third of their length by one thread here:
   takes the execution over only when its lease expired, and never runs a second execution
   on the same target meanwhile. A run whose lease is no longer confirmed stops before its
   next mutating step (:meth:`RunLease.lost`).
+
+Moments are each replica's own clock (an expiry written by one is compared with another's
+"now"): replicas' clocks must agree to well within a lease (NTP does; 15 s leases).
 """
 
 from __future__ import annotations
@@ -188,6 +191,11 @@ class Leases:
         except Exception as exc:  # not confirmed: the run stops once its lease runs out
             log.warning("lease of execution %s not renewed: %s", run.execution_id, exc,
                         extra={"execution_id": run.execution_id})
+            return
+        with self._lock:
+            ended = run.execution_id not in self._runs
+        if ended:  # it ended meanwhile: its keys were released, and may have been renewed
+            self.release_keys(run.keys)
             return
         if run.lost(now):
             return

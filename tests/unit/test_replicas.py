@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 
+from remediator.cli import main as cli
 from remediator.core import defaults
 from remediator.core.config import RemediatorConfig
 from remediator.core.playbook import load_playbooks
@@ -369,3 +371,38 @@ def test_with_the_store_gone_the_webhook_and_api_answer_503_and_health_still_ans
         assert client.get("/healthz").status_code == 200
     finally:
         service.writer.close()
+
+
+@pytest.mark.parametrize("role", ["intake", "worker"])
+def test_a_split_role_on_a_sqlite_store_is_refused_saying_why(tmp_path: Path,
+                                                              role: str) -> None:
+    config = tmp_path / "remediator.yml"
+    config.write_text("targets: []\n")
+    result = CliRunner().invoke(cli, ["serve", "--config", str(config), "--role", role,
+                                      "--db", str(tmp_path / "r.db")],
+                                env={"REMEDIATOR_WEBHOOK_TOKEN": TOKEN})
+    assert result.exit_code == 2
+    assert f"--role {role}" in result.output and "postgresql://" in result.output
+    assert not (tmp_path / "r.db").exists()  # refused before anything was made
+
+
+def test_a_run_that_ends_during_a_renewal_round_leaves_its_target_free(
+        replicas: Any) -> None:
+    clock = Clock()
+    a = replicas("a", Runtime("a", []), clock)
+    row = alert_in(a)
+    keys = (f"target:{row.target}",)
+    assert a.leases.take_keys(keys)
+    assert a.store.claim_execution(row.id, False, owner="a",
+                                   lease_until=a.leases.run_until(), now=clock())
+    run = a.leases.begin(row.id, keys, a.leases.run_until())
+    renew = a.store.renew_execution_lease
+
+    def end_meanwhile(execution_id: int, owner: str, lease_until: Any) -> bool:
+        renewed = renew(execution_id, owner, lease_until)
+        a.leases.end(run)  # the run ends between the renewal and its keys' renewal
+        return renewed
+
+    a.store.renew_execution_lease = end_meanwhile  # type: ignore[method-assign]
+    a.leases.renew_runs()
+    assert a.store.lease_holder(keys[0], clock()) is None  # not held on for a finished run
