@@ -38,6 +38,7 @@ ALLOWED = (
     "/dev/null", "/dev/full", "/dev/zero", "/dev/nvidia",
     "/usr/bin", "/usr/local/bin", "/bin/bash",  # shebangs and PATH values
     "/var/run/docker.sock",    # the Docker Engine socket
+    "/run/secrets",            # Compose secrets, inside the containers (docker-compose.yml)
     "/usr/lib/postgresql",     # Debian's PostgreSQL programs (postgresql-15, `make host`)
     "/root/.cache",            # an environment value inside the container (redaction tests)
 )
