@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from remediator.demo import inject_fault
+from devstack.demo import inject_fault
 from tests.harness.docker_engine import Resources
 from tests.harness.faults import wait_for_fault
 from tests.harness.postgres import Cluster

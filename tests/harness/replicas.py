@@ -29,7 +29,7 @@ import docker.errors
 import requests
 import yaml
 
-from remediator.stack import (
+from devstack.stack import (
     Timings,
     monitoring_auth,
     render_alertmanager_config,
