@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from remediator.background import BackgroundLoop
 from remediator.core import defaults
 from remediator.core.clock import Clock, utc_now
 from remediator.store import Store
@@ -89,8 +90,9 @@ class Leases:
         self._leader_until: datetime | None = None
         self._runs: dict[int, RunLease] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # Renewal must not back off past a lease after errors: it retries every round.
+        self._loop = BackgroundLoop("leases", self._round, interval_s=self.interval,
+                                    error_backoff_max_s=self.interval, log=log)
 
     @property
     def interval(self) -> float:
@@ -212,19 +214,11 @@ class Leases:
         self.renew_leader()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="leases", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._loop.stop(timeout)
         self.resign()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.renew()
-            except Exception:  # the thread must outlive any one bad round
-                log.exception("lease renewal round failed; retrying")
-            self._stop.wait(self.interval)
+    def _round(self) -> None:
+        self.renew()
