@@ -27,13 +27,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "app"))  # devstack: the demo's fault injectors
 
 import docker  # noqa: E402
 import docker.errors  # noqa: E402
 import pytest  # noqa: E402
 import requests  # noqa: E402
 
-from remediator.demo import WITHOUT_PILLOW  # noqa: E402
+from devstack.demo import WITHOUT_PILLOW  # noqa: E402
 from tests.harness.docker_engine import MODELSERVER_IMAGE, Resources, remove_labelled  # noqa: E402
 from tests.harness.scenarios import RUNBOOK_HEALTHY, Rig, alert_payload, scenario_rig  # noqa: E402
 

@@ -6,7 +6,7 @@ import sys
 
 from flask import Flask
 
-from remediator.server import gunicorn_settings, run_gunicorn
+from remediator.service.server import gunicorn_settings, run_gunicorn
 
 
 def app() -> Flask:

@@ -29,9 +29,9 @@ import docker
 import docker.errors
 import requests
 
-from remediator.adapters.private_files import write_private
-from remediator.errors import RemediatorError
-from remediator.stack import (
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))  # devstack
+
+from devstack.stack import (
     AppSpec,
     MonitoringAuth,
     app_container_kwargs,
@@ -41,6 +41,8 @@ from remediator.stack import (
     render_alerts,
     render_prometheus_config,
 )
+from remediator.adapters.private_files import write_private
+from remediator.errors import RemediatorError
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -222,7 +224,7 @@ def start_app(client: docker.DockerClient, spec: AppSpec) -> None:
 
 
 def run_app(client: docker.DockerClient, spec: AppSpec, what: str) -> Any:
-    box = client.containers.run(**app_container_kwargs(spec, {"org.remediator.stack": "up"}))
+    box = client.containers.run(**app_container_kwargs(spec, {"org.devstack.stack": "up"}))
     say(f"{spec.name}: {what} ({box.short_id})")
     return box
 
@@ -331,7 +333,7 @@ def api(state: Path, path: str) -> Any:
 
 
 def demo(state: Path, scenario: str) -> None:
-    from remediator.demo import run_demo
+    from devstack.demo import run_demo
 
     if pid_alive(state / "remediator.pid") is None:
         raise StackError("the stack is not up: run `make up` first")
@@ -366,7 +368,7 @@ def demo_all(state: Path) -> int:
     is recorded as last-known-good in that store as `make up` does. The production store
     (STATE/remediator.db) is untouched; Remediator is back on it at the end.
     """
-    from remediator.demo import DemoFailed, DemoResult, run_demo, wait_alerts_clear
+    from devstack.demo import DemoFailed, DemoResult, run_demo, wait_alerts_clear
 
     if pid_alive(state / "remediator.pid") is None:
         raise StackError("the stack is not up: run `make up` first")
@@ -438,8 +440,8 @@ def as_shipped(client: docker.DockerClient, spec: AppSpec) -> bool:
     """app-prod as `make up` ships it, so the demo's fault breaks what it means to break:
     an earlier demo's fix (a converted model, a raised limit) is undone by recreating the
     container and its model volumes from the image, saying why. True when it did."""
+    from devstack.demo import drift
     from remediator.core.units import parse_size
-    from remediator.demo import drift
 
     try:
         box = client.containers.get(spec.name)

@@ -9,9 +9,9 @@
     ├── RuntimeError_             an action against the outside world failed
     │   ├── TargetNotFound        no declared target / no such container
     │   ├── ActionTimeout         an action ran past its timeout and was cut off
-    │   └── ActionFailed          an action ran and reported failure
+    │   ├── ActionFailed          an action ran and reported failure
+    │   └── Unreachable           an HTTP endpoint gave no usable answer
     ├── StoreError                the SQLite store could not read or write
-    ├── AuthError                 missing or wrong credentials
     └── NotifyError               a notification could not be delivered
         ├── NotifyRetryable       worth retrying (429, 5xx, network)
         └── NotifyPermanent       not worth retrying (other 4xx, bad config)
@@ -25,7 +25,6 @@ from __future__ import annotations
 __all__ = [
     "ActionFailed",
     "ActionTimeout",
-    "AuthError",
     "ConfigError",
     "NotifyError",
     "NotifyPermanent",
@@ -38,6 +37,7 @@ __all__ = [
     "StoreError",
     "TargetNotFound",
     "TemplateError",
+    "Unreachable",
 ]
 
 
@@ -81,12 +81,13 @@ class ActionFailed(RuntimeError_):
     """An action ran and reported failure."""
 
 
+class Unreachable(RuntimeError_):
+    """An HTTP endpoint gave no usable answer: network error, timeout, bad URL, an error
+    status where one was not expected, or a body that is not JSON where JSON was asked."""
+
+
 class StoreError(RemediatorError):
     """The SQLite store could not read or write."""
-
-
-class AuthError(RemediatorError):
-    """Missing or wrong credentials."""
 
 
 class NotifyError(RemediatorError):

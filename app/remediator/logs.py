@@ -1,7 +1,7 @@
 """JSON log lines, one object per line, carrying incident and execution ids when known.
 
     log.info("step done", extra={"incident_id": 4, "execution_id": 9})
-    {"ts": "...", "level": "INFO", "logger": "remediator.worker", "msg": "step done",
+    {"ts": "...", "level": "INFO", "logger": "remediator.service.worker", "msg": "step done",
      "incident_id": 4, "execution_id": 9}
 """
 

@@ -51,6 +51,14 @@ class ServiceMetrics:
             "remediator_engine_up", "1 when the Docker engine answers, by engine address "
             "(each engine a target names).", ["engine"], registry=registry)
 
+        self.loop_last_run = Gauge(
+            "remediator_loop_last_run_timestamp_seconds", "Unix time each background loop "
+            "(worker, outbox, escalation, reconcile, inbox-writer) last ended a round "
+            "without an error.", ["loop"], registry=registry)
+        self.loop_errors = Counter(
+            "remediator_loop_errors", "Background loop rounds that raised, by loop.",
+            ["loop"], registry=registry)
+
     def set_engines(self, states: dict[str, dict[str, Any]]) -> None:
         """remediator_engine_up from Engines.states()."""
         for engine, state in states.items():

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from remediator.demo import inject_fault
-from remediator.stack import Timings
+from devstack.demo import inject_fault
+from devstack.stack import Timings
 from tests.harness.docker_engine import Resources
 from tests.harness.stack import Loop, loop, wait
 

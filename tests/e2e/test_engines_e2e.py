@@ -21,8 +21,8 @@ import docker
 import pytest
 import requests
 
-from remediator.demo import inject_fault
-from remediator.stack import AppSpec, app_container_kwargs
+from devstack.demo import inject_fault
+from devstack.stack import AppSpec, app_container_kwargs
 from tests.harness.docker_engine import Resources, host_port
 from tests.harness.engine_stack import App, Fleet, fleet_loop, wait
 from tests.harness.processes import free_port

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from devstack.stack import render_alertmanager_config
 from remediator.core.config import RemediatorConfig
-from remediator.service import build_service
-from remediator.stack import render_alertmanager_config
+from remediator.service.build import build_service
 from tests.harness.docker_engine import ROOT
 from tests.harness.processes import alertmanager, free_port
 from tests.harness.stack import TOKEN, remediator, wait

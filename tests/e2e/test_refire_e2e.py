@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from remediator.stack import (
+from devstack.stack import (
     monitoring_auth,
     render_alertmanager_config,
     render_alerts,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from remediator.demo import inject_fault
+from devstack.demo import inject_fault
 from tests.harness.docker_engine import Resources
 from tests.harness.stack import Loop, loop, wait
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from remediator.demo import inject_fault
+from devstack.demo import inject_fault
 from tests.harness.docker_engine import Resources
 from tests.harness.stack import loop, wait
 

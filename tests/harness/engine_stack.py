@@ -19,7 +19,7 @@ from typing import Any
 import requests
 import yaml
 
-from remediator.stack import (
+from devstack.stack import (
     MonitoringAuth,
     monitoring_auth,
     render_alertmanager_config,

@@ -1,7 +1,7 @@
 """Runbook faults for tests: inject one from outside a running app container, then wait
 until it shows from outside, as Prometheus would see it before its rule fires.
 
-The injectors are `remediator.demo.FAULTS` (what `make demo SCENARIO=...` runs), so the
+The injectors are `devstack.demo.FAULTS` (what `make demo SCENARIO=...` runs), so the
 tests break the app exactly as the demo does.
 """
 
@@ -16,7 +16,7 @@ import docker
 import docker.errors
 import requests
 
-from remediator.demo import FAULTS, SCENARIO_OF, inject_fault
+from devstack.demo import FAULTS, SCENARIO_OF, inject_fault
 
 __all__ = ["FAULTS", "SCENARIO_OF", "inject", "wait_for_fault"]
 

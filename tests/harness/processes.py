@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from remediator.stack import MonitoringAuth, monitoring_auth
+from devstack.stack import MonitoringAuth, monitoring_auth
 
 
 def free_port() -> int:

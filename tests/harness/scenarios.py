@@ -6,7 +6,7 @@
         rig.post_alert(alert_payload("load-failure", fault_at))
         execution = rig.wait_execution()                # through the API only
 
-The app container has app-prod's shape (remediator.stack.app_container_kwargs: restart
+The app container has app-prod's shape (devstack.stack.app_container_kwargs: restart
 policy, healthcheck, 3g memory limit, models and backup volumes) under its own name, and is
 declared as the target of `service: app-prod` in the rig's config. Remediator runs with the
 shipped playbooks and config/escalation.yml; Slack and PagerDuty are stand-ins on loopback
@@ -37,8 +37,8 @@ import pytest
 import requests
 from docker.models.containers import Container
 
+from devstack.stack import AppSpec, app_container_kwargs, record_known_good
 from remediator.core.config import load_config
-from remediator.stack import AppSpec, app_container_kwargs, record_known_good
 from tests.harness.docker_engine import LABEL, ROOT, SESSION_ID, Resources
 from tests.harness.faults import inject
 from tests.harness.processes import Proc, free_port

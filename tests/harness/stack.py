@@ -1,7 +1,7 @@
 """The whole loop for end-to-end tests: app container, Remediator, Alertmanager, Prometheus.
 
 Uses the shipped monitoring configs with only intervals, `for:`, addresses and ports
-changed (remediator.stack renders them), and a test-named container as the target.
+changed (devstack.stack renders them), and a test-named container as the target.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import docker.errors
 import requests
 from docker.models.containers import Container
 
-from remediator.stack import (
+from devstack.stack import (
     AppSpec,
     Timings,
     app_container_kwargs,

@@ -26,17 +26,17 @@ import yaml
 from click.testing import CliRunner
 from docker.models.containers import Container
 
+from devstack.demo import inject_fault
+from devstack.stack import APP_HEALTHCHECK
 from remediator.adapters.docker_runtime import (
     DockerActions,
     last_known_good_snapshot,
     storage_identity,
 )
 from remediator.adapters.http import HttpActions
-from remediator.cli import main
 from remediator.core.targets import Target
-from remediator.demo import inject_fault
 from remediator.errors import ActionFailed, RuntimeError_
-from remediator.stack import APP_HEALTHCHECK
+from remediator.service.cli import main
 from tests.harness.docker_engine import LABEL, SESSION_ID, Resources, host_port
 from tests.harness.faults import wait_for_fault
 from tests.harness.processes import free_port, prometheus

@@ -183,10 +183,11 @@ def test_a_timed_out_exec_is_ended_inside_the_container_children_too(
 def test_a_timed_out_exec_that_cannot_be_killed_is_not_reported_killed(
         box, actions: DockerActions, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     import remediator.adapters.docker_runtime as runtime
+    from remediator.core import defaults
 
     # The kill goes astray (a killer that kills nothing): the engine still sees it running.
     monkeypatch.setattr(runtime, "EXEC_KILLER", "true")
-    monkeypatch.setattr(runtime, "KILL_CONFIRM_S", 1.0)
+    monkeypatch.setattr(defaults, "EXEC_KILL_CONFIRM_S", 1.0)
     with pytest.raises(ActionTimeout, match=r"NOT killed: it is still running"):
         actions.call("docker.exec", {"cmd": ["sleep", "303"], "timeout": 1.0},
                      target_for(box), 30)

@@ -49,7 +49,7 @@ def _finish_then_die(self, *args, **kwargs):
     _finish(self, *args, **kwargs)
     os.killpg(0, signal.SIGKILL)
 Store.finish_execution = _finish_then_die
-from remediator.cli import main
+from remediator.service.cli import main
 sys.argv = ["remediator", *sys.argv[1:]]
 main()
 """

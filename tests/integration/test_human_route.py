@@ -17,7 +17,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from remediator.stack import (
+from devstack.stack import (
     Timings,
     monitoring_auth,
     render_alertmanager_config,

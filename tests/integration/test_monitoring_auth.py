@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from devstack.stack import monitoring_auth, render_prometheus_config
 from remediator.adapters.http import HttpClient
 from remediator.adapters.monitoring_auth import monitoring_client
 from remediator.core.config import RemediatorConfig
-from remediator.reconcile import Reconciler
-from remediator.stack import monitoring_auth, render_prometheus_config
+from remediator.service.reconcile import Reconciler
 from tests.harness.processes import alertmanager, prometheus
 from tests.harness.stack import wait
 
@@ -104,7 +104,7 @@ def test_prometheus_scrapes_alertmanager_with_the_credentials_as_shipped(
         tmp_path: Path) -> None:
     """The shipped prometheus.yml's alertmanager job, rendered as `make up` renders it, gets
     Alertmanager's metrics through basic auth (AlertmanagerNotificationsFailing needs them)."""
-    from remediator.stack import Timings, render_alerts
+    from devstack.stack import Timings, render_alerts
     from tests.harness.processes import free_port
 
     root = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from remediator.demo import WITHOUT_PILLOW
+from devstack.demo import WITHOUT_PILLOW
 from tests.harness.docker_engine import Resources
 from tests.harness.scenarios import alert_payload, scenario_rig
 

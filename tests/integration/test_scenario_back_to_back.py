@@ -18,8 +18,8 @@ from urllib.parse import urlparse
 import docker.errors
 import pytest
 
-from remediator.demo import WITHOUT_PILLOW
-from remediator.stack import AppSpec, record_known_good
+from devstack.demo import WITHOUT_PILLOW
+from devstack.stack import AppSpec, record_known_good
 from tests.harness.docker_engine import SESSION_ID, Resources
 from tests.harness.scenarios import alert_payload, scenario_rig
 from tests.harness.stack import load_stack_script

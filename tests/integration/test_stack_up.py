@@ -15,8 +15,8 @@ import docker.errors
 import pytest
 import requests
 
-from remediator.demo import inject_fault
-from remediator.stack import AppSpec
+from devstack.demo import inject_fault
+from devstack.stack import AppSpec
 from tests.harness.docker_engine import SESSION_ID
 from tests.harness.processes import free_port
 from tests.harness.stack import load_stack_script

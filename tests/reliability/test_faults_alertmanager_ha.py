@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from remediator.stack import Timings, render_alertmanager_config
+from devstack.stack import Timings, render_alertmanager_config
 from tests.harness.docker_engine import ROOT
 from tests.harness.processes import Proc, alertmanager, free_port
 from tests.reliability.conftest import (

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
-from remediator.service import Service, build_service
-from remediator.web import create_app
+from remediator.service.build import Service, build_service
+from remediator.service.web import create_app
+from tests.support.fakes import FakeRuntime
 from tests.support.fixtures import ALERTMANAGER
 from tests.support.raw_db import rows
 
@@ -45,22 +46,13 @@ steps:
 """
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any], str]] = []
-
-    def call(self, action: str, args: dict[str, Any], target: Target,
-             timeout: float) -> dict[str, Any]:
-        self.calls.append((action, args, target.container))
-        return {"output": "", "stdout": "", "stderr": "", "exit_code": 0}
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, Recorder]]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, FakeRuntime]]:
     tmp = tmp_path_factory.mktemp("fuzz")
     (tmp / "playbooks").mkdir()
     (tmp / "playbooks" / "echo.yml").write_text(PLAYBOOK)
-    runtime = Recorder()
+    quiet = {"output": "", "stdout": "", "stderr": "", "exit_code": 0}
+    runtime = FakeRuntime(docker__exec=quiet, docker__copy=quiet)
     target = Target(name="app-prod", selector={"service": "app-prod"}, container="app-prod",
                     base_url="http://127.0.0.1:1")
     service = build_service(RemediatorConfig(targets=[target], max_runs_per_hour=10**6),
@@ -71,7 +63,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Service, R
 
 
 @pytest.fixture(scope="module")
-def client(world: tuple[Service, Recorder]) -> FlaskClient:
+def client(world: tuple[Service, FakeRuntime]) -> FlaskClient:
     return create_app(world[0]).test_client()
 
 
@@ -120,7 +112,7 @@ def counts(service: Service) -> tuple[int, int]:
 @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
 @given(body=st.binary(max_size=300) | JSON.map(lambda v: json.dumps(v).encode()))
 def test_garbage_is_a_400_and_a_dead_letter_never_a_5xx(
-        client: FlaskClient, world: tuple[Service, Recorder], body: bytes) -> None:
+        client: FlaskClient, world: tuple[Service, FakeRuntime], body: bytes) -> None:
     service, _ = world
     before = counts(service)
     resp = post(client, body)
@@ -133,7 +125,7 @@ def test_garbage_is_a_400_and_a_dead_letter_never_a_5xx(
 @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
 @given(payload=mutated())
 def test_mutated_fixtures_are_accepted_or_refused_cleanly(
-        client: FlaskClient, world: tuple[Service, Recorder], payload: dict[str, Any]) -> None:
+        client: FlaskClient, world: tuple[Service, FakeRuntime], payload: dict[str, Any]) -> None:
     service, _ = world
     incidents, letters = counts(service)
     resp = post(client, json.dumps(payload).encode())
@@ -155,7 +147,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
 def test_label_values_reach_the_runtime_as_literal_data(
-        client: FlaskClient, world: tuple[Service, Recorder], value: str,
+        client: FlaskClient, world: tuple[Service, FakeRuntime], value: str,
         tmp_path: Path) -> None:
     service, runtime = world
     body = json.loads((FIXTURES / "firing-model-load-failure.json").read_text())
@@ -172,10 +164,10 @@ def test_label_values_reach_the_runtime_as_literal_data(
     service.worker.intake.drain()
     for row in service.store.executions_in_state("pending"):
         service.worker.run_execution(row)
-    echo = [args for action, args, _ in runtime.calls if action == "docker.exec"]
+    echo = [args for action, args, _, _ in runtime.calls if action == "docker.exec"]
     assert echo and echo[-1]["cmd"] == ["echo", value, value]  # one argv element, verbatim
-    assert {container for _, _, container in runtime.calls} == {"app-prod"}
-    copies = [args for action, args, _ in runtime.calls if action == "docker.copy"]
+    assert {call.target.container for call in runtime.calls} == {"app-prod"}
+    copies = [args for action, args, _, _ in runtime.calls if action == "docker.copy"]
     if ".." in value.split("/") or "\x00" in value:  # refused before any copy
         assert copies == []
         (ex,) = [e for e in service.store.executions(5) if e["steps"]][:1]
@@ -187,7 +179,7 @@ def test_label_values_reach_the_runtime_as_literal_data(
 
 
 def test_printable_ascii_labels_round_trip_through_the_store(
-        client: FlaskClient, world: tuple[Service, Recorder]) -> None:
+        client: FlaskClient, world: tuple[Service, FakeRuntime]) -> None:
     service, _ = world
     body = json.loads((FIXTURES / "firing-model-load-failure.json").read_text())
     body["alerts"][0]["labels"]["note"] = string.printable

@@ -1,7 +1,7 @@
 """Building blocks for escalation tests: a settable clock, alerts, a scripted runtime, a
 Service with a given policy and channel environment.
 
-    clock = FakeClock(T0)
+    clock = FakeClock()
     service = escalation_service(tmp_path, policy_from_yaml(POLICY), env, clock)
     alert_in(service, firing(T0))          # stored and turned into an incident + execution
     clock.advance(minutes=10)
@@ -11,25 +11,22 @@ Service with a given policy and channel environment.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from remediator.core.config import RemediatorConfig
-from remediator.core.escalation_policy import EscalationPolicy, parse_escalation_policy
+from remediator.core.escalation_eval import EscalationPolicy
+from remediator.core.escalation_load import parse_escalation_policy
 from remediator.core.targets import Target
-from remediator.errors import ActionFailed
-from remediator.service import Service, build_service
+from remediator.service.build import Service, build_service
+from tests.support.fakes import T0, FakeClock, FakeRuntime, model_app
 
 __all__ = [
     "PLAYBOOK",
     "ROUTING_KEY",
-    "FakeClock",
-    "ScriptedRuntime",
     "alert_in",
     "escalation_service",
     "firing",
@@ -39,7 +36,6 @@ __all__ = [
 ]
 
 ROUTING_KEY = "R0ut1ngK3yF0rT3st5" + "x" * 14  # PagerDuty wants exactly 32 characters
-T0 = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 
 PLAYBOOK = """
 name: model-load-failure
@@ -71,53 +67,12 @@ steps:
 """The runbook's shape in miniature: restore_model (fix) and health (validate)."""
 
 
-class FakeClock:
-    """A wall clock that moves only when told to."""
-
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-        self._lock = threading.Lock()
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        with self._lock:
-            self.now += timedelta(**delta)
-            return self.now
-
-
-class ScriptedRuntime:
-    """Docker and HTTP stand-in: healthy or not, with a hook on every call."""
-
-    def __init__(self, healthy: bool = True,
-                 on_call: Callable[[str], None] | None = None) -> None:
-        self.healthy = healthy
-        self.on_call = on_call
-        self.calls: list[str] = []
-
-    def call(self, action: str, args: dict[str, Any], target: Target,
-             timeout: float) -> dict[str, Any]:
-        self.calls.append(action)
-        if self.on_call is not None:
-            self.on_call(action)
-        if action == "http.check":
-            if not self.healthy:
-                raise ActionFailed("/health answered 503 (degraded)")
-            return {"ok": True, "status_code": 200,
-                    "body": {"status": "healthy", "model_loaded": True}}
-        if action == "docker.logs":
-            return {"output": "ERROR Model load failed: FileNotFoundError", "lines": 1}
-        return {"output": f"{action} done"}
-
-
 def policy_from_yaml(text: str) -> EscalationPolicy:
     return parse_escalation_policy(yaml.safe_load(text), "<test policy>")
 
 
 def escalation_service(tmp_path: Path, policy: EscalationPolicy, env: Mapping[str, str],
-                       clock: FakeClock | None = None, runtime: ScriptedRuntime | None = None,
+                       clock: FakeClock | None = None, runtime: FakeRuntime | None = None,
                        db_name: str = "remediator.db") -> Service:
     """A Service on ``tmp_path/db_name`` (same name → same store, as after a restart)."""
     books = tmp_path / "playbooks"
@@ -127,7 +82,7 @@ def escalation_service(tmp_path: Path, policy: EscalationPolicy, env: Mapping[st
                     base_url="http://127.0.0.1:1")
     config = RemediatorConfig(targets=[target], max_runs_per_hour=5)
     service = build_service(config, db_path=tmp_path / db_name, playbooks_dir=books,
-                            token="t", runtime=runtime or ScriptedRuntime(), policy=policy,
+                            token="t", runtime=runtime or model_app(), policy=policy,
                             clock=clock or FakeClock(), notify_env=env)
     if service.escalation is not None:
         service.escalation.dispatcher.rand = lambda: 0.0  # backoff at its shortest: exact

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from remediator.adapters.http import HttpClient
 from remediator.core.config import RemediatorConfig
 from remediator.core.runner import Runtime
 from remediator.core.targets import Target
-from remediator.service import Service, build_service
+from remediator.service.build import Service, build_service
 
 __all__ = ["APP_PROD", "FakeAlertmanager", "playbook_service"]
 
@@ -33,11 +34,12 @@ def playbook_service(tmp_path: Path, playbook: str, runtime: Runtime, *, token: 
                          runtime=runtime)
 
 
-class FakeAlertmanager:
+class FakeAlertmanager(HttpClient):
     """Alertmanager's v2 API answering `answer` (200) to every GET, whatever the path:
     both of reconciliation's reads see it."""
 
     def __init__(self, answer: Any) -> None:
+        super().__init__()
         self.answer = answer
 
     def request(self, method: str, url: str, **kwargs: Any) -> Any:

@@ -19,17 +19,10 @@ from remediator.adapters.docker_runtime import DockerActions, storage_identity
 from remediator.adapters.engines import Engines
 from remediator.core.targets import Target
 from remediator.errors import ActionFailed, ActionTimeout
+from tests.support.fakes import FakeClock
 
 TARGET = Target(name="app-prod", selector={"service": "app-prod"}, container="app-prod",
                 base_url="http://app-prod:8080", max_memory=4 << 30)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def monotonic(self) -> float:
-        return self.t
 
 
 class Box:
@@ -37,7 +30,7 @@ class Box:
 
     id, name, status = "c1", "app-prod", "running"
 
-    def __init__(self, clock: Clock, restart_takes: float = 0.0,
+    def __init__(self, clock: FakeClock, restart_takes: float = 0.0,
                  host: dict[str, Any] | None = None) -> None:
         self.clock, self.restart_takes = clock, restart_takes
         self.attrs: dict[str, Any] = {"State": {"StartedAt": "now"}, "HostConfig": host or {}}
@@ -58,7 +51,7 @@ class Box:
         pass
 
 
-def docker_with(box: Box, clock: Clock, api: Any = None) -> DockerActions:
+def docker_with(box: Box, clock: FakeClock, api: Any = None) -> DockerActions:
     client = SimpleNamespace(containers=SimpleNamespace(get=lambda name: box), api=api)
     return DockerActions(client_factory=lambda: client, clock=clock.monotonic)
 
@@ -79,7 +72,7 @@ def test_docker_exec_with_a_longer_own_timeout_still_stops_at_the_step_timeout()
         def exec_inspect(self, exec_id: str) -> dict[str, int]:
             return {"ExitCode": 0, "Pid": 0}
 
-    clock = Clock()
+    clock = FakeClock()
     docker = docker_with(Box(clock), clock, Api())
     started = time.monotonic()
     with pytest.raises(ActionTimeout, match=r"still running after 0\.2s"):
@@ -90,14 +83,14 @@ def test_docker_exec_with_a_longer_own_timeout_still_stops_at_the_step_timeout()
 
 
 def test_docker_restart_with_stop_timeout_0_kills_at_once() -> None:
-    clock = Clock()
+    clock = FakeClock()
     box = Box(clock)
     docker_with(box, clock).call("docker.restart", {"stop_timeout": 0.0}, TARGET, 60)
     assert box.restarts == [0]
 
 
 def test_docker_restart_grace_is_cut_to_fit_the_step_timeout() -> None:
-    clock = Clock()
+    clock = FakeClock()
     box = Box(clock)
     docker = docker_with(box, clock)
     docker.call("docker.restart", {}, TARGET, 60)
@@ -108,7 +101,7 @@ def test_docker_restart_grace_is_cut_to_fit_the_step_timeout() -> None:
 def test_docker_restart_finishing_past_the_step_timeout_is_done_and_says_how_late() -> None:
     # The restart happened: calling it a timeout would hide a change from the report and
     # page someone about a fix that took place.
-    clock = Clock()
+    clock = FakeClock()
     box = Box(clock, restart_takes=3.0)
     outputs = docker_with(box, clock).call("docker.restart", {}, TARGET, 2.0)
     assert box.restarts == [1]
@@ -117,7 +110,7 @@ def test_docker_restart_finishing_past_the_step_timeout_is_done_and_says_how_lat
 
 
 def test_docker_recreate_out_of_time_before_the_stop_puts_the_old_container_back() -> None:
-    clock = Clock()
+    clock = FakeClock()
     calls: list[str] = []
 
     class Api:
@@ -145,7 +138,7 @@ def test_docker_recreate_out_of_time_before_the_stop_puts_the_old_container_back
 
 
 def test_docker_recreate_cuts_the_old_container_stop_grace_to_the_time_left() -> None:
-    clock = Clock()
+    clock = FakeClock()
     stops: list[int] = []
     api = SimpleNamespace(create_container_from_config=lambda body, name: {"Id": "new"},
                           start=lambda container_id: None)
@@ -160,7 +153,7 @@ def test_docker_recreate_cuts_the_old_container_stop_grace_to_the_time_left() ->
 # -- docker.update ----------------------------------------------------------------------------
 
 def test_docker_update_of_memory_swap_alone_keeps_the_memory_limit() -> None:
-    clock = Clock()
+    clock = FakeClock()
     box = Box(clock, host={"Memory": 3 << 30, "MemorySwap": 3 << 30})
     out = docker_with(box, clock).call("docker.update", {"memory_swap": 4 << 30}, TARGET, 30)
     assert box.updates == [{"mem_limit": 3 << 30, "memswap_limit": 4 << 30}]
@@ -168,7 +161,7 @@ def test_docker_update_of_memory_swap_alone_keeps_the_memory_limit() -> None:
 
 
 def test_docker_update_of_memory_swap_alone_on_an_unlimited_container_says_give_memory() -> None:
-    clock = Clock()
+    clock = FakeClock()
     box = Box(clock, host={"Memory": 0})
     with pytest.raises(ActionFailed, match="give memory too"):
         docker_with(box, clock).call("docker.update", {"memory_swap": 4 << 30}, TARGET, 30)
@@ -177,7 +170,7 @@ def test_docker_update_of_memory_swap_alone_on_an_unlimited_container_says_give_
 
 def test_docker_update_sets_the_memory_reservation_beside_the_limit() -> None:
     """Scenario 2's mem_reservation (issue 21): sent with the limit, read back."""
-    clock = Clock()
+    clock = FakeClock()
     box = Box(clock, host={"Memory": 3 << 30, "MemorySwap": 3 << 30})
     docker_with(box, clock).call("docker.update", {"memory": 4 << 30, "memory_swap": 4 << 30,
                                                    "memory_reservation": 2 << 30}, TARGET, 30)
@@ -239,7 +232,7 @@ def api() -> Iterator[StuckExecApi]:
 
 
 def no_shell_client(api: StuckExecApi) -> SimpleNamespace:
-    return SimpleNamespace(containers=SimpleNamespace(get=lambda name: NoShellBox(Clock())),
+    return SimpleNamespace(containers=SimpleNamespace(get=lambda name: NoShellBox(FakeClock())),
                            api=api)
 
 
@@ -247,7 +240,7 @@ def test_a_timed_out_exec_on_a_remote_engine_never_signals_a_local_pid(
         api: StuckExecApi, monkeypatch: pytest.MonkeyPatch) -> None:
     # The engine is another host's: the exec's host pid means nothing here; this host's
     # process with that number (here even one carrying the marker) must live.
-    monkeypatch.setattr("remediator.adapters.docker_runtime.KILL_CONFIRM_S", 0.3)
+    monkeypatch.setattr("remediator.core.defaults.EXEC_KILL_CONFIRM_S", 0.3)
     far = Target(name="app-far", selector={"service": "app-far"}, container="app-far",
                  base_url="http://far:8080", docker_host="tcp://far.example:2376")
     engine = Engines([far]).engine(far)
@@ -272,7 +265,7 @@ def test_a_host_pid_that_is_not_the_exec_is_not_signalled(
     # Remediator in a container without `pid: host`, or the pid reused: the number names
     # a process without the exec's marker, which lives.
     monkeypatch.delenv("DOCKER_HOST", raising=False)
-    monkeypatch.setattr("remediator.adapters.docker_runtime.KILL_CONFIRM_S", 0.3)
+    monkeypatch.setattr("remediator.core.defaults.EXEC_KILL_CONFIRM_S", 0.3)
     stuck = StuckExecApi(other=subprocess.Popen(["sleep", "300"]))
     try:
         actions = DockerActions(client_factory=lambda: no_shell_client(stuck))

@@ -7,29 +7,21 @@ from typing import Any, ClassVar
 import pytest
 import requests
 
-from remediator.adapters.http import REQUEST_TIMEOUT, HttpActions
+from remediator.adapters.http import HttpActions, HttpClient
+from remediator.core.defaults import HTTP_REQUEST_TIMEOUT_S as REQUEST_TIMEOUT
 from remediator.core.targets import Target
-from remediator.errors import ActionTimeout
+from remediator.errors import ActionTimeout, Unreachable
+from tests.support import HttpSink
+from tests.support.fakes import FakeClock
 
 TARGET = Target(name="app-prod", selector={}, container="app-prod",
                 base_url="http://app-prod:8080")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 0.0
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += seconds
-
-
 class RefusingServer:
     """Every request takes `takes` seconds of the fake clock and is refused."""
 
-    def __init__(self, clock: Clock, takes: float) -> None:
+    def __init__(self, clock: FakeClock, takes: float) -> None:
         self.clock, self.takes = clock, takes
         self.timeouts: list[float] = []
 
@@ -39,13 +31,13 @@ class RefusingServer:
         raise requests.ConnectionError("refused")
 
 
-def actions(clock: Clock, server: RefusingServer) -> HttpActions:
+def actions(clock: FakeClock, server: RefusingServer) -> HttpActions:
     return HttpActions("http://prometheus:9090", client=server,  # type: ignore[arg-type]
                        sleep=clock.sleep, clock=clock.monotonic)
 
 
 def test_http_check_stops_retrying_at_the_step_timeout_and_says_it_timed_out() -> None:
-    clock = Clock()
+    clock = FakeClock()
     server = RefusingServer(clock, takes=0.1)
     with pytest.raises(ActionTimeout, match=r"within the step timeout of 0\.5s"):
         actions(clock, server).call("http.check", {"path": "/health", "retries": 30,
@@ -55,7 +47,7 @@ def test_http_check_stops_retrying_at_the_step_timeout_and_says_it_timed_out() -
 
 
 def test_http_check_caps_each_request_at_the_time_left() -> None:
-    clock = Clock()
+    clock = FakeClock()
     server = RefusingServer(clock, takes=60.0)  # a server that never answers
     with pytest.raises(ActionTimeout):
         actions(clock, server).call("http.check", {"path": "/health", "retries": 3,
@@ -65,7 +57,7 @@ def test_http_check_caps_each_request_at_the_time_left() -> None:
 
 
 def test_http_check_that_fails_in_time_keeps_its_evidence() -> None:
-    clock = Clock()
+    clock = FakeClock()
     server = RefusingServer(clock, takes=0.1)
     out = actions(clock, server).call("http.check", {"path": "/health", "retries": 1,
                                                      "interval": 0.1}, TARGET, 10.0)
@@ -73,7 +65,7 @@ def test_http_check_that_fails_in_time_keeps_its_evidence() -> None:
 
 
 def test_prometheus_query_is_bounded_by_the_step_timeout() -> None:
-    clock = Clock()
+    clock = FakeClock()
 
     class Silent:
         def __init__(self) -> None:
@@ -168,3 +160,20 @@ def test_http_check_reads_a_body_up_to_the_cap_and_says_it_cut(
         app.shutdown()
     assert "body cut at the 1000 bytes cap" in out["output"]
     assert isinstance(out["body"], str) and len(out["body"]) <= 1000
+
+
+# -- the seam's own translation (reconciliation, `remediator replay` and the demo use it) ---
+
+def test_get_json_returns_the_answer_and_says_what_went_wrong_otherwise() -> None:
+    client = HttpClient(timeout=2)
+    with HttpSink(path="/api") as sink:
+        sink.set_responses([(200, {}, {"alerts": []}), (503, {}, {"status": "degraded"}),
+                            (503, {}, {"status": "degraded"}), (200, {}, b"<html>")])
+        assert client.get_json(sink.url) == {"alerts": []}
+        with pytest.raises(Unreachable, match=rf"GET {sink.url}: 503"):
+            client.get_json(sink.url)
+        assert client.get_json(sink.url, any_status=True) == {"status": "degraded"}
+        with pytest.raises(Unreachable, match=rf"GET {sink.url}: "):
+            client.get_json(sink.url)  # not JSON
+    with pytest.raises(Unreachable, match=r"POST http://127.0.0.1:1/api: "):
+        client.call("POST", "http://127.0.0.1:1/api")  # nothing listens there

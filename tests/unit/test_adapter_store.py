@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,6 +16,7 @@ from remediator.core.targets import Target
 from remediator.store.records import StepRecord
 from remediator.store.sqlite import MAX_OUTPUT_CHARS, capped
 from remediator.store.sqlite import SqliteStore as Store
+from tests.support.fakes import FakeRuntime
 
 TARGET = Target(name="app-prod", selector={"service": "app-prod"}, container="app-prod",
                 base_url="http://app-prod:8080")
@@ -39,17 +39,6 @@ steps:
       default: unknown
       rules: [{pattern: "PermissionError", scenario: permission_denied}]
 """)
-
-
-class Runtime:
-    def __init__(self, answers: dict[str, dict[str, Any]]) -> None:
-        self.answers = answers
-        self.calls: list[str] = []
-
-    def call(self, action: str, args: dict[str, Any], target: Target,
-             timeout: float) -> dict[str, Any]:
-        self.calls.append(action)
-        return dict(self.answers[action])
 
 
 def test_over_long_outputs_keep_their_keys_and_a_readable_output() -> None:
@@ -91,12 +80,12 @@ def test_a_run_resumed_after_long_logs_were_stored_reaches_the_same_scenario(
         tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     execution_id = store.add_execution(None, "t", "app-prod", None, False)
-    full = run_playbook(PLAYBOOK, ALERT, TARGET, Runtime({"docker.logs": LOGS}))
+    full = run_playbook(PLAYBOOK, ALERT, TARGET, FakeRuntime(docker__logs=LOGS))
     store.record_step(execution_id, 0,  # then the process died
                       StepRecord.from_dict(full.steps[0].to_dict()))
 
     resume = [StepResult.from_dict(step.view()) for step in store.steps(execution_id)]
-    runtime = Runtime({})
+    runtime = FakeRuntime()
     resumed = run_playbook(PLAYBOOK, ALERT, TARGET, runtime, resume_from=resume)
     assert runtime.calls == []  # logs adopted, not fetched again
     assert full.scenario == resumed.scenario == "permission_denied"

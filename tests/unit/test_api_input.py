@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from remediator.core.targets import Target
-from remediator.service import Service
-from remediator.web import MAX_BODY_BYTES, create_app
+from remediator.core.defaults import MAX_WEBHOOK_BODY_BYTES as MAX_BODY_BYTES
+from remediator.service.build import Service
+from remediator.service.web import create_app
+from tests.support.fakes import FakeRuntime
 from tests.support.fixtures import ALERTMANAGER
 from tests.support.raw_db import execute, rows
 from tests.support.services import playbook_service
@@ -35,19 +36,10 @@ steps:
 """
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def call(self, action: str, args: dict[str, Any], target: Target,
-             timeout: float) -> dict[str, Any]:
-        self.calls.append((action, args))
-        return {"output": "ok", "exit_code": 0}
-
-
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
-    svc = playbook_service(tmp_path, PLAYBOOK, Recorder(), token=TOKEN, max_runs_per_hour=1000)
+    runtime = FakeRuntime(docker__exec={"output": "ok", "exit_code": 0})
+    svc = playbook_service(tmp_path, PLAYBOOK, runtime, token=TOKEN, max_runs_per_hour=1000)
     yield svc
     svc.store.close()
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from remediator.cli_engine import run, validate
-from remediator.core.targets import Target
+from remediator.service.cli_engine import run, validate
+from tests.support.fakes import FakeRuntime, model_app
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = Path(__file__).parent / "playbooks"
@@ -26,22 +26,6 @@ ALERT = {
         "annotations": {"summary": "Model failed to load"},
     }],
 }
-
-
-class FakeRuntime:
-    def __init__(self, logs: str = "ERROR FileNotFoundError: best_model.pth") -> None:
-        self.logs = logs
-        self.calls: list[str] = []
-
-    def call(self, action: str, args: dict[str, Any], target: Target,
-             timeout: float) -> dict[str, Any]:
-        self.calls.append(action)
-        if action == "docker.logs":
-            return {"output": self.logs, "lines": 1}
-        if action == "http.check":  # what each check accepts (inference: a caption too)
-            return {"ok": True, "status_code": 200, "output": "GET /health: 200",
-                    "body": {"caption": "a red square", "variant": "fp32"}}
-        return {"output": f"{action} done"}
 
 
 @pytest.fixture
@@ -125,11 +109,11 @@ def test_validate_reports_a_missing_path(project: Path) -> None:
 # -- run ----------------------------------------------------------------------------------
 
 def test_run_prints_each_step_and_the_outcome(alert_file: Path) -> None:
-    runtime = FakeRuntime()
+    runtime = model_app()
     result = invoke(run, [str(EXAMPLES / "restart_until_healthy.yml"), "--alert",
                           str(alert_file), "--config", str(CONFIG)], runtime)
     assert result.exit_code == 0, result.output
-    assert runtime.calls == ["docker.logs", "docker.restart", "http.check"]
+    assert runtime.actions() == ["docker.logs", "docker.restart", "http.check"]
     out = result.output
     assert "-> [diagnose] logs (docker.logs)" in out
     assert "ok" in out and "restart: docker.restart done" in out
@@ -137,17 +121,17 @@ def test_run_prints_each_step_and_the_outcome(alert_file: Path) -> None:
 
 
 def test_run_dry_run_mutates_nothing(alert_file: Path) -> None:
-    runtime = FakeRuntime()
+    runtime = model_app()
     result = invoke(run, [str(EXAMPLES / "restart_until_healthy.yml"), "--alert",
                           str(alert_file), "--config", str(CONFIG), "--dry-run"], runtime)
     assert result.exit_code == 0
-    assert "docker.restart" not in runtime.calls
+    assert "docker.restart" not in runtime.actions()
     assert "skipped_dry_run" in result.output and "outcome: dry_run" in result.output
 
 
 def test_run_json_prints_a_stored_shape(alert_file: Path) -> None:
     result = invoke(run, [str(ROOT / "playbooks" / "model_load_failure.yml"), "--alert",
-                          str(alert_file), "--config", str(CONFIG), "--json"], FakeRuntime())
+                          str(alert_file), "--config", str(CONFIG), "--json"], model_app())
     data = json.loads(result.stdout)
     assert data["outcome"] == "success" and data["target"] == "app-prod"
     assert data["incident_key"] == "0023b7e32bfe951f@2026-11-29T11:27:02.749Z"
@@ -156,10 +140,10 @@ def test_run_json_prints_a_stored_shape(alert_file: Path) -> None:
 def test_run_in_observe_mode_is_a_dry_run(alert_file: Path, tmp_path: Path) -> None:
     config = tmp_path / "remediator.yml"
     config.write_text(CONFIG.read_text().replace("mode: act", "mode: observe"))
-    runtime = FakeRuntime()
+    runtime = model_app()
     result = invoke(run, [str(EXAMPLES / "restart_until_healthy.yml"), "--alert",
                           str(alert_file), "--config", str(config)], runtime)
-    assert "docker.restart" not in runtime.calls and "outcome: dry_run" in result.output
+    assert "docker.restart" not in runtime.actions() and "outcome: dry_run" in result.output
 
 
 def test_run_refuses_an_alert_that_matches_no_target(tmp_path: Path) -> None:
@@ -167,7 +151,7 @@ def test_run_refuses_an_alert_that_matches_no_target(tmp_path: Path) -> None:
     alert["alerts"][0]["labels"]["service"] = "billing"
     path = tmp_path / "alert.json"
     path.write_text(json.dumps(alert))
-    runtime = FakeRuntime()
+    runtime = model_app()
     result = invoke(run, [str(EXAMPLES / "restart_until_healthy.yml"), "--alert", str(path),
                           "--config", str(CONFIG)], runtime)
     assert result.exit_code == 2 and runtime.calls == []
@@ -178,11 +162,11 @@ def test_run_reports_bad_input_without_a_traceback(tmp_path: Path) -> None:
     path = tmp_path / "alert.json"
     path.write_text("{not json")
     result = invoke(run, [str(EXAMPLES / "restart_until_healthy.yml"), "--alert", str(path),
-                          "--config", str(CONFIG)], FakeRuntime())
+                          "--config", str(CONFIG)], model_app())
     assert result.exit_code == 2
     assert "error:" in result.output and "cannot read JSON" in result.output
     result = invoke(run, [str(EXAMPLES / "bad_schema.yml"), "--alert", str(path),
-                          "--config", str(CONFIG)], FakeRuntime())
+                          "--config", str(CONFIG)], model_app())
     assert result.exit_code == 2 and "bad_schema.yml:11: steps[1].action" in result.output
 
 
@@ -190,20 +174,51 @@ def test_run_accepts_a_single_alert_object(tmp_path: Path) -> None:
     path = tmp_path / "one.json"
     path.write_text(json.dumps(ALERT["alerts"][0]))
     result = invoke(run, [str(EXAMPLES / "restart_until_healthy.yml"), "--alert", str(path),
-                          "--config", str(CONFIG)], FakeRuntime())
+                          "--config", str(CONFIG)], model_app())
     assert result.exit_code == 0, result.output
 
 
 def test_a_failed_run_exits_1(alert_file: Path) -> None:
-    class Broken(FakeRuntime):
-        def call(self, action: str, args: dict[str, Any], target: Target,
-                 timeout: float) -> dict[str, Any]:
-            if action == "docker.restart":
-                return {"ok": False, "output": "container is dead"}
-            return super().call(action, args, target, timeout)
-
+    broken = model_app(docker__restart={"ok": False, "output": "container is dead"})
     result = invoke(run, [str(EXAMPLES / "restart_until_healthy.yml"), "--alert",
-                          str(alert_file), "--config", str(CONFIG)], Broken())
+                          str(alert_file), "--config", str(CONFIG)], broken)
     assert result.exit_code == 1
     assert "outcome: failed (step 'restart' (docker.restart) failed: container is dead)" \
         in result.output
+
+
+BROKEN_POLICY = """\
+channels:
+  slack: {type: slack, webhook_url: {env: SLACK_WEBHOOK_URL}}
+  pd:
+    type: pagerduty
+    routing_kee: {env: PD_KEY}
+teams:
+  emergency: {channels: [slack]}
+rules:
+  - name: down
+    team: emergency
+    level: critical
+    when:
+      - {fact: down_for, ge: 10m}
+      - {fact: downtime, ge: 10m}
+"""
+
+
+def test_validate_lists_every_problem_of_the_escalation_policy_with_its_line(
+        project: Path) -> None:
+    (project / "config" / "escalation.yml").write_text(BROKEN_POLICY)
+    result = invoke(validate, [])
+    assert result.exit_code == 1
+    lines = [line for line in result.stdout.splitlines() if "escalation.yml" in line]
+    where = [
+        "config/escalation.yml:4: channels.pd.routing_key: required for a pagerduty channel",
+        "config/escalation.yml:5: channels.pd.routing_kee: unknown key (did you mean "
+        "'routing_key'?)",
+        "config/escalation.yml:11: rule 'down': rules[0].level: expected one of page, notify",
+        "config/escalation.yml:14: rule 'down': rules[0].when[1].fact: unknown fact "
+        "'downtime'",
+    ]
+    assert len(lines) == len(where), result.stdout
+    for line, start in zip(lines, where, strict=True):
+        assert line.startswith(start), result.stdout

@@ -10,7 +10,7 @@ import pytest
 import responses
 from click.testing import CliRunner, Result
 
-from remediator.cli import main
+from remediator.service.cli import main
 from remediator.store.sqlite import SqliteStore as Store
 
 HUGE_ID = "99999999999999999999"  # past SQLite's 64-bit INTEGER
@@ -108,7 +108,7 @@ def no_gunicorn(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: Any, **__: Any) -> None:
         raise AssertionError("gunicorn started with a setup that cannot load")
 
-    monkeypatch.setattr("remediator.server.run_gunicorn", refuse)
+    monkeypatch.setattr("remediator.service.server.run_gunicorn", refuse)
 
 
 def serve(tmp_path: Path, *args: str) -> Result:
@@ -133,6 +133,25 @@ def test_serve_with_a_store_that_is_not_sqlite_says_so_before_starting(
     (tmp_path / "pb").mkdir()
     result = serve(tmp_path, "--db", str(not_a_store), "--playbooks", str(tmp_path / "pb"))
     assert_clean_failure(result, "cannot start:", f"cannot open the store at {not_a_store}")
+
+
+
+@pytest.mark.usefixtures("no_gunicorn")
+def test_serve_with_a_broken_escalation_policy_names_each_problem_and_its_line(
+        tmp_path: Path) -> None:
+    policy = tmp_path / "escalation.yml"
+    policy.write_text("teams:\n  emergency:\n    channels: [sms]\nrules:\n"
+                      "  - {name: down, team: emergency, level: critical, when: []}\n")
+    config = tmp_path / "remediator.yml"
+    config.write_text(f"targets: []\nescalation_path: {policy}\n")
+    (tmp_path / "pb").mkdir()
+    result = invoke("serve", "--config", str(config), "--db", str(tmp_path / "r.db"),
+                    "--playbooks", str(tmp_path / "pb"), env={"REMEDIATOR_WEBHOOK_TOKEN": "t0k"})
+    assert_clean_failure(
+        result, "cannot start:",
+        f"{policy}:3: teams.emergency.channels[0]: no channel named 'sms'",
+        f"{policy}:5: rule 'down': rules[0].level: expected one of page, notify",
+        f"{policy}:5: rule 'down': rules[0].when: expected a non-empty list of conditions")
 
 
 # 7. replay reads the token from the variable the config names

@@ -9,13 +9,12 @@ import pytest
 from remediator.core.alerts import parse_alert
 from remediator.core.config import load_config
 from remediator.core.playbook import (
-    OnFailure,
-    Phase,
     load_playbook,
     load_playbook_text,
     load_playbooks,
     select_playbook,
 )
+from remediator.core.playbook_model import OnFailure, Phase
 from remediator.core.validate import validate_paths
 from remediator.errors import PlaybookSchemaError
 

@@ -3,10 +3,8 @@ on_failure, dry run, resolution mid-run, resume after a crash."""
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,60 +12,16 @@ import pytest
 
 from remediator.core.alerts import Alert, parse_alert
 from remediator.core.config import load_config
-from remediator.core.playbook import Phase, Playbook, Step, load_playbook_text
+from remediator.core.playbook import load_playbook_text
+from remediator.core.playbook_model import Phase, Playbook, Step
 from remediator.core.results import ExecutionResult, Outcome, StepResult, StepStatus
 from remediator.core.runner import run_playbook
-from remediator.core.targets import Target
 from remediator.errors import ActionFailed, ActionTimeout
+from tests.support.fakes import FakeClock, FakeRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = load_config(ROOT / "config" / "remediator.yml", env={}).targets[0]
 HOSTILE = "$(touch /tmp/x); rm -rf /"
-
-Handler = dict[str, Any] | Exception | Callable[[dict[str, Any]], dict[str, Any]]
-
-
-class FakeClock:
-    """Monotonic time that only moves when slept or told to."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
-
-    def now(self) -> datetime:
-        return datetime(2026, 11, 29, 12, 0, tzinfo=UTC) + timedelta(seconds=self.t)
-
-
-class FakeRuntime:
-    """Answers actions from a table; a list answers successive calls. Records every call."""
-
-    def __init__(self, clock: FakeClock | None = None, **handlers: Handler | list[Handler]) -> None:
-        self.clock = clock
-        self.handlers = {name.replace("__", "."): h for name, h in handlers.items()}
-        self.calls: list[tuple[str, dict[str, Any], str, float]] = []
-
-    def call(self, action: str, args: dict[str, Any], target: Target,
-             timeout: float) -> dict[str, Any]:
-        self.calls.append((action, copy.deepcopy(args), target.name, timeout))
-        handler = self.handlers.get(action, {"output": f"{action} done"})
-        if isinstance(handler, list):
-            handler = handler.pop(0) if len(handler) > 1 else handler[0]
-        if isinstance(handler, Exception):
-            raise handler
-        if callable(handler):
-            return handler(args)
-        return dict(handler)
-
-    def actions(self) -> list[str]:
-        return [call[0] for call in self.calls]
-
 
 def make_alert(**labels: str) -> Alert:
     return parse_alert({
@@ -128,7 +82,7 @@ def test_outputs_of_earlier_steps_feed_later_ones_and_set_the_scenario() -> None
     # Arguments reach the runtime normalised: seconds, defaults filled in.
     assert runtime.calls[0][1] == {"since": 600.0, "grep": "model|load|error"}
     assert runtime.calls[2][1]["expect_status"] == 200 and runtime.calls[2][1]["retries"] == 0
-    assert all(call[2] == "app-prod" for call in runtime.calls)
+    assert all(call.target.name == "app-prod" for call in runtime.calls)
 
 
 def test_when_false_skips_the_step_and_says_why() -> None:

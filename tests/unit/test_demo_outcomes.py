@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from remediator.demo import ALERT_OF, FAULTS, DemoFailed, DemoResult, Watch, _refused, _timed_out
+from devstack.demo import ALERT_OF, FAULTS, DemoFailed, DemoResult, Watch, _refused, _timed_out
 
 BUDGET = ("budget exhausted: 5 runs per hour on app-prod; escalating instead of acting")
 

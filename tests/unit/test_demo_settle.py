@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from remediator.demo import wait_alerts_clear
+from devstack.demo import wait_alerts_clear
 from tests.support import HttpSink
 
 

@@ -13,10 +13,10 @@ from click.testing import CliRunner
 
 from remediator.adapters.engines import Engines
 from remediator.adapters.swarm import pick_task
-from remediator.cli import main
 from remediator.core.config import load_config
 from remediator.core.targets import Target
 from remediator.errors import ConfigError, RuntimeError_, TargetNotFound
+from remediator.service.cli import main
 
 TARGET = """
   - name: {name}

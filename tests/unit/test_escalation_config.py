@@ -13,12 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from remediator.core.escalation_policy import (
-    DEFAULT_PAGERDUTY_EVENTS_URL,
-    FACTS,
-    ValueRef,
-    load_escalation_policy,
-)
+from remediator.core.escalation_channels import DEFAULT_PAGERDUTY_EVENTS_URL, ValueRef
+from remediator.core.escalation_facts import FACTS
+from remediator.core.escalation_load import load_escalation_policy
 from remediator.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,6 +170,7 @@ def test_bad_condition(tmp_path: Path, condition: dict[str, Any], key: str) -> N
 
 @pytest.mark.parametrize(("field", "value"), [
     ("level", "critical"), ("severity", "fatal"), ("once_per", "day"), ("when", []),
+    ("team", ["emergency"]),  # was a TypeError (unhashable list), not a ConfigError
 ])
 def test_bad_rule_setting(tmp_path: Path, field: str, value: object) -> None:
     message = broken(tmp_path, lambda d: d["rules"][0].update({field: value}))
@@ -195,7 +193,7 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "teams:\n  emergency: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"line \d+"):
+    with pytest.raises(ConfigError, match=r"escalation\.yml:3: invalid YAML"):
         load_escalation_policy(path)
 
 
@@ -215,7 +213,7 @@ def test_yaml_anchors_under_x_keys_are_allowed(tmp_path: Path) -> None:
 def test_facts_table_matches_the_dataclass() -> None:
     from dataclasses import fields
 
-    from remediator.core.escalation_policy import IncidentFacts
+    from remediator.core.escalation_facts import IncidentFacts
 
     names = {f.name for f in fields(IncidentFacts)}
     derived = {"down_for", "fallback_for", "failing_model_count", "affected_service_count"}
@@ -248,7 +246,7 @@ rules: [{{name: gpu-host, team: emergency, level: notify, when: [{condition}]}}]
     with pytest.raises(ConfigError) as caught:
         load_escalation_policy(path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: rule 'gpu-host': {key}: ")
+    assert message.startswith(f"{path}:4: rule 'gpu-host': {key}: ")
     assert "boolean" in message and "quote it" in message
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from remediator.core.escalation_policy import EscalationPolicy, load_escalation_policy
+from remediator.core.escalation_eval import EscalationPolicy
+from remediator.core.escalation_load import load_escalation_policy
 from remediator.core.results import ExecutionState, StepStatus
 from remediator.escalation.facts import down_since, incident_facts
 from remediator.store.records import Execution, Incident, IncidentStatus, StepRecord

@@ -12,14 +12,9 @@ from typing import Any
 
 import pytest
 
-from remediator.core.escalation_policy import (
-    Escalation,
-    EscalationPolicy,
-    IncidentFacts,
-    dedup_key,
-    load_escalation_policy,
-    parse_escalation_policy,
-)
+from remediator.core.escalation_eval import Escalation, EscalationPolicy, dedup_key
+from remediator.core.escalation_facts import IncidentFacts
+from remediator.core.escalation_load import load_escalation_policy, parse_escalation_policy
 from remediator.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from remediator.adapters import ingest
 from remediator.adapters.ingest import GroupCommitWriter
+from remediator.core import defaults
 from remediator.errors import StoreError
 from remediator.store.sqlite import SqliteStore as Store
 from tests.support.raw_db import rows
@@ -93,7 +93,7 @@ def test_a_failed_commit_fails_its_batch_and_the_next_one_works(store: CountingS
 
 def test_a_request_that_times_out_waiting_is_never_stored(
         store: CountingStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest, "SUBMIT_TIMEOUT", 0.3)
+    monkeypatch.setattr(defaults, "INBOX_SUBMIT_TIMEOUT_S", 0.3)
     writer = GroupCommitWriter(store)
     store.hold.clear()
     store.entered.clear()

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from devstack.stack import APP_HEALTHCHECK, AppSpec, Timings, render_alerts
 from remediator.core.config import load_config
-from remediator.stack import APP_HEALTHCHECK, AppSpec, Timings, render_alerts
 from tests.harness.docker_engine import in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,7 +211,7 @@ def test_serving_alerts_carry_a_model_label_from_the_scrape() -> None:
 
 def test_lifecycle_api_is_off_in_every_shape() -> None:
     for path in ("docker-compose.yml", "scripts/stack.py", "tests/harness/processes.py",
-                 "app/remediator/stack.py"):
+                 "app/devstack/stack.py"):
         assert "enable-lifecycle" not in (ROOT / path).read_text(), path
 
 
@@ -269,7 +269,7 @@ def test_a_remediated_alert_firing_again_soon_is_sent_within_seconds() -> None:
 def test_the_rendered_configs_keep_the_remediation_routes_shipped_intervals() -> None:
     """`make up` and the test harness render alertmanager.yml; neither loses the route's
     own values (a test's shortened timings change the root route only)."""
-    from remediator.stack import render_alertmanager_config
+    from devstack.stack import render_alertmanager_config
 
     shipped = (MONITORING / "alertmanager.yml").read_text()
     expected = remediation_route(yaml.safe_load(shipped))

@@ -14,11 +14,8 @@ from remediator.adapters.notifiers import (
     attempt_delivery,
     build_channels,
 )
-from remediator.core.escalation_policy import (
-    EscalationPolicy,
-    load_escalation_policy,
-    parse_escalation_policy,
-)
+from remediator.core.escalation_eval import EscalationPolicy
+from remediator.core.escalation_load import load_escalation_policy, parse_escalation_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 

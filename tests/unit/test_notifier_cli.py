@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from remediator.cli_notify import notify_test
-from remediator.core.escalation_policy import load_escalation_policy
+from remediator.core.escalation_load import load_escalation_policy
+from remediator.service.cli_notify import notify_test
 from tests.support import HttpSink, PagerDutySink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +81,7 @@ def test_invalid_policy_exits_1_naming_the_file(tmp_path: Path) -> None:
     bad.write_text("teams: {x: {channels: [{type: fax}]}}\n")
     result = CliRunner().invoke(notify_test, ["x", "--config", str(bad)])
     assert result.exit_code == 1
-    assert f"{bad}: teams.x.channels[0].type: unknown channel type 'fax'" in result.stderr
+    assert f"{bad}:1: teams.x.channels[0].type: unknown channel type 'fax'" in result.stderr
 
 
 def test_every_channel_of_a_team_at_once(pagerduty: PagerDutySink) -> None:

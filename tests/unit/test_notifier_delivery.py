@@ -13,24 +13,24 @@ from collections.abc import Iterator
 import pytest
 
 from remediator.adapters.notifiers import (
+    SLACK_FORMAT,
+    TEAMS_FORMAT,
+    WEBHOOK_FORMAT,
     AttemptOutcome,
     Channel,
     DeliveryReport,
     HttpTransport,
+    JsonFormat,
+    JsonWebhookNotifier,
     Message,
     PagerDutyNotifier,
-    SlackNotifier,
-    TeamsNotifier,
-    WebhookNotifier,
     attempt_delivery,
     dispatch,
 )
-from remediator.core.backoff import (
-    DEFAULT_CAP_SECONDS,
-    DEFAULT_GIVE_UP_SECONDS,
-    next_attempt_delay,
-)
-from remediator.core.escalation_policy import ChannelSpec
+from remediator.core.backoff import next_attempt_delay
+from remediator.core.defaults import NOTIFY_GIVE_UP_S as DEFAULT_GIVE_UP_SECONDS
+from remediator.core.defaults import NOTIFY_RETRY_CAP_S as DEFAULT_CAP_SECONDS
+from remediator.core.escalation_channels import ChannelSpec
 from remediator.errors import NotifyPermanent, NotifyRetryable
 from tests.support import HttpSink, PagerDutySink
 
@@ -177,7 +177,7 @@ def test_crashing_notifier_is_a_failure_not_an_exception() -> None:
 
 def test_5xx_then_success_is_delivered_on_the_third_attempt(sink: HttpSink) -> None:
     sink.set_responses([503, 503, 200])
-    slack = channel(SlackNotifier("slack", sink.url, HttpTransport()))
+    slack = channel(JsonWebhookNotifier("slack", sink.url, HttpTransport(), SLACK_FORMAT))
     outcomes, attempt = [], 1
     while True:
         outcome = attempt_delivery(slack, MESSAGE, attempt, rand=lambda: 0.0)
@@ -192,14 +192,14 @@ def test_5xx_then_success_is_delivered_on_the_third_attempt(sink: HttpSink) -> N
 
 def test_429_retry_after_from_a_real_endpoint(sink: HttpSink) -> None:
     sink.set_responses([(429, {"Retry-After": "12"}, "rate_limited")])
-    slack = channel(SlackNotifier("slack", sink.url, HttpTransport()))
+    slack = channel(JsonWebhookNotifier("slack", sink.url, HttpTransport(), SLACK_FORMAT))
     outcome = attempt_delivery(slack, MESSAGE, rand=lambda: 0.0)
     assert (outcome.status, outcome.retry_in) == ("retry", 12.0)
 
 
 def test_400_is_not_retried(sink: HttpSink) -> None:
     sink.set_responses([(400, {}, "invalid_payload")])
-    slack = channel(SlackNotifier("slack", sink.url, HttpTransport()))
+    slack = channel(JsonWebhookNotifier("slack", sink.url, HttpTransport(), SLACK_FORMAT))
     slept: list[float] = []
     [result] = dispatch([slack], MESSAGE, sleep=slept.append)
     assert result.outcome == AttemptOutcome("failed", "slack: HTTP 400: invalid_payload")
@@ -209,14 +209,14 @@ def test_400_is_not_retried(sink: HttpSink) -> None:
 def test_dispatch_retries_inline_and_honours_retry_after(sink: HttpSink) -> None:
     sink.set_responses([(429, {"Retry-After": "3"}, "rate_limited"), 200])
     slept: list[float] = []
-    slack = channel(SlackNotifier("slack", sink.url, HttpTransport()))
+    slack = channel(JsonWebhookNotifier("slack", sink.url, HttpTransport(), SLACK_FORMAT))
     [result] = dispatch([slack], MESSAGE, sleep=slept.append)
     assert (result.outcome.status, result.attempts, slept) == ("delivered", 2, [3.0])
 
 
 def test_dispatch_gives_up_when_told_to_wait_too_long(sink: HttpSink) -> None:
     sink.set_responses([(429, {"Retry-After": "600"}, "")])
-    slack = channel(SlackNotifier("slack", sink.url, HttpTransport()))
+    slack = channel(JsonWebhookNotifier("slack", sink.url, HttpTransport(), SLACK_FORMAT))
     [result] = dispatch([slack], MESSAGE, sleep=lambda s: None)
     assert result.line() == "slack: failed: HTTP 429 (would have to wait 600s)"
 
@@ -226,12 +226,12 @@ def test_a_channel_that_is_down_does_not_block_the_others(sink: HttpSink) -> Non
     with HttpSink() as hung, PagerDutySink() as pagerduty:
         hung.delay = 2.0  # answers long after the read timeout
         channels = [
-            channel(SlackNotifier("refused", f"http://127.0.0.1:{closed_port()}/x", transport),
-                    "refused"),
-            channel(WebhookNotifier("hung", hung.url, transport), "hung"),
+            channel(JsonWebhookNotifier("refused", f"http://127.0.0.1:{closed_port()}/x",
+                                        transport, SLACK_FORMAT), "refused"),
+            channel(JsonWebhookNotifier("hung", hung.url, transport, WEBHOOK_FORMAT), "hung"),
             channel(PagerDutyNotifier("pagerduty", ROUTING_KEY, transport, pagerduty.url),
                     "pagerduty"),
-            channel(SlackNotifier("slack", sink.url, transport), "slack"),
+            channel(JsonWebhookNotifier("slack", sink.url, transport, SLACK_FORMAT), "slack"),
         ]
         results = dispatch(channels, MESSAGE, max_attempts=1)
         assert [r.line() for r in results] == [
@@ -253,8 +253,9 @@ def test_secrets_never_appear_in_logs_or_errors(
         pagerduty.set_responses([503])
         sink.set_responses([(429, {"Retry-After": "1"}, "rate_limited"), 200])
         channels = [
-            channel(SlackNotifier("slack", sink.url, transport)),
-            channel(SlackNotifier("slack-down", refused_url, transport), "slack-down"),
+            channel(JsonWebhookNotifier("slack", sink.url, transport, SLACK_FORMAT)),
+            channel(JsonWebhookNotifier("slack-down", refused_url, transport, SLACK_FORMAT),
+                    "slack-down"),
             channel(PagerDutyNotifier("pagerduty", ROUTING_KEY, transport, pagerduty.url),
                     "pagerduty"),
         ]
@@ -266,16 +267,17 @@ def test_secrets_never_appear_in_logs_or_errors(
         assert secret not in text  # ...with the secret parts hidden
 
 
-@pytest.mark.parametrize("notifier", [SlackNotifier, TeamsNotifier, WebhookNotifier])
+@pytest.mark.parametrize("fmt", [SLACK_FORMAT, TEAMS_FORMAT, WEBHOOK_FORMAT])
 def test_an_endpoint_that_echoes_the_secret_path_does_not_leak_it(
-    sink: HttpSink, notifier: type[SlackNotifier | TeamsNotifier | WebhookNotifier]
+    sink: HttpSink, fmt: JsonFormat
 ) -> None:
     # An Express/nginx-style endpoint answers an unknown route with the path it was sent:
     # the path of a webhook URL is the secret, so the error (stored, shown by GET
     # /api/v1/notifications, logged) must not carry it.
     sink.set_responses([(404, {"Content-Type": "text/html"},
                          f"<pre>Cannot POST {SLACK_PATH}</pre>")])
-    hook = channel(notifier("hook", f"{sink.url}?sig=S3CR3TSIGNATURE0", HttpTransport()),
+    hook = channel(JsonWebhookNotifier("hook", f"{sink.url}?sig=S3CR3TSIGNATURE0",
+                                       HttpTransport(), fmt),
                    "hook")
     outcome = attempt_delivery(hook, MESSAGE)
     assert outcome.status == "failed"

@@ -14,12 +14,13 @@ import requests
 import responses
 
 from remediator.adapters.notifiers import (
+    SLACK_FORMAT,
+    TEAMS_FORMAT,
+    WEBHOOK_FORMAT,
     HttpTransport,
+    JsonWebhookNotifier,
     Message,
     PagerDutyNotifier,
-    SlackNotifier,
-    TeamsNotifier,
-    WebhookNotifier,
 )
 from remediator.errors import NotifyPermanent, NotifyRetryable
 
@@ -138,7 +139,7 @@ def test_pagerduty_400_is_permanent_with_the_reason(transport: HttpTransport) ->
 @responses.activate
 def test_slack_body_has_text_and_blocks(transport: HttpTransport) -> None:
     responses.post(SLACK_URL, status=200, body="ok")
-    SlackNotifier("slack", SLACK_URL, transport).send(MESSAGE)
+    JsonWebhookNotifier("slack", SLACK_URL, transport, SLACK_FORMAT).send(MESSAGE)
     assert body() == {
         "text": ":rotating_light: [PAGE] ModelLoadFailure on app-prod: Model failed to load",
         "blocks": [
@@ -160,7 +161,7 @@ def test_slack_body_has_text_and_blocks(transport: HttpTransport) -> None:
 def test_slack_escapes_control_characters_from_labels(transport: HttpTransport) -> None:
     responses.post(SLACK_URL, status=200, body="ok")
     hostile = Message(**{**MESSAGE.__dict__, "text": "service <!channel> & <@U123>"})
-    SlackNotifier("slack", SLACK_URL, transport).send(hostile)
+    JsonWebhookNotifier("slack", SLACK_URL, transport, SLACK_FORMAT).send(hostile)
     assert body()["blocks"][1]["text"]["text"] == "service &lt;!channel&gt; &amp; &lt;@U123&gt;"
 
 
@@ -168,7 +169,7 @@ def test_slack_escapes_control_characters_from_labels(transport: HttpTransport) 
 def test_slack_429_honours_retry_after(transport: HttpTransport) -> None:
     responses.post(SLACK_URL, status=429, headers={"Retry-After": "30"}, body="rate_limited")
     with pytest.raises(NotifyRetryable) as caught:
-        SlackNotifier("slack", SLACK_URL, transport).send(MESSAGE)
+        JsonWebhookNotifier("slack", SLACK_URL, transport, SLACK_FORMAT).send(MESSAGE)
     assert caught.value.retry_after == 30.0
 
 
@@ -177,7 +178,7 @@ def test_slack_429_honours_retry_after(transport: HttpTransport) -> None:
 def test_slack_5xx_is_retryable(transport: HttpTransport, status: int) -> None:
     responses.post(SLACK_URL, status=status, body="rollup_error")
     with pytest.raises(NotifyRetryable, match=f"HTTP {status}"):
-        SlackNotifier("slack", SLACK_URL, transport).send(MESSAGE)
+        JsonWebhookNotifier("slack", SLACK_URL, transport, SLACK_FORMAT).send(MESSAGE)
 
 
 @pytest.mark.parametrize(("status", "reason"), [
@@ -188,7 +189,7 @@ def test_slack_5xx_is_retryable(transport: HttpTransport, status: int) -> None:
 def test_slack_4xx_is_not_retried(transport: HttpTransport, status: int, reason: str) -> None:
     responses.post(SLACK_URL, status=status, body=reason)
     with pytest.raises(NotifyPermanent) as caught:
-        SlackNotifier("slack", SLACK_URL, transport).send(MESSAGE)
+        JsonWebhookNotifier("slack", SLACK_URL, transport, SLACK_FORMAT).send(MESSAGE)
     assert str(caught.value) == f"slack: HTTP {status}: {reason}"
     assert len(responses.calls) == 1
 
@@ -197,7 +198,7 @@ def test_slack_4xx_is_not_retried(transport: HttpTransport, status: int, reason:
 def test_network_error_is_retryable_and_does_not_name_the_url(transport: HttpTransport) -> None:
     responses.post(SLACK_URL, body=requests.ConnectionError(f"cannot connect to {SLACK_URL}"))
     with pytest.raises(NotifyRetryable) as caught:
-        SlackNotifier("slack", SLACK_URL, transport).send(MESSAGE)
+        JsonWebhookNotifier("slack", SLACK_URL, transport, SLACK_FORMAT).send(MESSAGE)
     assert "XXXXXXXX" not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
@@ -205,7 +206,7 @@ def test_network_error_is_retryable_and_does_not_name_the_url(transport: HttpTra
 @responses.activate
 def test_requests_always_carry_a_timeout(transport: HttpTransport) -> None:
     responses.post(SLACK_URL, status=200, body="ok")
-    SlackNotifier("slack", SLACK_URL, transport).send(MESSAGE)
+    JsonWebhookNotifier("slack", SLACK_URL, transport, SLACK_FORMAT).send(MESSAGE)
     sent = responses.calls[0].request
     assert getattr(sent, "req_kwargs", {})["timeout"] == (5.0, 10.0)
 
@@ -216,7 +217,7 @@ def test_requests_always_carry_a_timeout(transport: HttpTransport) -> None:
 @responses.activate
 def test_teams_body_is_an_adaptive_card(transport: HttpTransport) -> None:
     responses.post(TEAMS_URL, status=202)
-    TeamsNotifier("teams", TEAMS_URL, transport).send(MESSAGE)
+    JsonWebhookNotifier("teams", TEAMS_URL, transport, TEAMS_FORMAT).send(MESSAGE)
     assert body() == {
         "type": "message",
         "attachments": [{
@@ -245,7 +246,7 @@ def test_teams_body_is_an_adaptive_card(transport: HttpTransport) -> None:
 @responses.activate
 def test_teams_card_text_is_plain_not_html_escaped(transport: HttpTransport) -> None:
     responses.post(TEAMS_URL, status=202)
-    TeamsNotifier("teams", TEAMS_URL, transport).send(
+    JsonWebhookNotifier("teams", TEAMS_URL, transport, TEAMS_FORMAT).send(
         Message(**{**MESSAGE.__dict__, "text": "a < b & c"}))
     assert body()["attachments"][0]["content"]["body"][1]["text"] == "a < b & c"
 
@@ -254,7 +255,7 @@ def test_teams_card_text_is_plain_not_html_escaped(transport: HttpTransport) -> 
 def test_teams_503_is_retryable(transport: HttpTransport) -> None:
     responses.post(TEAMS_URL, status=503, headers={"Retry-After": "5"})
     with pytest.raises(NotifyRetryable) as caught:
-        TeamsNotifier("teams", TEAMS_URL, transport).send(MESSAGE)
+        JsonWebhookNotifier("teams", TEAMS_URL, transport, TEAMS_FORMAT).send(MESSAGE)
     assert caught.value.retry_after == 5.0
 
 
@@ -264,7 +265,7 @@ def test_teams_503_is_retryable(transport: HttpTransport) -> None:
 @responses.activate
 def test_generic_webhook_body(transport: HttpTransport) -> None:
     responses.post(HOOK_URL, status=204)
-    WebhookNotifier("webhook", HOOK_URL, transport).send(MESSAGE)
+    JsonWebhookNotifier("webhook", HOOK_URL, transport, WEBHOOK_FORMAT).send(MESSAGE)
     assert body() == {
         "version": "1", "sender": "remediator", "kind": "trigger", "team": "emergency",
         "level": "page", "severity": "critical", "title": MESSAGE.title, "text": MESSAGE.text,
@@ -280,7 +281,7 @@ def test_generic_webhook_body(transport: HttpTransport) -> None:
 def test_webhook_redirect_is_not_followed(transport: HttpTransport) -> None:
     responses.post(HOOK_URL, status=307, headers={"Location": "https://elsewhere.example/"})
     with pytest.raises(NotifyPermanent, match="HTTP 307"):
-        WebhookNotifier("webhook", HOOK_URL, transport).send(MESSAGE)
+        JsonWebhookNotifier("webhook", HOOK_URL, transport, WEBHOOK_FORMAT).send(MESSAGE)
     assert len(responses.calls) == 1
 
 
@@ -288,7 +289,7 @@ def test_webhook_redirect_is_not_followed(transport: HttpTransport) -> None:
 def test_retry_after_as_an_http_date(transport: HttpTransport) -> None:
     responses.post(HOOK_URL, status=503, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
     with pytest.raises(NotifyRetryable) as caught:
-        WebhookNotifier("webhook", HOOK_URL, transport).send(MESSAGE)
+        JsonWebhookNotifier("webhook", HOOK_URL, transport, WEBHOOK_FORMAT).send(MESSAGE)
     assert caught.value.retry_after == 0.0  # a date in the past: retry on our own schedule
 
 

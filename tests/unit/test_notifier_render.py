@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from remediator.adapters.notifiers import render_message
-from remediator.core.escalation_policy import dedup_key
+from remediator.core.escalation_eval import dedup_key
 from remediator.errors import TemplateError
 
 

@@ -19,7 +19,8 @@ from remediator.escalation import Dispatcher, Draft, Outbox
 from remediator.metrics import ServiceMetrics
 from remediator.store.sqlite import SqliteStore as Store
 from tests.support import HttpSink, RecordedRequest
-from tests.support.escalation_kit import FakeClock, policy_from_yaml
+from tests.support.escalation_kit import policy_from_yaml
+from tests.support.fakes import FakeClock
 from tests.support.raw_db import rows
 
 POLICY = """

@@ -17,19 +17,18 @@ import yaml
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from remediator.cli import main
-from remediator.core.escalation_policy import EscalationPolicy, load_escalation_policy
+from devstack.stack import Timings, render_alerts
+from remediator.core.escalation_eval import EscalationPolicy
+from remediator.core.escalation_load import load_escalation_policy
 from remediator.core.units import parse_duration
-from remediator.service import Service
-from remediator.stack import Timings, render_alerts
+from remediator.service.build import Service
+from remediator.service.cli import main
+from remediator.service.web import create_app
 from remediator.store.sqlite import SqliteStore as Store
-from remediator.web import create_app
 from tests.support import HttpSink, PagerDutySink
 from tests.support.escalation_kit import (
     ROUTING_KEY,
     T0,
-    FakeClock,
-    ScriptedRuntime,
     alert_in,
     escalation_service,
     firing,
@@ -37,6 +36,7 @@ from tests.support.escalation_kit import (
     resolved,
     run_pending,
 )
+from tests.support.fakes import FakeClock, FakeRuntime, model_app
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = {"Authorization": "Bearer t"}
@@ -71,8 +71,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def runtime() -> ScriptedRuntime:
-    return ScriptedRuntime()
+def runtime() -> FakeRuntime:
+    return model_app()
 
 
 def key(service: Service, rest: str) -> str:
@@ -92,7 +92,7 @@ def test_dedup_keys_carry_the_store_so_a_new_store_never_reuses_an_old_alerts_ke
 
 @pytest.fixture
 def service(tmp_path: Path, shipped: EscalationPolicy, env: dict[str, str], clock: FakeClock,
-            runtime: ScriptedRuntime) -> Iterator[Service]:
+            runtime: FakeRuntime) -> Iterator[Service]:
     svc = escalation_service(tmp_path, shipped, env, clock, runtime)
     yield svc
     svc.close()
@@ -202,7 +202,7 @@ def test_an_incident_that_cannot_be_evaluated_does_not_hold_up_the_others_pages(
 def test_a_once_per_window_rule_notifies_again_in_the_next_window(
         service: Service, clock: FakeClock) -> None:
     for n, name in enumerate("ab"):
-        alert_in(service, firing(clock.now, fingerprint=f"{n:016x}",
+        alert_in(service, firing(clock(), fingerprint=f"{n:016x}",
                                  labels={"service": f"not-a-target-{name}"}))
     clock.advance(minutes=15)  # past every time-based rule: no incident has a due time left
     assert timer(service) == T0.replace(hour=13)  # but the fleet rule's window ends at 13:00
@@ -315,7 +315,7 @@ def test_a_later_different_criterion_for_a_notified_team_and_level_sends_an_upda
 
 
 def test_a_playbook_request_and_a_rule_for_the_same_team_share_one_notification(
-        service: Service, runtime: ScriptedRuntime, clock: FakeClock) -> None:
+        service: Service, runtime: FakeRuntime, clock: FakeClock) -> None:
     runtime.healthy = False  # restored, restarted, still failing: the playbook notifies too
     alert_in(service, firing(T0))
     run_pending(service)
@@ -331,7 +331,7 @@ def test_a_playbook_request_and_a_rule_for_the_same_team_share_one_notification(
 
 
 def test_an_escalation_that_fails_after_the_execution_ended_is_kept_and_sent_later(
-        service: Service, runtime: ScriptedRuntime, clock: FakeClock,
+        service: Service, runtime: FakeRuntime, clock: FakeClock,
         monkeypatch: pytest.MonkeyPatch) -> None:
     # The playbook's request is committed with the execution's end: an error in the hook
     # (here: the store briefly refusing the read) no longer loses it.
@@ -360,7 +360,7 @@ def test_an_escalation_that_fails_after_the_execution_ended_is_kept_and_sent_lat
 
 
 def test_model_still_failing_after_file_restored_notifies_ml_team_lead(
-        service: Service, runtime: ScriptedRuntime, slack: HttpSink) -> None:
+        service: Service, runtime: FakeRuntime, slack: HttpSink) -> None:
     runtime.healthy = False
     alert_in(service, firing(T0))
     run_pending(service)
@@ -404,7 +404,7 @@ def test_chat_hears_when_remediator_starts_and_when_it_is_fixed(
 
 
 def test_chat_hears_when_remediator_gives_up(service: Service,
-                                             runtime: ScriptedRuntime) -> None:
+                                             runtime: FakeRuntime) -> None:
     runtime.on_call = lambda action: _fail_restart(action)
     alert_in(service, firing(T0))
     run_pending(service)
@@ -477,7 +477,7 @@ def test_a_regression_that_reopens_the_incident_is_announced_afresh(
 
 def test_claim_cancels_pending_executions_and_stops_the_timers(
         service: Service, clock: FakeClock, pagerduty: PagerDutySink,
-        runtime: ScriptedRuntime) -> None:
+        runtime: FakeRuntime) -> None:
     client = create_app(service).test_client()
     alert_in(service, firing(T0))
     (pending,) = service.store.executions_in_state("pending")
@@ -493,7 +493,7 @@ def test_claim_cancels_pending_executions_and_stops_the_timers(
 
 
 def test_claim_during_a_run_skips_the_remaining_fix_steps(
-        service: Service, runtime: ScriptedRuntime) -> None:
+        service: Service, runtime: FakeRuntime) -> None:
     def claim_while_diagnosing(action: str) -> None:
         if action == "docker.logs" and service.escalation is not None:
             service.escalation.claim(1, "bob")
@@ -506,7 +506,7 @@ def test_claim_during_a_run_skips_the_remaining_fix_steps(
     assert fixes == {"restore_model": "skipped", "restart": "skipped"}
     assert {s["note"] for s in execution["steps"] if s["phase"] == "fix"} == {
         "incident claimed by bob: remaining fix steps skipped"}
-    assert "docker.copy" not in runtime.calls and "docker.restart" not in runtime.calls
+    assert "docker.copy" not in runtime.actions() and "docker.restart" not in runtime.actions()
     assert [n["dedup_key"] for n in rows(service)] == []  # claimed: Remediator stays quiet
 
 

@@ -24,8 +24,8 @@ from remediator.core.playbook import load_playbook, load_playbooks
 from remediator.core.results import ExecutionResult, Outcome
 from remediator.core.runner import run_playbook
 from remediator.core.targets import Target
+from tests.support.fakes import FakeClock
 from tests.support.fixtures import alertmanager_payload
-from tests.unit.test_core_runner import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = load_config(ROOT / "config" / "remediator.yml", env={})

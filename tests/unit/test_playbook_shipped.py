@@ -14,12 +14,13 @@ import yaml
 
 from remediator.core.alerts import Alert, parse_alert, parse_webhook
 from remediator.core.config import RemediatorConfig, load_config
-from remediator.core.playbook import Playbook, load_playbooks, select_playbook
+from remediator.core.playbook import load_playbooks, select_playbook
+from remediator.core.playbook_model import Playbook
 from remediator.core.results import ExecutionResult, Outcome
 from remediator.core.runner import run_playbook
 from remediator.core.targets import match_target
+from tests.support.fakes import FakeClock, FakeRuntime
 from tests.support.fixtures import ALERTMANAGER
-from tests.unit.test_core_runner import FakeClock, FakeRuntime
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ALERTMANAGER
@@ -110,7 +111,7 @@ def test_the_grouped_memory_fixture_selects_the_memory_playbook_per_replica(
                           docker__stats=stats(60), docker__inspect=inspect())
     result = execute(playbooks, config, alerts[0], runtime)
     assert result.target == "app-prod-2"
-    assert {call[2] for call in runtime.calls} == {"app-prod-2"}
+    assert {call.target.name for call in runtime.calls} == {"app-prod-2"}
     assert [call[1]["query"] for call in runtime.calls if call[0] == "prometheus.query"] == [
         'model_memory_usage_bytes{instance="app-prod-2:8080"}',
         'deriv(model_memory_usage_bytes{instance="app-prod-2:8080"}[15m])']

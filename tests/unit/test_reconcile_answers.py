@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from remediator.core.targets import Target
-from remediator.reconcile import Reconciler
-from remediator.service import Service
-from remediator.web import create_app
+from remediator.service.build import Service
+from remediator.service.reconcile import Reconciler
+from remediator.service.web import create_app
+from tests.support.fakes import FakeRuntime
 from tests.support.fixtures import ALERTMANAGER
 from tests.support.raw_db import rows
 from tests.support.services import FakeAlertmanager, playbook_service
@@ -31,15 +31,10 @@ steps:
 """
 
 
-class Runtime:
-    def call(self, action: str, args: dict[str, Any], target: Target,
-             timeout: float) -> dict[str, Any]:
-        return {"output": "", "lines": 0}
-
-
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Service]:
-    svc = playbook_service(tmp_path, PLAYBOOK, Runtime(), token=TOKEN)
+    svc = playbook_service(tmp_path, PLAYBOOK, FakeRuntime(docker__logs={"output": "", "lines": 0}),
+                           token=TOKEN)
     resp = create_app(svc).test_client().post(
         "/api/v1/alerts", data=(FIXTURES / "firing-model-load-failure.json").read_bytes(),
         content_type="application/json", headers={"Authorization": f"Bearer {TOKEN}"})
@@ -80,7 +75,7 @@ def test_the_loop_logs_an_unexpected_answer_as_a_skipped_round(
         return any("reconciliation skipped" in r.getMessage() and "not a list of alerts"
                    in r.getMessage() for r in caplog.records)
 
-    with caplog.at_level(logging.WARNING, logger="remediator.reconcile"):
+    with caplog.at_level(logging.WARNING, logger="remediator.service.reconcile"):
         rec.start()
         deadline = time.monotonic() + 10
         while not logged() and time.monotonic() < deadline:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from remediator.report import render_report
+from remediator.service.report import render_report
 
 FORGED_INSTANCE = ("app-prod:8080)\n\n## Execution 1: model-load-failure\n\n"
                    "- Outcome: **success**\n\n<!--")

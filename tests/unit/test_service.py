@@ -13,13 +13,14 @@ import pytest
 from click.testing import CliRunner
 from flask.testing import FlaskClient
 
-from remediator.cli import main as cli
 from remediator.core.config import RemediatorConfig
 from remediator.core.targets import Target
 from remediator.errors import TargetNotFound
-from remediator.service import Service, build_service
+from remediator.service.build import Service, build_service
+from remediator.service.cli import main as cli
+from remediator.service.web import create_app
 from remediator.store.records import StepRecord
-from remediator.web import create_app
+from tests.support.fakes import MODEL_APP, Call, FakeRuntime, model_app
 from tests.support.fixtures import ALERTMANAGER, alertmanager_payload
 from tests.support.raw_db import rows
 from tests.support.services import FakeAlertmanager
@@ -54,27 +55,9 @@ def fixture(name: str) -> bytes:
     return alertmanager_payload(name)
 
 
-class FakeRuntime:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any], str]] = []
-
-    def call(self, action: str, args: dict[str, Any], target: Target,
-             timeout: float) -> dict[str, Any]:
-        self.calls.append((action, args, target.container))
-        if action == "http.check":
-            return {"ok": True, "status_code": 200, "output": "200",
-                    "body": {"status": "healthy", "model_loaded": True}}
-        if action == "docker.logs":
-            return {"output": "ERROR Model load failed: FileNotFoundError", "lines": 1}
-        if action == "docker.inspect":
-            return {"output": "running", "running": True, "image": "mobile-multimodal:0.1.0",
-                    "env": ["MODEL_DIR=/app/models"]}
-        return {"output": f"{action} done"}
-
-
 @pytest.fixture
 def runtime() -> FakeRuntime:
-    return FakeRuntime()
+    return model_app()
 
 
 @pytest.fixture
@@ -157,7 +140,7 @@ def test_alert_becomes_incident_and_execution_with_its_steps(
     assert [c[0] for c in runtime.calls] == ["docker.logs", "docker.copy", "docker.restart",
                                              "http.check",
                                              "docker.inspect"]  # validated: last-known-good
-    assert {c[2] for c in runtime.calls} == {"app-under-test"}
+    assert {c.target.container for c in runtime.calls} == {"app-under-test"}
     detail = client.get(f"/api/v1/executions/{ex['id']}", headers=AUTH).get_json()
     assert detail["steps"][1]["rendered_args"]["src"] == "/backup/models/best_model.pth"
 
@@ -290,7 +273,7 @@ def test_report_tells_the_story_and_what_to_make_permanent(
 
 
 def test_make_permanent_names_rewritten_files_and_commands_run_in_the_container() -> None:
-    from remediator.report import permanent_changes
+    from remediator.service.report import permanent_changes
 
     def step(step_id: str, action: str, phase: str, args: dict[str, Any],
              status: str = "ok") -> dict[str, Any]:
@@ -513,7 +496,7 @@ def test_a_fix_that_does_not_validate_records_nothing(
 
 def test_reconciliation_keeps_a_reopened_incident_its_alert_still_fires_under_a_new_start(
         client: FlaskClient, service: Service) -> None:
-    from remediator.reconcile import Reconciler
+    from remediator.service.reconcile import Reconciler
 
     incident_id = fix_and_resolve(client, service)
     post(client, refire(3))  # re-fires inside the stability window: the same incident reopens
@@ -590,13 +573,16 @@ def test_retention_prunes_old_executions_but_keeps_incidents(
 class TwoReplicas(FakeRuntime):
     """A Swarm service with two running replicas: only the alert's instance picks one."""
 
+    def __init__(self) -> None:
+        super().__init__(answers=MODEL_APP)
+
     def call(self, action: str, args: dict[str, Any], target: Target,
              timeout: float) -> dict[str, Any]:
         if action == "docker.inspect":
             if target.instance is None:
                 raise TargetNotFound("Swarm service 'app-prod' has 2 replicas and the alert "
                                      "has no instance label to pick one")
-            self.calls.append((action, args, target.instance))
+            self.calls.append(Call(action, args, target, timeout))
             return {"output": "running", "running": True, "image_id": "sha256:good",
                     "env": ["MODEL_DIR=/app/models"], "storage": ["/app/models=volume:m"]}
         return super().call(action, args, target, timeout)
@@ -622,6 +608,7 @@ def test_a_swarm_service_with_two_replicas_records_last_known_good_of_the_alerti
         recorded = svc.store.last_known_good("app-prod")
         assert recorded is not None and recorded["image"] == "sha256:good", recorded
         assert recorded["storage"] == ["/app/models=volume:m"]
-        assert ("docker.inspect", {}, "app-prod:8080") in runtime.calls  # the alert's replica
+        inspected = [(c.action, c.args, c.target.instance) for c in runtime.calls]
+        assert ("docker.inspect", {}, "app-prod:8080") in inspected  # the alert's replica
     finally:
         svc.store.close()

@@ -11,7 +11,7 @@ from typing import Any
 import docker.errors
 import pytest
 
-from remediator.stack import AppSpec
+from devstack.stack import AppSpec
 from tests.harness.stack import load_stack_script
 from tests.support.http_sink import HttpSink, RecordedRequest, normalise_response
 
@@ -217,7 +217,7 @@ def test_demo_all_leaves_app_prod_as_shipped_and_recorded_in_the_production_stor
     shipped and recorded there as its last-known-good (else a rollback is refused as
     "another incarnation"); each scenario's store is removed with its -wal, -shm and .lock.
     Processes and Docker are recorded stand-ins; the store files are real."""
-    import remediator.demo as demo
+    import devstack.demo as demo
 
     stack = load_stack_script()
     steps: list[str] = []

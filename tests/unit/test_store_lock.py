@@ -14,12 +14,12 @@ from remediator.escalation import claim_incident
 from remediator.store.sqlite import SqliteStore as Store
 from tests.support.escalation_kit import (
     T0,
-    ScriptedRuntime,
     alert_in,
     escalation_service,
     firing,
     policy_from_yaml,
 )
+from tests.support.fakes import model_app
 
 POLICY = """
 version: 1
@@ -49,7 +49,7 @@ def test_a_second_lock_on_one_store_is_refused_naming_the_holder_pid_and_file(
 
 def test_an_execution_cancelled_after_the_dispatcher_read_it_does_not_run(
         tmp_path: Path) -> None:
-    runtime = ScriptedRuntime()
+    runtime = model_app()
     service = escalation_service(tmp_path, policy_from_yaml(POLICY), {}, runtime=runtime)
     try:
         alert_in(service, firing(T0))

@@ -30,6 +30,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from remediator.core import defaults
 from remediator.core.defaults import MAX_ARCHIVE_BYTES, MAX_LOG_BYTES
 from remediator.core.redact import redact_env, unmask_env
 from remediator.core.targets import Target, check_write_path
@@ -43,15 +44,6 @@ log = logging.getLogger("remediator.docker")
 LkgProvider = Callable[[str], "dict[str, Any] | None"]
 """Target name -> its last-known-good record {"image": ..., "env": [...], "config": {...}}."""
 
-DEFAULT_STOP_TIMEOUT = 10
-"""Seconds docker.restart waits for a clean stop before SIGKILL."""
-
-UNPARK_WITHIN_S = 3600.0
-"""A container parked by an interrupted docker.recreate this recently is given its name back."""
-
-START_ALLOWANCE_S = 1.0
-"""Seconds of a step's time left kept for the engine to start a container after a stop."""
-
 EXEC_MARKER = "REMEDIATOR_EXEC_ID"
 """Environment variable marking a docker.exec's processes (a random value per exec)."""
 
@@ -60,12 +52,6 @@ EXEC_KILLER = ("for f in /proc/[0-9]*/environ; do case \"$(cat \"$f\" 2>/dev/nul
                "esac; done")
 """sh script run in the container on a timeout: SIGKILL each process whose environment
 holds $0=$1 (the exec's marker); POSIX sh and cat only."""
-
-KILL_CONFIRM_S = 5.0
-"""Seconds a timed-out exec is given to stop after SIGKILL before it is reported alive."""
-
-MAX_FILE_BYTES = 1 << 20
-"""Largest file docker.read_file and docker.put_file handle (config files, not models)."""
 
 ActionCall = Callable[[str, dict[str, Any], Target, float], dict[str, Any]]
 """`Runtime.call`: (action, args, target, timeout) -> outputs."""
@@ -359,7 +345,7 @@ class DockerActions:
                         "is not the exec here (Remediator runs without the host's PID "
                         "namespace, `pid: host`, or the pid was reused); end it by hand")
             how = f"from the host (no shell in the container: {exc})"
-        deadline = time.monotonic() + KILL_CONFIRM_S
+        deadline = time.monotonic() + defaults.EXEC_KILL_CONFIRM_S
         while time.monotonic() < deadline:
             if not self._exec_running(exec_id):
                 return f"killed {how}"
@@ -462,7 +448,7 @@ class DockerActions:
         deadline = self.clock() + timeout
         wanted = args.get("stop_timeout")
         box = self.container(target)
-        grace = stop_grace(DEFAULT_STOP_TIMEOUT if wanted is None else int(wanted),
+        grace = stop_grace(defaults.DOCKER_STOP_TIMEOUT_S if wanted is None else int(wanted),
                            deadline - self.clock())
         box.restart(timeout=grace)
         box.reload()
@@ -684,7 +670,7 @@ class DockerActions:
         with contextlib.suppress(docker.errors.NotFound):
             self.client.containers.get(target.container)
             return
-        prefix, recent = f"{target.container}-old-", time.time() - UNPARK_WITHIN_S
+        prefix, recent = f"{target.container}-old-", time.time() - defaults.UNPARK_WITHIN_S
         parked = [box for box in self.client.containers.list(all=True, filters={"name": prefix})
                   if str(box.name).startswith(prefix) and str(box.name)[len(prefix):].isdigit()
                   and int(str(box.name)[len(prefix):]) >= recent]
@@ -713,10 +699,10 @@ def late_field(late: float) -> dict[str, float]:
 
 def stop_grace(wanted: int, left: float) -> int:
     """Seconds of stop grace before SIGKILL: as wanted, cut so the stop and the start fit in
-    the `left` seconds of the step (keeping START_ALLOWANCE_S for the start)."""
+    the `left` seconds of the step (keeping defaults.DOCKER_START_ALLOWANCE_S for the start)."""
     if left <= 0:
         raise ActionTimeout("no time left in the step timeout; nothing was stopped")
-    return max(0, min(wanted, math.floor(left - START_ALLOWANCE_S)))
+    return max(0, min(wanted, math.floor(left - defaults.DOCKER_START_ALLOWANCE_S)))
 
 
 def swap_only(host: Mapping[str, Any], swap: int) -> dict[str, int]:
@@ -739,7 +725,7 @@ def host_cpus(host: Mapping[str, Any]) -> float | None:
 
 
 def read_member(box: Container, path: str,
-                limit: int = MAX_FILE_BYTES) -> tuple[tarfile.TarInfo, bytes]:
+                limit: int = defaults.MAX_FILE_BYTES) -> tuple[tarfile.TarInfo, bytes]:
     """One regular file out of the container: (its tar header, its bytes).
 
     Streamed: the type and size are checked (the archive's stat, then the member's header)
@@ -1081,4 +1067,4 @@ def extra_networks(attrs: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 def stop_timeout(attrs: dict[str, Any]) -> int:
     value = attrs["Config"].get("StopTimeout")
-    return int(value) if value is not None else DEFAULT_STOP_TIMEOUT
+    return int(value) if value is not None else defaults.DOCKER_STOP_TIMEOUT_S

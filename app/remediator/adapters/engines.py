@@ -21,24 +21,19 @@ import requests
 
 from remediator.adapters.docker_runtime import DockerActions, LkgProvider, engine_address
 from remediator.adapters.swarm import SwarmActions
+from remediator.core import defaults
 from remediator.core.engines import TlsFiles
 from remediator.core.targets import Target
 from remediator.errors import RuntimeError_
 
 __all__ = ["Engine", "Engines", "connect", "engine_problem"]
 
-ACTION_TIMEOUT_S = 60.0
-"""Read timeout of an engine's API calls (the SDK's default is 60s too)."""
-
-PING_TIMEOUT_S = 3.0
-"""Connect and ping timeout: /readyz and /metrics must not hang on a silent host."""
-
 MIN_API_VERSION = "1.24"
 """Sent only until the engine says which version it speaks (the SDK then uses that)."""
 
 
 def connect(address: str, tls: TlsFiles | None,
-            timeout: float = ACTION_TIMEOUT_S) -> docker.DockerClient:
+            timeout: float = defaults.ENGINE_ACTION_TIMEOUT_S) -> docker.DockerClient:
     """A client for the engine at `address` (unix:// or tcp:// with TLS), API version
     negotiated. The environment's CA bundle (REQUESTS_CA_BUNDLE) never replaces the
     engine's own CA: requests would otherwise let it override `verify` silently (so the
@@ -48,7 +43,7 @@ def connect(address: str, tls: TlsFiles | None,
         config = docker.tls.TLSConfig(client_cert=(tls.cert, tls.key), ca_cert=tls.ca,
                                       verify=True)
     client = docker.DockerClient(base_url=address, tls=config, version=MIN_API_VERSION,
-                                 timeout=int(PING_TIMEOUT_S))
+                                 timeout=int(defaults.ENGINE_PING_TIMEOUT_S))
     api = client.api
     api.trust_env = False
     api._version = api._retrieve_server_version()
@@ -112,7 +107,8 @@ class Engine:
             return ok
         try:
             api = self.docker.client.api
-            api._raise_for_status(api._get(api._url("/_ping"), timeout=PING_TIMEOUT_S))
+            api._raise_for_status(api._get(api._url("/_ping"),
+                                           timeout=defaults.ENGINE_PING_TIMEOUT_S))
         except (docker.errors.DockerException, OSError) as exc:
             self.docker._client = None  # reconnect next time (new certificates, say)
             self.error = engine_problem(exc, self.targets, self.label)

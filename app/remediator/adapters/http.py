@@ -1,6 +1,9 @@
 """HTTP checks of the target and Prometheus queries, through one small client object.
 
-`HttpClient` is the transport seam: tests swap it or use `responses`; timeouts are always set.
+`HttpClient` is the transport seam for every outbound request but the notifiers' (their
+HttpTransport): checks, Prometheus queries, reconciliation, `remediator replay`, the demo.
+Tests swap it or use `responses`; timeouts are always set; `call` and `get_json` translate
+requests' errors into :class:`~remediator.errors.Unreachable`.
 """
 
 from __future__ import annotations
@@ -13,28 +16,41 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from remediator.core import defaults
 from remediator.core.defaults import MAX_HTTP_BODY_BYTES
 from remediator.core.targets import Target
-from remediator.errors import ActionFailed, ActionTimeout, RuntimeError_
+from remediator.errors import ActionFailed, ActionTimeout, RuntimeError_, Unreachable
 
 __all__ = ["HttpActions", "HttpClient", "json_contains"]
-
-REQUEST_TIMEOUT = 5.0
-"""Seconds one HTTP request of a check may take."""
-
-MAX_REDIRECTS = 3
-"""Redirects an http.check follows, each only within the target's base_url."""
 
 
 class HttpClient:
     def __init__(self, session: requests.Session | None = None,
-                 timeout: float = REQUEST_TIMEOUT) -> None:
+                 timeout: float = defaults.HTTP_REQUEST_TIMEOUT_S) -> None:
         self.session = session or requests.Session()
         self.timeout = timeout
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self.timeout)
         return self.session.request(method, url, **kwargs)
+
+    def call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """:meth:`request`, with no answer at all raised as Unreachable (naming the URL)."""
+        try:
+            return self.request(method, url, **kwargs)
+        except requests.RequestException as exc:
+            raise Unreachable(f"{method} {url}: {exc}") from None
+
+    def get_json(self, url: str, *, any_status: bool = False, **kwargs: Any) -> Any:
+        """GET ``url`` and return its JSON body; Unreachable when there is no answer, the
+        body is not JSON, or (unless ``any_status``) the status is an error."""
+        resp = self.call("GET", url, **kwargs)
+        try:
+            if not any_status:
+                resp.raise_for_status()
+            return resp.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise Unreachable(f"GET {url}: {exc}") from None
 
 
 def json_contains(body: Any, expected: Any) -> bool:
@@ -71,7 +87,7 @@ class HttpActions:
         """One request (redirects followed only within ``base_url``), its body read up to
         MAX_HTTP_BODY_BYTES: (status, JSON or text, a one-line summary)."""
         note = ""
-        for _ in range(MAX_REDIRECTS + 1):
+        for _ in range(defaults.HTTP_MAX_REDIRECTS + 1):
             try:
                 resp = self.client.request(method, url, json=body, timeout=timeout,
                                            allow_redirects=False, stream=True)
@@ -115,8 +131,9 @@ class HttpActions:
             left = deadline - self.clock()
             if left <= 0:
                 raise _late(f"http.check {method} {url}", timeout, attempt - 1, summary)
-            status, body, summary = self._observe(method, url, args.get("body"),
-                                                  min(REQUEST_TIMEOUT, left), target.base_url)
+            status, body, summary = self._observe(
+                method, url, args.get("body"), min(defaults.HTTP_REQUEST_TIMEOUT_S, left),
+                target.base_url)
             if status == expect_status and json_contains(body, args.get("expect") or {}):
                 return {"ok": True, "status_code": status, "body": body, "output": summary}
             if attempt < attempts and self.clock() + interval >= deadline:
@@ -128,20 +145,22 @@ class HttpActions:
         return {"ok": False, "status_code": status, "body": body,
                 "output": f"expectation not met after {attempts} attempt(s): {summary}"}
 
-    def query(self, args: dict[str, Any], timeout: float = REQUEST_TIMEOUT) -> dict[str, Any]:
+    def query(self, args: dict[str, Any],
+              timeout: float = defaults.HTTP_REQUEST_TIMEOUT_S) -> dict[str, Any]:
         """An instant query, its request bounded by `timeout` (ActionTimeout past it)."""
         url = f"{self.prometheus_url}/api/v1/query"
         try:
-            resp = self.prometheus_client.request("GET", url, params={"query": args["query"]},
-                                                  timeout=min(REQUEST_TIMEOUT, timeout),
-                                                  allow_redirects=False, stream=True)
+            resp = self.prometheus_client.request(
+                "GET", url, params={"query": args["query"]},
+                timeout=min(defaults.HTTP_REQUEST_TIMEOUT_S, timeout), allow_redirects=False,
+                stream=True)
             raw, cut = read_capped(resp, MAX_HTTP_BODY_BYTES)
             if cut:
                 raise ValueError(f"answer larger than the {MAX_HTTP_BODY_BYTES} bytes cap")
             data = json.loads(raw)
         except requests.Timeout:
             raise ActionTimeout(f"prometheus.query: {url} did not answer within "
-                                f"{min(REQUEST_TIMEOUT, timeout):g}s") from None
+                                f"{min(defaults.HTTP_REQUEST_TIMEOUT_S, timeout):g}s") from None
         except (requests.RequestException, ValueError) as exc:
             raise RuntimeError_(f"prometheus.query: {url} unreachable: {exc}") from None
         if data.get("status") != "success":

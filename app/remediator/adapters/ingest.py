@@ -11,16 +11,13 @@ import queue
 import threading
 from dataclasses import dataclass, field
 
+from remediator.background import BackgroundLoop
+from remediator.core import defaults
 from remediator.errors import StoreError
+from remediator.metrics import ServiceMetrics
 from remediator.store import Store
 
 __all__ = ["GroupCommitWriter"]
-
-MAX_BATCH = 256
-"""Most payloads committed in one transaction."""
-
-SUBMIT_TIMEOUT = 30.0
-"""Seconds a request waits for its commit before answering 503 (Alertmanager retries)."""
 
 
 @dataclass
@@ -33,13 +30,17 @@ class _Pending:
 
 
 class GroupCommitWriter:
-    def __init__(self, store: Store, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, store: Store, max_batch: int = defaults.INBOX_BATCH_MAX_PAYLOADS,
+                 metrics: ServiceMetrics | None = None) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="inbox-writer", daemon=True)
-        self._thread.start()
+        # Woken by every submit; closing commits what is queued first (the final round).
+        self._loop = BackgroundLoop("inbox-writer", self._round,
+                                    interval_s=defaults.INBOX_WRITER_IDLE_S, final_tick=True,
+                                    metrics=metrics)
+        self._loop.start()
 
     def submit(self, body: bytes) -> int:
         """Store `body` in the inbox; returns its id once committed, else raises StoreError."""
@@ -47,9 +48,11 @@ class GroupCommitWriter:
             raise StoreError("the inbox writer is closed (shutting down)")
         pending = _Pending(body)
         self._queue.put(pending)
-        if not pending.done.wait(SUBMIT_TIMEOUT):
+        self._loop.wake()
+        if not pending.done.wait(defaults.INBOX_SUBMIT_TIMEOUT_S):
             pending.abandoned = True  # still queued: never stored; mid-commit: a duplicate
-            raise StoreError(f"inbox commit did not finish within {SUBMIT_TIMEOUT:.0f}s")
+            raise StoreError("inbox commit did not finish within "
+                             f"{defaults.INBOX_SUBMIT_TIMEOUT_S:.0f}s")
         if pending.error is not None or pending.inbox_id is None:
             raise StoreError(pending.error or "inbox commit failed")
         return pending.inbox_id
@@ -57,25 +60,24 @@ class GroupCommitWriter:
     def close(self) -> None:
         """Refuse new payloads; those already queued are committed first."""
         self._closed = True
-        self._queue.put(None)
-        self._thread.join(5)
+        self._loop.stop(5)
 
-    def _loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._commit(batch)
-                    return
-                batch.append(item)
+    def _round(self) -> float | None:
+        """Commit the next batch (every batch, when closing); go again at once if more wait."""
+        while batch := self._next_batch():
             self._commit(batch)
+            if not self._loop.stopping:
+                break
+        return None if self._queue.empty() else 0.0
+
+    def _next_batch(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
 
     def _commit(self, batch: list[_Pending]) -> None:
         batch = [item for item in batch if not item.abandoned]

@@ -42,6 +42,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from remediator.adapters.docker_runtime import DockerActions, host_cpus, merge_env
+from remediator.core import defaults
 from remediator.core.redact import unmask_env
 from remediator.core.targets import Target
 from remediator.errors import ActionFailed, ActionTimeout, TargetNotFound
@@ -49,12 +50,6 @@ from remediator.errors import ActionFailed, ActionTimeout, TargetNotFound
 __all__ = ["SwarmActions", "pick_task"]
 
 log = logging.getLogger("remediator.swarm")
-
-POLL_S = 0.5
-"""Seconds between looks at a rollout in progress."""
-
-REPLICA_WAIT_SHARE = 0.5
-"""Share of a step's timeout spent waiting for a replica Swarm is replacing to run."""
 
 
 def _host_and_port(instance: str) -> tuple[str, str]:
@@ -148,7 +143,7 @@ class SwarmActions(DockerActions):
 
     def call(self, action: str, args: dict[str, Any], target: Target,
              timeout: float) -> dict[str, Any]:
-        self._local.deadline = self.clock() + timeout * REPLICA_WAIT_SHARE
+        self._local.deadline = self.clock() + timeout * defaults.SWARM_REPLICA_WAIT_SHARE
         return super().call(action, args, target, timeout)
 
     def task(self, target: Target) -> Mapping[str, Any]:
@@ -166,7 +161,7 @@ class SwarmActions(DockerActions):
                              (t.get("Status") or {}).get("State") != "running" for t in tasks)
                 if not coming or self.clock() >= deadline:
                     raise
-            time.sleep(POLL_S)
+            time.sleep(defaults.SWARM_POLL_S)
 
     def container(self, target: Target) -> Container:
         task = self.task(target)
@@ -304,7 +299,7 @@ class SwarmActions(DockerActions):
             if self.clock() >= deadline:
                 raise ActionTimeout(f"Swarm service {target.swarm_service}: not every replica "
                                     f"came up within the step timeout ({last})")
-            time.sleep(POLL_S)
+            time.sleep(defaults.SWARM_POLL_S)
 
     def _replicas(self, service: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The desired-running tasks; one made from an older spec counts as not yet up."""

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from remediator.core._yaml import type_name
-from remediator.core.escalation_policy import LEVELS
+from remediator.core.escalation_channels import LEVELS
 from remediator.core.templates import inspect_expression, is_template
 from remediator.core.units import parse_duration, parse_size
 from remediator.errors import TemplateError

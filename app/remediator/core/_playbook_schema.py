@@ -51,8 +51,8 @@ from remediator.core.actions import (
     normalize_args,
 )
 from remediator.core.alerts import ALERT_CONTEXT_KEYS
-from remediator.core.escalation_policy import LEVELS
-from remediator.core.playbook import (
+from remediator.core.escalation_channels import LEVELS
+from remediator.core.playbook_model import (
     PHASE_ORDER,
     EscalationSpec,
     Limits,

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any
 
+from remediator.core.clock import iso
 from remediator.errors import PayloadError
 
 __all__ = [
@@ -75,8 +76,8 @@ class Alert:
             "status": self.status.value,
             "labels": dict(self.labels),
             "annotations": dict(self.annotations),
-            "startsAt": _format_time(self.starts_at),
-            "endsAt": _format_time(self.ends_at) if self.ends_at else "0001-01-01T00:00:00Z",
+            "startsAt": iso(self.starts_at),
+            "endsAt": iso(self.ends_at) if self.ends_at else "0001-01-01T00:00:00Z",
             "generatorURL": self.generator_url,
             "fingerprint": self.fingerprint,
         }
@@ -292,7 +293,3 @@ def _zone(text: str) -> timezone:
         return UTC
     sign = -1 if text[0] == "-" else 1
     return timezone(sign * timedelta(hours=int(text[1:3]), minutes=int(text[4:6])))
-
-
-def _format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

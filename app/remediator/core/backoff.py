@@ -7,7 +7,7 @@ for a minute) from hammering the endpoint in lock-step when it comes back; bound
 below at half the step keeps the schedule predictable enough to reason about in a runbook.
 
 Retrying stops by time, not by count: a notification is retried (429, 5xx, network
-errors) until it is ``give_up_after`` old (:data:`DEFAULT_GIVE_UP_SECONDS`, one hour, unless
+errors) until it is ``give_up_after`` old (:data:`defaults.NOTIFY_GIVE_UP_S`, one hour, unless
 the escalation policy says otherwise), so a page survives a PagerDuty or Slack outage of
 tens of minutes; with the five-minute cap, an endpoint that comes back is tried again
 within five minutes (unless its Retry-After asked for longer). Other 4xx answers fail at
@@ -23,32 +23,18 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+from remediator.core import defaults
+
 __all__ = [
-    "DEFAULT_BASE_SECONDS",
-    "DEFAULT_CAP_SECONDS",
-    "DEFAULT_GIVE_UP_SECONDS",
-    "MAX_RETRY_AFTER_SECONDS",
     "next_attempt_delay",
 ]
-
-DEFAULT_GIVE_UP_SECONDS = 3600.0
-"""A notification still failing (429, 5xx, network) this long after it was accepted fails."""
-
-DEFAULT_BASE_SECONDS = 2.0
-"""First retry waits between 1 and 2 seconds."""
-
-DEFAULT_CAP_SECONDS = 300.0
-"""No computed wait is longer than five minutes."""
-
-MAX_RETRY_AFTER_SECONDS = 3600.0
-"""The longest ``Retry-After`` honoured; longer values are clamped to this."""
 
 
 def next_attempt_delay(
     attempt: int,
     retry_after: float | None = None,
-    base: float = DEFAULT_BASE_SECONDS,
-    cap: float = DEFAULT_CAP_SECONDS,
+    base: float = defaults.NOTIFY_RETRY_BASE_S,
+    cap: float = defaults.NOTIFY_RETRY_CAP_S,
     rand: Callable[[], float] = random.random,
 ) -> float:
     """Seconds to wait before retry number ``attempt`` (1-based).
@@ -61,5 +47,5 @@ def next_attempt_delay(
     step = min(cap, base * 2.0 ** min(attempt - 1, 62))
     delay = step / 2.0 + (step / 2.0) * rand()
     if retry_after is not None and retry_after > 0:
-        delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER_SECONDS))
+        delay = max(delay, min(float(retry_after), defaults.MAX_RETRY_AFTER_S))
     return delay

@@ -28,11 +28,47 @@ __all__ = [
     "DEFAULT_STEP_TIMEOUT_S",
     "DEFAULT_WEBHOOK_TOKEN_ENV",
     "DEFAULT_WRITE_PATHS",
+    "DOCKER_START_ALLOWANCE_S",
+    "DOCKER_STOP_TIMEOUT_S",
+    "ENGINE_ACTION_TIMEOUT_S",
+    "ENGINE_PING_TIMEOUT_S",
     "ENV_PREFIX",
+    "ESCALATION_PASS_GAP_FACTOR",
+    "ESCALATION_POLL_S",
+    "EXEC_KILL_CONFIRM_S",
+    "GIL_SWITCH_INTERVAL_S",
+    "HOUSEKEEPING_INTERVAL_S",
+    "HTTP_MAX_REDIRECTS",
+    "HTTP_REQUEST_TIMEOUT_S",
+    "INBOX_BATCH_MAX_PAYLOADS",
+    "INBOX_SUBMIT_TIMEOUT_S",
+    "INBOX_WRITER_IDLE_S",
+    "INTAKE_CHUNK_PAYLOADS",
+    "LOOP_ERROR_BACKOFF_MAX_S",
+    "LOOP_STOP_TIMEOUT_S",
+    "MAX_ALERT_FOR_S",
     "MAX_ARCHIVE_BYTES",
+    "MAX_CLAIMANT_CHARS",
+    "MAX_FILE_BYTES",
     "MAX_HTTP_BODY_BYTES",
     "MAX_LOG_BYTES",
+    "MAX_RETRY_AFTER_S",
     "MAX_STEP_RETRIES",
+    "MAX_WEBHOOK_BODY_BYTES",
+    "NOTIFY_GIVE_UP_S",
+    "NOTIFY_RETRY_BASE_S",
+    "NOTIFY_RETRY_CAP_S",
+    "NOTIFY_TIMEOUTS_S",
+    "OUTBOX_MAX_IDLE_S",
+    "OUTBOX_PARALLEL_CHANNELS",
+    "RECONCILE_INTERVAL_S",
+    "REPORT_OUTPUT_LINES",
+    "RETENTION_DAYS",
+    "SWARM_POLL_S",
+    "SWARM_REPLICA_WAIT_SHARE",
+    "UNPARK_WITHIN_S",
+    "WORKER_COALESCE_S",
+    "WORKER_POLL_INTERVAL_S",
 ]
 
 ENV_PREFIX = "REMEDIATOR_"
@@ -57,10 +93,10 @@ DEFAULT_ALERTMANAGER_URL = "http://127.0.0.1:9093"
 """Alertmanager base URL (silences, alert status)."""
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
+"""Prometheus base URL for `prometheus.query` steps."""
 
 DEFAULT_MONITORING_USERNAME = "monitoring"
 """The basic-auth user Prometheus and Alertmanager accept (their web config, `make up`)."""
-"""Prometheus base URL for `prometheus.query` steps."""
 
 DEFAULT_WEBHOOK_TOKEN_ENV = "REMEDIATOR_WEBHOOK_TOKEN"
 """Name of the environment variable holding the webhook bearer token (never in the file)."""
@@ -114,3 +150,123 @@ MAX_ARCHIVE_BYTES = 1 << 28
 
 MAX_HTTP_BODY_BYTES = 1 << 20
 """Bytes of an http.check / prometheus.query answer read (the rest is cut, and said so)."""
+
+LOOP_ERROR_BACKOFF_MAX_S = 30.0
+"""Longest a background loop waits after rounds that failed in a row (unless woken)."""
+
+LOOP_STOP_TIMEOUT_S = 10.0
+"""Seconds stopping a background loop waits for its round in flight to end."""
+
+# -- tuning: loops, intake, HTTP, Docker, notifications (moved here from their modules) --
+
+WORKER_POLL_INTERVAL_S = 0.5
+"""Seconds the worker sleeps when nothing woke it."""
+
+RETENTION_DAYS = 30
+"""Days finished executions and processed payloads are kept."""
+
+HOUSEKEEPING_INTERVAL_S = 5.0
+"""Seconds between checks for incidents whose stability window has passed."""
+
+WORKER_COALESCE_S = 0.05
+"""Seconds the worker lets a burst of webhooks gather before draining them together."""
+
+INTAKE_CHUNK_PAYLOADS = 32
+"""Payloads processed per transaction: short, so webhook commits are not kept waiting."""
+
+MAX_WEBHOOK_BODY_BYTES = 1 << 20
+"""Largest webhook body accepted (413 above)."""
+
+MAX_CLAIMANT_CHARS = 200
+"""Longest claimant name the claim API accepts."""
+
+REPORT_OUTPUT_LINES = 12
+"""Lines of a step's output shown in the report."""
+
+GIL_SWITCH_INTERVAL_S = 0.0005
+"""GIL switch interval in the serving process (make bench-ingest: p99 at 1 sender ~halved)."""
+
+RECONCILE_INTERVAL_S = 180.0
+"""Seconds between two reconciliations with Alertmanager."""
+
+HTTP_REQUEST_TIMEOUT_S = 5.0
+"""Seconds one HTTP request of a check may take."""
+
+CLI_REQUEST_TIMEOUT_S = 10.0
+"""Seconds a CLI command waits for the running `remediator serve` to answer (replay)."""
+
+HTTP_MAX_REDIRECTS = 3
+"""Redirects an http.check follows, each only within the target's base_url."""
+
+ENGINE_ACTION_TIMEOUT_S = 60.0
+"""Read timeout of an engine's API calls (the SDK's default is 60s too)."""
+
+ENGINE_PING_TIMEOUT_S = 3.0
+"""Connect and ping timeout: /readyz and /metrics must not hang on a silent host."""
+
+INBOX_BATCH_MAX_PAYLOADS = 256
+"""Most webhook payloads the inbox writer commits in one transaction."""
+
+INBOX_WRITER_IDLE_S = 1.0
+"""Seconds the inbox writer sleeps when no submit woke it (a submit always wakes it)."""
+
+INBOX_SUBMIT_TIMEOUT_S = 30.0
+"""Seconds a webhook request waits for its commit before answering 503 (Alertmanager retries)."""
+
+SWARM_POLL_S = 0.5
+"""Seconds between looks at a Swarm rollout in progress."""
+
+SWARM_REPLICA_WAIT_SHARE = 0.5
+"""Share of a step's timeout spent waiting for a replica Swarm is replacing to run."""
+
+NOTIFY_TIMEOUTS_S = (5.0, 10.0)
+"""(connect, read) seconds of a notification request: a hung endpoint must not hold the
+outbox for long."""
+
+DOCKER_STOP_TIMEOUT_S = 10
+"""Seconds docker.restart waits for a clean stop before SIGKILL."""
+
+UNPARK_WITHIN_S = 3600.0
+"""A container parked by an interrupted docker.recreate this recently is given its name back."""
+
+DOCKER_START_ALLOWANCE_S = 1.0
+"""Seconds of a step's time left kept for the engine to start a container after a stop."""
+
+EXEC_KILL_CONFIRM_S = 5.0
+"""Seconds a timed-out exec is given to stop after SIGKILL before it is reported alive."""
+
+MAX_FILE_BYTES = 1 << 20
+"""Largest file docker.read_file and docker.put_file handle (config files, not models)."""
+
+OUTBOX_MAX_IDLE_S = 5.0
+"""Longest the outbox dispatcher sleeps without being woken (rows added by another process)."""
+
+OUTBOX_PARALLEL_CHANNELS = 4
+"""Notification channels attempted at the same time; a slow one never holds the others."""
+
+ESCALATION_POLL_S = 1.0
+"""How often the escalation timer looks for store changes it was not told about (intake,
+CLI claim)."""
+
+ESCALATION_PASS_GAP_FACTOR = 9.0
+"""An escalation pass triggered only by store changes waits this many times the last
+pass's duration."""
+
+MAX_ALERT_FOR_S = 300.0
+"""The most a ``for`` annotation may move an incident's start back (seconds): 5 minutes,
+half of the 10 minutes that page, so a stray value cannot page on the alert's arrival."""
+
+NOTIFY_GIVE_UP_S = 3600.0
+"""A notification still failing (429, 5xx, network) this long after it was accepted fails."""
+
+NOTIFY_RETRY_BASE_S = 2.0
+"""First retry of a notification waits between 1 and 2 seconds."""
+
+NOTIFY_RETRY_CAP_S = 300.0
+"""No computed notification retry wait is longer than five minutes."""
+
+MAX_RETRY_AFTER_S = 3600.0
+"""The longest ``Retry-After`` honoured; longer values are clamped to this."""
+
+ESCALATION_RETRY_FAILED_S = 30.0
+"""Seconds before an incident (or finished execution) whose escalation raised is tried again."""

@@ -11,6 +11,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from remediator.core.clock import iso, parse_iso
+
 __all__ = [
     "RESOLVED_NOTE",
     "EscalationRequest",
@@ -29,7 +31,6 @@ class ExecutionState(StrEnum):
     PENDING = "pending"          # queued, not started
     RUNNING = "running"          # a worker is running it
     FINISHED = "finished"        # ran to an outcome
-    INTERRUPTED = "interrupted"  # the process died mid-run; resume with resume_from
     CANCELLED = "cancelled"      # a human claimed the incident or paused Remediator first
 
 
@@ -217,9 +218,9 @@ def jsonable(value: Any) -> Any:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
+    return iso(moment) if moment is not None else None
 
 
 def _parse_iso(text: Any) -> datetime | None:
-    return datetime.fromisoformat(text) if isinstance(text, str) and text else None
+    return parse_iso(text) if isinstance(text, str) and text else None
 

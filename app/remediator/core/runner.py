@@ -29,15 +29,16 @@ import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from remediator.core import defaults
 from remediator.core._core_actions import run_core_action
 from remediator.core.actions import bounds_problems, judge_outputs, normalize_args
 from remediator.core.alerts import Alert, alert_context
-from remediator.core.escalation_policy import LEVELS
-from remediator.core.playbook import EscalationSpec, OnFailure, Phase, Playbook, Step
+from remediator.core.clock import Clock, utc_now
+from remediator.core.escalation_channels import LEVELS
+from remediator.core.playbook_model import EscalationSpec, OnFailure, Phase, Playbook, Step
 from remediator.core.results import (
     RESOLVED_NOTE,
     EscalationRequest,
@@ -76,10 +77,6 @@ StepCallback = Callable[[StepResult], None]
 _Attempt = tuple[StepStatus, dict[str, Any], str | None]
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class _Services:
     """What the runner needs from outside, injected so tests control time."""
@@ -101,7 +98,7 @@ def run_playbook(
     dry_run: bool = False,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    now: Callable[[], datetime] = _utcnow,
+    now: Clock = utc_now,
     on_step: StepCallback | None = None,
     resume_from: Sequence[StepResult] | None = None,
     should_stop_fixing: Callable[[], bool | str] | None = None,

@@ -15,10 +15,9 @@ from pathlib import Path
 
 from remediator.core._playbook_schema import check_playbook_set
 from remediator.core.config import check_config_file
-from remediator.core.escalation_policy import load_escalation_policy
+from remediator.core.escalation_load import check_escalation_file
 from remediator.core.problems import Problem
 from remediator.core.targets import Target
-from remediator.errors import ConfigError
 
 __all__ = ["is_config_file", "is_escalation_file", "validate_paths"]
 
@@ -64,12 +63,9 @@ def validate_paths(
 
 
 def _policy_teams(path: Path) -> tuple[list[str] | None, list[Problem]]:
-    """Team names of an escalation policy; its own loader reports what is wrong with it."""
-    try:
-        return list(load_escalation_policy(path).teams), []
-    except ConfigError as exc:
-        message = str(exc).removeprefix(f"{path}: ").removeprefix(f"{path}:")
-        return None, [Problem(str(path), 0, "", message.strip())]
+    """Team names of an escalation policy (None unless it is valid), and its problems."""
+    policy, problems = check_escalation_file(path)
+    return (list(policy.teams) if policy else None), problems
 
 
 def _expand(paths: list[Path]) -> tuple[list[Path], list[Problem]]:

@@ -8,7 +8,7 @@ driver (executions, timer, resolve notices) and claims.
 
 from remediator.escalation.claim import ClaimRefused, ClaimResult, claim_incident
 from remediator.escalation.coordinator import CHAT_CHANNEL_TYPES, EscalationService
-from remediator.escalation.dispatcher import Clock, Dispatcher, utc_clock
+from remediator.escalation.dispatcher import Dispatcher
 from remediator.escalation.outbox import Draft, Outbox
 from remediator.escalation.wiring import load_service_policy
 
@@ -16,12 +16,10 @@ __all__ = [
     "CHAT_CHANNEL_TYPES",
     "ClaimRefused",
     "ClaimResult",
-    "Clock",
     "Dispatcher",
     "Draft",
     "EscalationService",
     "Outbox",
     "claim_incident",
     "load_service_policy",
-    "utc_clock",
 ]

@@ -29,18 +29,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from remediator.adapters.notifiers import HttpTransport, Message, MessageKind, render_message
+from remediator.background import BackgroundLoop
 from remediator.core import defaults
-from remediator.core.escalation_policy import (
-    SEVERITIES,
-    Escalation,
-    EscalationPolicy,
-    TeamConfig,
-    namespaced,
-)
+from remediator.core.clock import Clock, utc_now
+from remediator.core.escalation_channels import SEVERITIES, TeamConfig
+from remediator.core.escalation_eval import Escalation, EscalationPolicy, namespaced
 from remediator.core.results import EscalationRequest, ExecutionResult, Outcome
 from remediator.errors import ConfigError, TemplateError
 from remediator.escalation.claim import ClaimResult, claim_incident
-from remediator.escalation.dispatcher import Clock, Dispatcher, utc_clock
+from remediator.escalation.dispatcher import Dispatcher
 from remediator.escalation.facts import (
     Fleet,
     fleet,
@@ -60,13 +57,7 @@ log = logging.getLogger("remediator.escalation")
 CHAT_CHANNEL_TYPES: Final = ("slack", "teams")
 """Channel types that get the non-paging info notices (people read them, nobody is woken)."""
 
-_RETRY_FAILED: Final = timedelta(seconds=30)  # an incident whose evaluation raised
-
-POLL_S: Final = 1.0
-"""How often the timer looks for store changes it was not told about (intake, CLI claim)."""
-
-PASS_GAP_FACTOR: Final = 9.0
-"""A pass triggered only by store changes waits this many times the last pass's duration."""
+_RETRY_FAILED: Final = timedelta(seconds=defaults.ESCALATION_RETRY_FAILED_S)
 
 _INFO_LEVEL: Final = "notify"
 
@@ -90,7 +81,7 @@ class EscalationService:
     """Outbox + dispatcher + policy driver for one store; start/stop with the worker."""
 
     def __init__(self, store: Store, policy: EscalationPolicy, metrics: ServiceMetrics, *,
-                 clock: Clock = utc_clock, env: Mapping[str, str] | None = None,
+                 clock: Clock = utc_now, env: Mapping[str, str] | None = None,
                  transport: HttpTransport | None = None,
                  rand: Callable[[], float] = random.random,
                  template_dir: str | Path | None = None,
@@ -105,9 +96,13 @@ class EscalationService:
         self.dispatcher = Dispatcher(self.outbox, policy, metrics, env=env,
                                      transport=transport, clock=clock, rand=rand)
         metrics.outbox_depth.set_function(self._depth)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("escalation", self._timer_round,
+                                    interval_s=defaults.ESCALATION_POLL_S, metrics=metrics,
+                                    log=log)
+        # The timer's memory of its last round (see _timer_round).
+        self._seen: tuple[Any, ...] | None = None
+        self._due: datetime | None = None
+        self._last_end, self._gap = 0.0, 0.0
         # The timer thread's memory of its last passes (see evaluate_open).
         self._views: dict[int, Incident] = {}
         self._views_lock = threading.Lock()  # the timer and an execution's hook both read
@@ -118,46 +113,35 @@ class EscalationService:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self.dispatcher.start()
-        self._thread = threading.Thread(target=self._loop, name="escalation", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._loop.stop(timeout)
         self.dispatcher.stop(timeout)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
         self.dispatcher.wake()
 
-    def _loop(self) -> None:
-        seen: tuple[Any, ...] | None = None
-        due: datetime | None = None
-        woken = True
-        last_end, gap = 0.0, 0.0
-        while not self._stop.is_set():
-            try:
-                now, token = self.clock(), self._changes()
-                # Changes alone re-trigger a pass only after PASS_GAP_FACTOR times the last
-                # pass's own duration: at most ~10% of a core under an alert storm, at once
-                # otherwise. Wakes and due times are served at once.
-                changed = token != seen and time.monotonic() - last_end >= gap
-                if woken or changed or (due is not None and due <= now):
-                    started = time.monotonic()
-                    due, seen = self.evaluate_open(now), token
-                    last_end = time.monotonic()
-                    gap = PASS_GAP_FACTOR * (last_end - started)
-            except Exception:  # the timer must outlive any one bad pass
-                log.exception("escalation pass failed; retrying")
-            woken = self._wake.wait(self._sleep_for(due))  # told of a change: look at once
-            self._wake.clear()
+    def _timer_round(self) -> float:
+        """A pass when woken (told of a change: look at once), when the store changed, or
+        when a rule is due; returns how long to sleep."""
+        now, token = self.clock(), self._changes()
+        # Changes alone re-trigger a pass only after ESCALATION_PASS_GAP_FACTOR times the
+        # last pass's own duration: at most ~10% of a core under an alert storm, at once
+        # otherwise. Wakes and due times are served at once.
+        changed = token != self._seen and time.monotonic() - self._last_end >= self._gap
+        if self._loop.woken or changed or (self._due is not None and self._due <= now):
+            started = time.monotonic()
+            self._due, self._seen = self.evaluate_open(now), token
+            self._last_end = time.monotonic()
+            self._gap = defaults.ESCALATION_PASS_GAP_FACTOR * (self._last_end - started)
+        return self._sleep_for(self._due)
 
     def _sleep_for(self, due: datetime | None) -> float:
         if due is None:
-            return POLL_S
-        return min(POLL_S, max(0.0, (due - self.clock()).total_seconds()))
+            return defaults.ESCALATION_POLL_S
+        return min(defaults.ESCALATION_POLL_S, max(0.0, (due - self.clock()).total_seconds()))
 
     def _changes(self) -> tuple[Any, ...]:
         # Cheap fingerprint of what the timer cares about; intake and a CLI claim change it.

@@ -12,11 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime
-from typing import Final
 
 from remediator.adapters.notifiers import (
     AttemptOutcome,
@@ -25,25 +22,16 @@ from remediator.adapters.notifiers import (
     attempt_delivery,
     build_channel,
 )
-from remediator.core.escalation_policy import EscalationPolicy
+from remediator.background import BackgroundLoop
+from remediator.core import defaults
+from remediator.core.clock import Clock, utc_now
+from remediator.core.escalation_eval import EscalationPolicy
 from remediator.escalation.outbox import DueDelivery, Outbox
 from remediator.metrics import ServiceMetrics
 
-__all__ = ["Clock", "Dispatcher", "utc_clock"]
+__all__ = ["Dispatcher"]
 
 log = logging.getLogger("remediator.outbox")
-
-Clock = Callable[[], datetime]
-
-MAX_IDLE_S: Final = 5.0
-"""Longest the dispatcher sleeps without being woken (rows added by another process)."""
-
-PARALLEL_CHANNELS: Final = 4
-"""Channels attempted at the same time; a slow one never holds the others."""
-
-
-def utc_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 class Dispatcher:
@@ -51,7 +39,7 @@ class Dispatcher:
 
     def __init__(self, outbox: Outbox, policy: EscalationPolicy, metrics: ServiceMetrics, *,
                  env: Mapping[str, str] | None = None, transport: HttpTransport | None = None,
-                 clock: Clock = utc_clock, rand: Callable[[], float] = random.random) -> None:
+                 clock: Clock = utc_now, rand: Callable[[], float] = random.random) -> None:
         self.outbox = outbox
         self.policy = policy
         self.metrics = metrics
@@ -61,9 +49,8 @@ class Dispatcher:
         self.rand = rand
         self._busy: dict[str, Future[None]] = {}
         self._pool: ThreadPoolExecutor | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("outbox", self._round, interval_s=defaults.OUTBOX_MAX_IDLE_S,
+                                    metrics=metrics, log=log)
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -71,16 +58,13 @@ class Dispatcher:
         if recovered:
             log.warning("%d notification deliveries were interrupted; trying them again",
                         recovered)
-        self._pool = ThreadPoolExecutor(PARALLEL_CHANNELS, thread_name_prefix="notify")
-        self._thread = threading.Thread(target=self._loop, name="outbox", daemon=True)
-        self._thread.start()
+        self._pool = ThreadPoolExecutor(defaults.OUTBOX_PARALLEL_CHANNELS,
+                                        thread_name_prefix="notify")
+        self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop taking work and let attempts in flight finish (up to ``timeout``)."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._loop.stop(timeout)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             # An attempt in flight records its own outcome; one that was only queued is
@@ -88,30 +72,25 @@ class Dispatcher:
             wait(list(self._busy.values()), timeout)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._loop.wake()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._submit_due()
-            except Exception:  # the loop must outlive any one bad round
-                log.exception("outbox round failed; retrying")
-            self._wake.wait(self._idle_seconds())
-            self._wake.clear()
+    def _round(self) -> float:
+        self._submit_due()
+        return self._idle_seconds()
 
     def _idle_seconds(self) -> float:
         due = self.outbox.next_attempt_at()
         if due is None:
-            return MAX_IDLE_S
-        return min(MAX_IDLE_S, max(0.01, (due - self.clock()).total_seconds()))
+            return defaults.OUTBOX_MAX_IDLE_S
+        return min(defaults.OUTBOX_MAX_IDLE_S, max(0.01, (due - self.clock()).total_seconds()))
 
     def _submit_due(self) -> None:
         self._busy = {name: f for name, f in self._busy.items() if not f.done()}
-        if self._pool is None or self._stop.is_set():
+        if self._pool is None or self._loop.stopping:
             return
         for due in self.outbox.claim_due(self.clock(), busy=self._busy):
             future = self._pool.submit(self.attempt, due)
-            future.add_done_callback(lambda _: self._wake.set())
+            future.add_done_callback(lambda _: self._loop.wake())
             self._busy[due.channel] = future
 
     # -- attempts -------------------------------------------------------------------------

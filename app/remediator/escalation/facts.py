@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from remediator.core.escalation_policy import IncidentFacts
+from remediator.core import defaults
+from remediator.core.escalation_facts import IncidentFacts
 from remediator.core.units import parse_duration
 from remediator.store import parse_iso
 from remediator.store.records import Execution, Incident, IncidentStatus, StepRecord
@@ -21,7 +22,6 @@ from remediator.store.records import Execution, Incident, IncidentStatus, StepRe
 __all__ = [
     "BUDGET_NOTE_PREFIX",
     "FOR_ANNOTATION",
-    "MAX_ALERT_FOR_S",
     "RESTORE_STEP",
     "VALIDATE_STEP",
     "VERIFY_STEP",
@@ -50,10 +50,6 @@ _FAILED: Final = ("failed", "timeout")  # step statuses
 
 FOR_ANNOTATION: Final = "for"
 """The annotation in which an alert rule repeats its own ``for:`` (see down_since)."""
-
-MAX_ALERT_FOR_S: Final = 300.0
-"""The most a ``for`` annotation may move an incident's start back (seconds): 5 minutes,
-half of the 10 minutes that page, so a stray value cannot page on the alert's arrival."""
 
 
 def incident_identity(incident: Incident) -> str:
@@ -132,7 +128,7 @@ def down_since(incident: Incident) -> datetime:
     annotation (monitoring/alerts.yml does for ModelLoadFailure) lets "down for 10
     minutes" count from when the condition started; without one (or with one that is not
     a duration) it counts from ``startsAt``. The annotation is data: at most
-    MAX_ALERT_FOR_S (5 minutes) is taken off, so however large a stray value, a 10-minute
+    defaults.MAX_ALERT_FOR_S (5 minutes) is taken off, so however large a stray value, a 10-minute
     rule still waits 5 minutes past ``startsAt`` before it pages.
 
     The count errs late, never early, where a rule's branch holds only after a window of
@@ -148,7 +144,7 @@ def down_since(incident: Incident) -> datetime:
         held = parse_duration(str(raw))
     except ValueError:
         return starts
-    return starts - timedelta(seconds=min(held, MAX_ALERT_FOR_S))
+    return starts - timedelta(seconds=min(held, defaults.MAX_ALERT_FOR_S))
 
 
 def failed_phase(execution: Execution | None) -> str | None:

@@ -8,7 +8,8 @@ from typing import Final
 
 from remediator.core.config import RemediatorConfig
 from remediator.core.defaults import DEFAULT_ESCALATION_PATH
-from remediator.core.escalation_policy import EscalationPolicy, load_escalation_policy
+from remediator.core.escalation_eval import EscalationPolicy
+from remediator.core.escalation_load import load_escalation_policy
 
 __all__ = ["SHIPPED_POLICY", "load_service_policy"]
 

@@ -1,8 +1,9 @@
 """What the store holds, as typed records: the only shapes that cross the store's API.
 
 Ids are ints. Timestamps in records are the store's ISO-8601 UTC text (``...T12:00:00.000000Z``,
-see :func:`iso`): it sorts as it compares, and every backend stores and returns it the same
-way. Operations take moments as aware datetimes. An alert is carried parsed (:class:`Alert`).
+see :func:`remediator.core.clock.iso`): it sorts as it compares, and every backend stores and
+returns it the same way. Operations take moments as aware datetimes. An alert is carried
+parsed (:class:`Alert`).
 
 Each record also answers ``record["field"]`` / ``record.get("field")`` with its API view
 (:meth:`view`, the JSON the web API and reports show), so templates, reports and the API
@@ -13,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from remediator.core.alerts import Alert
+from remediator.core.clock import iso, parse_iso
 from remediator.core.results import ExecutionState, StepStatus
 
 __all__ = [
@@ -46,18 +47,6 @@ __all__ = [
 
 MAX_ROW_ID = 2**63 - 1
 """Largest id a store holds (a signed 64-bit integer, in SQLite and PostgreSQL alike)."""
-
-
-def iso(moment: datetime) -> str:
-    """The store's timestamp text (UTC, microseconds, Z): sorts as it compares."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def parse_iso(text: str) -> datetime:
-    """Inverse of :func:`iso`; also reads Alertmanager's ``...Z`` and offsets."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class InboxState(StrEnum):

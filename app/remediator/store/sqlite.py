@@ -16,12 +16,14 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from remediator.adapters.private_files import create_private
 from remediator.core.alerts import Alert, parse_alert
+from remediator.core.clock import iso, parse_iso, utc_now
+from remediator.core.clock import now_iso as _now
 from remediator.core.redact import redact_data
 from remediator.errors import PayloadError, StoreError
 from remediator.store.api import IntakeBatch
@@ -45,8 +47,6 @@ from remediator.store.records import (
     NotificationStatus,
     StepRecord,
     StepStatus,
-    iso,
-    parse_iso,
 )
 
 __all__ = ["MAX_OUTPUT_CHARS", "SqliteIntakeBatch", "SqliteStore", "capped"]
@@ -60,10 +60,6 @@ _IN_CHUNK = 500
 """Values per `IN (...)` (SQLite caps the parameters of one statement)."""
 
 _SETTLED_BAD = ("failed", "not_configured", "skipped")
-
-
-def _now() -> str:
-    return iso(datetime.now(UTC))
 
 
 def dumps(value: Any) -> str:
@@ -897,4 +893,4 @@ def _notification(row: sqlite3.Row, deliveries: tuple[Delivery, ...]) -> Notific
 
 def ago(delta: timedelta) -> datetime:
     """The moment `delta` before now."""
-    return datetime.now(UTC) - delta
+    return utc_now() - delta

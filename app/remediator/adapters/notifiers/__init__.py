@@ -1,4 +1,5 @@
-"""Notifiers: Slack, PagerDuty Events v2, Microsoft Teams, a generic webhook, SMTP e-mail.
+"""Notifiers: PagerDuty Events v2, SMTP e-mail, and one JSON-webhook notifier with a
+format each for Slack, Microsoft Teams and a generic webhook.
 
 Typical use (the outbox)::
 
@@ -24,14 +25,18 @@ from remediator.adapters.notifiers.base import (
 )
 from remediator.adapters.notifiers.channels import build_channel, build_channels
 from remediator.adapters.notifiers.email import EmailNotifier, SmtpSettings
+from remediator.adapters.notifiers.json_webhook import JsonFormat, JsonWebhookNotifier
 from remediator.adapters.notifiers.pagerduty import PagerDutyNotifier
 from remediator.adapters.notifiers.render import DEFAULT_TEMPLATE_DIR, render_message
-from remediator.adapters.notifiers.slack import SlackNotifier
-from remediator.adapters.notifiers.teams import TeamsNotifier
-from remediator.adapters.notifiers.webhook import WebhookNotifier
+from remediator.adapters.notifiers.slack import SLACK_FORMAT
+from remediator.adapters.notifiers.teams import TEAMS_FORMAT
+from remediator.adapters.notifiers.webhook import WEBHOOK_FORMAT
 
 __all__ = [
     "DEFAULT_TEMPLATE_DIR",
+    "SLACK_FORMAT",
+    "TEAMS_FORMAT",
+    "WEBHOOK_FORMAT",
     "AttemptOutcome",
     "Channel",
     "ChannelResult",
@@ -39,14 +44,13 @@ __all__ = [
     "EmailNotifier",
     "HttpResponse",
     "HttpTransport",
+    "JsonFormat",
+    "JsonWebhookNotifier",
     "Message",
     "MessageKind",
     "Notifier",
     "PagerDutyNotifier",
-    "SlackNotifier",
     "SmtpSettings",
-    "TeamsNotifier",
-    "WebhookNotifier",
     "attempt_delivery",
     "build_channel",
     "build_channels",

@@ -20,20 +20,18 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import requests
 
+from remediator.core import defaults
+from remediator.core.clock import utc_now
 from remediator.core.redact import MASK, redact
 from remediator.errors import NotifyPermanent, NotifyRetryable
 
 __all__ = [
-    "DEFAULT_TIMEOUT",
     "HttpResponse",
     "HttpTransport",
     "check_status",
     "parse_retry_after",
     "url_secrets",
 ]
-
-DEFAULT_TIMEOUT: Final = (5.0, 10.0)
-"""(connect, read) seconds: a hung endpoint must not hold the outbox for long."""
 
 _USER_AGENT: Final = "remediator-notifier/0.1"
 _BODY_SNIPPET: Final = 300  # enough of an error body to say why, not a whole HTML page
@@ -61,7 +59,7 @@ class HttpTransport:
     def __init__(
         self,
         session: requests.Session | None = None,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        timeout: tuple[float, float] = defaults.NOTIFY_TIMEOUTS_S,
     ) -> None:
         self.session = session or requests.Session()
         self.timeout = timeout
@@ -117,7 +115,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (when - (now or utc_now())).total_seconds())
 
 
 def _snippet(text: str, secrets: Iterable[str]) -> str:

@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from remediator.core.backoff import DEFAULT_GIVE_UP_SECONDS, next_attempt_delay
-from remediator.core.escalation_policy import ChannelSpec
+from remediator.core.backoff import next_attempt_delay
+from remediator.core.defaults import NOTIFY_GIVE_UP_S
+from remediator.core.escalation_channels import ChannelSpec
 from remediator.errors import NotifyError, NotifyRetryable
 
 __all__ = [
@@ -127,7 +128,7 @@ def attempt_delivery(
     rand: Callable[[], float] = random.random,
     *,
     age: float = 0.0,
-    give_up_after: float = DEFAULT_GIVE_UP_SECONDS,
+    give_up_after: float = NOTIFY_GIVE_UP_S,
 ) -> AttemptOutcome:
     """Try ``channel`` once (``attempt`` is 1-based) and classify the result.
 

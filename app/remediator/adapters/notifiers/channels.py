@@ -14,14 +14,17 @@ from urllib.parse import urlsplit
 from remediator.adapters.notifiers._transport import HttpTransport
 from remediator.adapters.notifiers.base import Channel, DeliveryReport, Message, Notifier
 from remediator.adapters.notifiers.email import TLS_MODES, EmailNotifier, SmtpSettings, TlsMode
+from remediator.adapters.notifiers.json_webhook import JsonFormat, JsonWebhookNotifier
 from remediator.adapters.notifiers.pagerduty import PagerDutyNotifier
-from remediator.adapters.notifiers.slack import SlackNotifier
-from remediator.adapters.notifiers.teams import TeamsNotifier
-from remediator.adapters.notifiers.webhook import WebhookNotifier
-from remediator.core.escalation_policy import CHANNEL_SCHEMAS, ChannelSpec, TeamConfig, ValueRef
+from remediator.adapters.notifiers.slack import SLACK_FORMAT
+from remediator.adapters.notifiers.teams import TEAMS_FORMAT
+from remediator.adapters.notifiers.webhook import WEBHOOK_FORMAT
+from remediator.core.escalation_channels import CHANNEL_SCHEMAS, ChannelSpec, TeamConfig, ValueRef
 from remediator.errors import NotifyPermanent
 
 __all__ = ["build_channel", "build_channels", "resolve_settings", "smtp_settings"]
+
+_Factory = Callable[[str, Mapping[str, str], HttpTransport], Notifier]
 
 _SSL_PORT: Final = 465
 _PLAIN_PORT: Final = 25
@@ -118,16 +121,10 @@ def _http_url(values: Mapping[str, str], key: str) -> str:
     return url
 
 
-def _slack(name: str, values: Mapping[str, str], transport: HttpTransport) -> Notifier:
-    return SlackNotifier(name, _http_url(values, "webhook_url"), transport)
-
-
-def _teams(name: str, values: Mapping[str, str], transport: HttpTransport) -> Notifier:
-    return TeamsNotifier(name, _http_url(values, "webhook_url"), transport)
-
-
-def _webhook(name: str, values: Mapping[str, str], transport: HttpTransport) -> Notifier:
-    return WebhookNotifier(name, _http_url(values, "url"), transport)
+def _json_webhook(fmt: JsonFormat, url_setting: str) -> _Factory:
+    def build(name: str, values: Mapping[str, str], transport: HttpTransport) -> Notifier:
+        return JsonWebhookNotifier(name, _http_url(values, url_setting), transport, fmt)
+    return build
 
 
 def _pagerduty(name: str, values: Mapping[str, str], transport: HttpTransport) -> Notifier:
@@ -179,10 +176,10 @@ def _port(values: Mapping[str, str], default: int) -> int:
     return int(port)
 
 
-_FACTORIES: Final[Mapping[str, Callable[[str, Mapping[str, str], HttpTransport], Notifier]]] = {
-    "slack": _slack,
-    "teams": _teams,
-    "webhook": _webhook,
+_FACTORIES: Final[Mapping[str, _Factory]] = {
+    "slack": _json_webhook(SLACK_FORMAT, "webhook_url"),
+    "teams": _json_webhook(TEAMS_FORMAT, "webhook_url"),
+    "webhook": _json_webhook(WEBHOOK_FORMAT, "url"),
     "pagerduty": _pagerduty,
     "email": _email,
 }

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from remediator.adapters.notifiers._transport import HttpTransport, check_status
 from remediator.adapters.notifiers.base import DeliveryReport, Message
-from remediator.core.escalation_policy import DEFAULT_PAGERDUTY_EVENTS_URL, SEVERITIES
+from remediator.core.escalation_channels import DEFAULT_PAGERDUTY_EVENTS_URL, SEVERITIES
 
 __all__ = [
     "DEFAULT_PAGERDUTY_EVENTS_URL",

@@ -24,7 +24,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from remediator.adapters.notifiers.base import Message, MessageKind
-from remediator.core.escalation_policy import dedup_key
+from remediator.core.escalation_eval import dedup_key
 from remediator.core.redact import redact
 from remediator.errors import TemplateError
 

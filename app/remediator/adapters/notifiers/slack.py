@@ -1,4 +1,5 @@
-"""Slack incoming webhook: a short ``text`` (what the phone notification shows) plus blocks.
+"""Slack incoming webhook: the JSON for a message, a short ``text`` (what the phone
+notification shows) plus blocks.
 
 Slack answers 200 ``ok``; 429 with ``Retry-After`` when rate limited (one message per
 second per webhook); 4xx with a reason word (``invalid_payload``, ``channel_not_found``).
@@ -8,34 +9,16 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from remediator.adapters.notifiers._transport import (
-    HttpTransport,
-    check_status,
-    url_secrets,
-)
-from remediator.adapters.notifiers.base import DeliveryReport, Message
+from remediator.adapters.notifiers.base import Message
+from remediator.adapters.notifiers.json_webhook import JsonFormat
 
-__all__ = ["SlackNotifier", "slack_payload"]
+__all__ = ["SLACK_FORMAT", "slack_payload"]
 
 _SECTION_MAX: Final = 3000  # Slack rejects a section text longer than this
 _HEADER_MAX: Final = 150
 _FIELDS_MAX: Final = 10
 _EMOJI: Final = {"trigger": ":rotating_light:", "resolve": ":white_check_mark:",
                  "info": ":information_source:", "test": ":test_tube:"}
-
-
-class SlackNotifier:
-    """Posts to one incoming-webhook URL (the URL is the credential)."""
-
-    def __init__(self, name: str, webhook_url: str, transport: HttpTransport) -> None:
-        self.name = name
-        self._url = webhook_url
-        self._transport = transport
-
-    def send(self, message: Message) -> DeliveryReport:
-        response = self._transport.post_json(self.name, self._url, slack_payload(message))
-        check_status(self.name, response, secrets=url_secrets(self._url))
-        return DeliveryReport(self.name, response.status, response.text.strip()[:100])
 
 
 def slack_payload(message: Message) -> dict[str, Any]:
@@ -70,3 +53,7 @@ def _link(url: str) -> str:
 
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+SLACK_FORMAT: Final = JsonFormat(slack_payload, keep_answer=True)
+"""Slack's JSON; its short answer (``ok``) is kept in the delivery report."""

@@ -9,32 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from remediator.adapters.notifiers._transport import (
-    HttpTransport,
-    check_status,
-    url_secrets,
-)
-from remediator.adapters.notifiers.base import DeliveryReport, Message
+from remediator.adapters.notifiers.base import Message
+from remediator.adapters.notifiers.json_webhook import JsonFormat
 
-__all__ = ["TeamsNotifier", "teams_payload"]
+__all__ = ["TEAMS_FORMAT", "teams_payload"]
 
 _COLOR: Final = {"critical": "Attention", "error": "Attention", "warning": "Warning",
                  "info": "Default"}
 _TEXT_MAX: Final = 20_000  # Workflows rejects cards over ~28 KB
-
-
-class TeamsNotifier:
-    """Posts an Adaptive Card to one Workflows webhook URL (the URL carries a signature)."""
-
-    def __init__(self, name: str, webhook_url: str, transport: HttpTransport) -> None:
-        self.name = name
-        self._url = webhook_url
-        self._transport = transport
-
-    def send(self, message: Message) -> DeliveryReport:
-        response = self._transport.post_json(self.name, self._url, teams_payload(message))
-        check_status(self.name, response, secrets=url_secrets(self._url))
-        return DeliveryReport(self.name, response.status)
 
 
 def teams_payload(message: Message) -> dict[str, Any]:
@@ -62,3 +44,7 @@ def teams_payload(message: Message) -> dict[str, Any]:
         "contentUrl": None,
         "content": card,
     }]}
+
+
+TEAMS_FORMAT: Final = JsonFormat(teams_payload)
+"""The Workflows message (it answers 202 with nothing to keep)."""

@@ -6,30 +6,12 @@ stable (``"version": "1"``); new keys may be added, existing ones keep their mea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from remediator.adapters.notifiers._transport import (
-    HttpTransport,
-    check_status,
-    url_secrets,
-)
-from remediator.adapters.notifiers.base import DeliveryReport, Message
+from remediator.adapters.notifiers.base import Message
+from remediator.adapters.notifiers.json_webhook import JsonFormat
 
-__all__ = ["WebhookNotifier", "webhook_payload"]
-
-
-class WebhookNotifier:
-    """POSTs ``webhook_payload(message)`` to one URL (which may embed a token)."""
-
-    def __init__(self, name: str, url: str, transport: HttpTransport) -> None:
-        self.name = name
-        self._url = url
-        self._transport = transport
-
-    def send(self, message: Message) -> DeliveryReport:
-        response = self._transport.post_json(self.name, self._url, webhook_payload(message))
-        check_status(self.name, response, secrets=url_secrets(self._url))
-        return DeliveryReport(self.name, response.status)
+__all__ = ["WEBHOOK_FORMAT", "webhook_payload"]
 
 
 def webhook_payload(message: Message) -> dict[str, Any]:
@@ -49,3 +31,7 @@ def webhook_payload(message: Message) -> dict[str, Any]:
         "links": dict(message.links),
         "fields": dict(message.fields),
     }
+
+
+WEBHOOK_FORMAT: Final = JsonFormat(webhook_payload)
+"""The flat document (its URL may embed a token; the answer is not kept)."""

@@ -17,12 +17,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from remediator.core import defaults
 from remediator.core.redact import redact
 
 __all__ = ["permanent_changes", "render_report"]
-
-OUTPUT_LINES = 12
-"""Lines of a step's output shown in the report."""
 
 # CommonMark lets a backslash escape any ASCII punctuation; these are the ones that can
 # start emphasis, code, links, HTML (comments included), table cells or headings.
@@ -63,8 +61,9 @@ def _output(step: dict[str, Any]) -> str:
     output = outputs.get("output") if isinstance(outputs, dict) else None
     text = str(output or step.get("error") or step.get("note") or "")
     lines = redact(text).strip().splitlines()
-    if len(lines) > OUTPUT_LINES:
-        lines = [*lines[:OUTPUT_LINES], f"... ({len(lines) - OUTPUT_LINES} more lines)"]
+    if len(lines) > defaults.REPORT_OUTPUT_LINES:
+        shown = defaults.REPORT_OUTPUT_LINES
+        lines = [*lines[:shown], f"... ({len(lines) - shown} more lines)"]
     return "\n".join(lines)
 
 

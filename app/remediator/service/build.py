@@ -11,15 +11,17 @@ from prometheus_client import CollectorRegistry
 
 from remediator.adapters.ingest import GroupCommitWriter
 from remediator.adapters.monitoring_auth import monitoring_client
+from remediator.core.clock import Clock, utc_now
 from remediator.core.config import RemediatorConfig
-from remediator.core.escalation_policy import EscalationPolicy
-from remediator.core.playbook import Playbook, load_playbooks
+from remediator.core.escalation_eval import EscalationPolicy
+from remediator.core.playbook import load_playbooks
+from remediator.core.playbook_model import Playbook
 from remediator.core.runner import Runtime
-from remediator.escalation import Clock, EscalationService, load_service_policy, utc_clock
+from remediator.escalation import EscalationService, load_service_policy
 from remediator.metrics import ServiceMetrics
-from remediator.reconcile import Reconciler
+from remediator.service.reconcile import Reconciler
+from remediator.service.worker import Worker
 from remediator.store import Store, open_store
-from remediator.worker import Worker
 
 __all__ = ["Service", "build_service"]
 
@@ -90,7 +92,7 @@ class Service:
 def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_dir: str | Path,
                   token: str | None, runtime: Runtime | None = None, dry_run: bool = False,
                   registry: CollectorRegistry | None = None,
-                  policy: EscalationPolicy | None = None, clock: Clock = utc_clock,
+                  policy: EscalationPolicy | None = None, clock: Clock = utc_now,
                   notify_env: Mapping[str, str] | None = None) -> Service:
     """Wire a Service; `runtime=None` means the real adapters (Docker, HTTP).
 
@@ -112,9 +114,9 @@ def build_service(config: RemediatorConfig, *, db_path: str | Path, playbooks_di
         docker_error = lambda: real.docker.ping_error  # noqa: E731
         engine_states = real.engines.states if real.engines else None
     worker = Worker(store, config, playbooks, runtime, metrics, dry_run=dry_run)
-    writer = GroupCommitWriter(store)
+    writer = GroupCommitWriter(store, metrics=metrics)
     reconciler = Reconciler(store, config.alertmanager_url, writer.submit, worker.wake,
-                            client=monitoring_client(config))
+                            client=monitoring_client(config), metrics=metrics)
     escalation = EscalationService(store, policy, metrics, clock=clock, env=notify_env)
     worker.on_finished = escalation.execution_finished
     return Service(config, store, playbooks, worker, metrics, token, writer, reconciler,

@@ -8,15 +8,17 @@ decides what to do about a mutating step that was mid-flight.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from remediator.background import BackgroundLoop
+from remediator.core import defaults
+from remediator.core.clock import Clock, utc_now
 from remediator.core.config import Mode, RemediatorConfig
-from remediator.core.playbook import Playbook
+from remediator.core.playbook_model import Playbook
 from remediator.core.results import (
     RESOLVED_NOTE,
     ExecutionResult,
@@ -27,26 +29,14 @@ from remediator.core.results import (
 )
 from remediator.core.runner import Runtime, run_playbook
 from remediator.errors import PayloadError, RemediatorError
-from remediator.intake import Intake
 from remediator.metrics import ServiceMetrics
+from remediator.service.intake import Intake
 from remediator.store import Store
 from remediator.store.records import Execution, StepRecord
 
 __all__ = ["PAUSED_NOTE", "Worker"]
 
-log = logging.getLogger("remediator.worker")
-
-POLL_INTERVAL = 0.5
-"""Seconds the worker sleeps when nothing woke it."""
-
-RETENTION_DAYS = 30
-"""Days finished executions and processed payloads are kept."""
-
-HOUSEKEEPING_INTERVAL = 5.0
-"""Seconds between checks for incidents whose stability window has passed."""
-
-COALESCE = 0.05
-"""Seconds the worker lets a burst of webhooks gather before draining them together."""
+log = logging.getLogger("remediator.service.worker")
 
 PAUSED_NOTE = "Remediator was paused (remediator pause)"
 """Why a step a pause stopped was skipped (its note starts with this)."""
@@ -54,21 +44,22 @@ PAUSED_NOTE = "Remediator was paused (remediator pause)"
 
 class Worker:
     def __init__(self, store: Store, config: RemediatorConfig, playbooks: Sequence[Playbook],
-                 runtime: Runtime, metrics: ServiceMetrics, *, dry_run: bool = False) -> None:
+                 runtime: Runtime, metrics: ServiceMetrics, *, dry_run: bool = False,
+                 clock: Clock = utc_now) -> None:
         self.store = store
         self.config = config
         self.playbooks = {pb.name: pb for pb in playbooks}
         self.runtime = runtime
         self.metrics = metrics
         self.dry_run = dry_run
-        self.intake = Intake(store, config, playbooks, metrics)
+        self.clock = clock
+        self.intake = Intake(store, config, playbooks, metrics, clock)
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency,
                                         thread_name_prefix="execution")
         self._busy: dict[str, Future[None]] = {}
-        self._wake = threading.Event()
         self._next_housekeeping = 0.0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("worker", self.tick, interval_s=defaults.WORKER_POLL_INTERVAL_S,
+                                    coalesce_s=defaults.WORKER_COALESCE_S, metrics=metrics, log=log)
         # Called once an execution's outcome is stored, with the execution as stored (its
         # redacted steps included); the service wires escalation here (a prompt nudge: what
         # escalation needs was committed with the outcome).
@@ -78,40 +69,26 @@ class Worker:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
         self._log_interrupted()
-        self._thread = threading.Thread(target=self._loop, name="worker", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._loop.stop(timeout)
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def wake(self) -> None:
-        self._wake.set()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:  # the loop must survive anything one tick throws
-                log.exception("worker tick failed; retrying")
-            if self._wake.wait(POLL_INTERVAL) and not self._stop.is_set():
-                self._stop.wait(COALESCE)
-            self._wake.clear()
+        self._loop.wake()
 
     def tick(self) -> None:
         self.intake.drain()
         self._dispatch()
         if time.monotonic() >= self._next_housekeeping:
-            self._next_housekeeping = time.monotonic() + HOUSEKEEPING_INTERVAL
+            self._next_housekeeping = time.monotonic() + defaults.HOUSEKEEPING_INTERVAL_S
             self.close_stable()
             self.prune()
 
     def prune(self) -> int:
-        """Retention: forget executions older than RETENTION_DAYS (incidents stay)."""
-        return self.store.prune(datetime.now(UTC) - timedelta(days=RETENTION_DAYS))
+        """Retention: forget executions older than defaults.RETENTION_DAYS (incidents stay)."""
+        return self.store.prune(self.clock() - timedelta(days=defaults.RETENTION_DAYS))
 
     def close_stable(self) -> list[int]:
         """Close incidents that stayed healthy for the stability window after their fix,
@@ -119,7 +96,7 @@ class Worker:
         first recorded when the fix validated)."""
         window = timedelta(seconds=self.config.stability_window_s)
         closed = []
-        for incident in self.store.closable(datetime.now(UTC) - window):
+        for incident in self.store.closable(self.clock() - window):
             self.store.close_incident(incident.id)
             closed.append(incident.id)
             log.info("incident %s stayed healthy for %.0fs: closed", incident.id,

@@ -18,16 +18,17 @@ from __future__ import annotations
 import getpass
 import os
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from remediator.adapters.notifiers import build_channels, dispatch, render_message
-from remediator.cli_engine import ROW_ID
+from remediator.core.clock import utc_now
 from remediator.core.defaults import DEFAULT_DB_PATH, DEFAULT_ESCALATION_PATH
-from remediator.core.escalation_policy import dedup_key, load_escalation_policy
+from remediator.core.escalation_eval import dedup_key
+from remediator.core.escalation_load import load_escalation_policy
 from remediator.errors import ConfigError, StoreError, TemplateError
+from remediator.service.cli_engine import ROW_ID
 
 __all__ = ["claim", "notify_test"]
 
@@ -96,7 +97,7 @@ def claim(ctx: click.Context, incident_id: int, db_path: Path, by: str | None) -
         click.echo(f"error: {exc} (is {db_path} the file `remediator serve` uses?)", err=True)
         ctx.exit(_EXIT_NOT_FOUND)
     try:
-        result = claim_incident(store, incident_id, by or getpass.getuser(), datetime.now(UTC))
+        result = claim_incident(store, incident_id, by or getpass.getuser(), utc_now())
     except ClaimRefused as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(_EXIT_NOT_FOUND if exc.why == "unknown" else _EXIT_FAILED)

@@ -7,13 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from remediator.core import defaults
 from remediator.core.config import RemediatorConfig
 
-__all__ = ["SWITCH_INTERVAL_S", "check_setup", "gunicorn_settings", "run_gunicorn",
+__all__ = ["check_setup", "gunicorn_settings", "run_gunicorn",
            "run_server"]
-
-SWITCH_INTERVAL_S = 0.0005
-"""GIL switch interval in the serving process (make bench-ingest: p99 at 1 sender ~halved)."""
 
 
 def gunicorn_settings(host: str, port: int, threads: int) -> dict[str, Any]:
@@ -56,15 +54,15 @@ def check_setup(config: RemediatorConfig, *, db_path: Path, playbooks_dir: Path)
 
 def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: Path,
                playbooks_dir: Path, token: str | None, dry_run: bool, threads: int) -> None:
-    from remediator.service import Service, build_service
-    from remediator.web import create_app
+    from remediator.service.build import Service, build_service
+    from remediator.service.web import create_app
 
     services: list[Service] = []
 
     def load() -> Any:
         # The webhook's threads share the GIL with intake and the escalation timer; a thread
         # waiting for it gets it within this interval instead of CPython's default 5 ms.
-        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        sys.setswitchinterval(defaults.GIL_SWITCH_INTERVAL_S)
         service = build_service(config, db_path=db_path, playbooks_dir=playbooks_dir,
                                 token=token, dry_run=dry_run)
         service.start()

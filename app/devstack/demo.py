@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import docker
-import requests
+
+from remediator.adapters.http import HttpClient
+from remediator.core.clock import parse_iso
+from remediator.errors import Unreachable
 
 __all__ = ["ALERT_OF", "FAULTS", "SCENARIO_OF", "DemoFailed", "DemoResult", "app_alerts",
            "drift", "inject_fault", "measure_load_cpu", "run_demo", "wait_alerts_clear"]
@@ -329,8 +332,8 @@ class Watch:
 
 def _get(url: str, **kwargs: Any) -> Any:
     try:
-        return requests.get(url, timeout=3, **kwargs).json()
-    except (requests.RequestException, ValueError):
+        return HttpClient(timeout=3).get_json(url, any_status=True, **kwargs)
+    except Unreachable:
         return None
 
 
@@ -515,10 +518,8 @@ def _follow(api: Callable[[str], Any], execution: dict[str, Any], result: DemoRe
         raise DemoFailed(result.problem, result)
 
 
-def _epoch(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+def _epoch(text: str) -> float:
+    return parse_iso(text).timestamp()
 
 
 def _timed_out(result: DemoResult, timeout: float, health: dict[str, Any],

@@ -1,6 +1,6 @@
 """The escalation part of the API: the notification outbox and claiming an incident.
 
-Registered by ``web.create_app``; the API's bearer auth applies (paths under /api/).
+A blueprint registered by ``web.create_app``; the API's bearer auth applies (paths under /api/).
 
 - ``GET /api/v1/notifications`` — ``{"items": [...]}``, newest first, ``?limit=``; each
   item with its per-channel deliveries; reasons and errors are redacted.
@@ -11,41 +11,38 @@ Registered by ``web.create_app``; the API's bearer auth applies (paths under /ap
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
+from remediator.core import defaults
 from remediator.escalation import ClaimRefused
-from remediator.service import Service
+from remediator.service.build import Service
+from remediator.service.web_args import error, limit_arg
 
-__all__ = ["register_escalation_api"]
-
-_CLAIMANT_MAX = 200
+__all__ = ["escalation_blueprint"]
 
 
-def register_escalation_api(app: Flask, service: Service) -> None:
-    """Add the notifications and claim endpoints to ``app``."""
+def escalation_blueprint(service: Service) -> Blueprint:
+    """The notifications and claim endpoints."""
+    escalation = Blueprint("escalation", __name__)
 
-    @app.get("/api/v1/notifications")
+    @escalation.get("/api/v1/notifications")
     def notifications() -> tuple[Response, int]:
-        from remediator.web import limit_arg
-
         if service.escalation is None:
             return jsonify({"items": []}), 200
         return jsonify({"items": service.escalation.notifications(limit_arg())}), 200
 
-    @app.post("/api/v1/incidents/<int:incident_id>/claim")
+    @escalation.post("/api/v1/incidents/<int:incident_id>/claim")
     def claim(incident_id: int) -> tuple[Response, int]:
         body = request.get_json(silent=True)
         by = body.get("by") if isinstance(body, dict) else None
-        if not isinstance(by, str) or not by.strip() or len(by) > _CLAIMANT_MAX:
-            return _error(400, 'say who takes over: JSON body {"by": "<name>"}')
+        if not isinstance(by, str) or not by.strip() or len(by) > defaults.MAX_CLAIMANT_CHARS:
+            return error(400, 'say who takes over: JSON body {"by": "<name>"}')
         if service.escalation is None:
-            return _error(503, "escalation is not running in this service")
+            return error(503, "escalation is not running in this service")
         try:
             result = service.escalation.claim(incident_id, by)
         except ClaimRefused as exc:
-            return _error(404 if exc.why == "unknown" else 409, str(exc))
+            return error(404 if exc.why == "unknown" else 409, str(exc))
         return jsonify(result.to_dict()), 200
 
-
-def _error(status: int, message: str) -> tuple[Response, int]:
-    return jsonify({"error": message}), status
+    return escalation

@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from remediator.core import defaults
 from remediator.core.alerts import Alert, AlertStatus, parse_webhook
+from remediator.core.clock import Clock, utc_now
 from remediator.core.config import RemediatorConfig
-from remediator.core.playbook import Playbook, select_playbook
+from remediator.core.playbook import select_playbook
+from remediator.core.playbook_model import Playbook
 from remediator.core.targets import Target, match_target
 from remediator.errors import PayloadError
 from remediator.metrics import ServiceMetrics
@@ -22,10 +25,7 @@ from remediator.store.records import InboxItem, Incident, IncidentStatus
 
 __all__ = ["Intake", "IntakeEvent"]
 
-log = logging.getLogger("remediator.intake")
-
-CHUNK = 32
-"""Payloads processed per transaction: short, so webhook commits are not kept waiting."""
+log = logging.getLogger("remediator.service.intake")
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,12 @@ class IntakeEvent:
 
 class Intake:
     def __init__(self, store: Store, config: RemediatorConfig, playbooks: Sequence[Playbook],
-                 metrics: ServiceMetrics) -> None:
+                 metrics: ServiceMetrics, clock: Clock = utc_now) -> None:
         self.store = store
         self.config = config
         self.playbooks = list(playbooks)
         self.metrics = metrics
+        self.clock = clock
 
     def drain(self, limit: int = 256) -> list[IntakeEvent]:
         """Process stored payloads in short transactions (the webhook's writer shares the
@@ -49,8 +50,8 @@ class Intake:
         (kept, with the reason) so it cannot block the rest."""
         items = self.store.unprocessed_inbox(limit)
         events: list[IntakeEvent] = []
-        for start in range(0, len(items), CHUNK):
-            chunk = items[start:start + CHUNK]
+        for start in range(0, len(items), defaults.INTAKE_CHUNK_PAYLOADS):
+            chunk = items[start:start + defaults.INTAKE_CHUNK_PAYLOADS]
             try:
                 events += self._process(chunk)
             except Exception:
@@ -59,9 +60,6 @@ class Intake:
                 events += [e for item in chunk for e in self._process_alone(item)]
         self.metrics.inbox_depth.set(self.store.inbox_depth())
         return events
-
-    def process_row(self, inbox_id: int, body: bytes) -> list[IntakeEvent]:
-        return self._process([InboxItem(inbox_id, body, "")])
 
     def _process(self, items: Sequence[InboxItem]) -> list[IntakeEvent]:
         # The alerts are parsed here, once: incidents and executions store them, and later
@@ -156,7 +154,7 @@ class Intake:
             return "no declared target matches the alert's labels; not acted on"
         if playbook is None:
             return f"no playbook matches alertname {alert.labels.get('alertname')!r}"
-        hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        hour_ago = self.clock() - timedelta(hours=1)
         if batch.runs_since(target.name, hour_ago) >= self.config.max_runs_per_hour:
             return (f"budget exhausted: {self.config.max_runs_per_hour} runs per hour on "
                     f"{target.name}; escalating instead of acting")

@@ -10,9 +10,9 @@ from typing import Any, NoReturn
 
 import click
 
-from remediator.cli_engine import ROW_ID
 from remediator.core import defaults
-from remediator.errors import RemediatorError
+from remediator.errors import RemediatorError, Unreachable
+from remediator.service.cli_engine import ROW_ID
 
 __all__ = ["main"]
 
@@ -63,7 +63,7 @@ def serve(host: str | None, port: int | None, db_path: Path | None,
           playbooks_dir: Path | None, config_path: Path, dry_run: bool,
           insecure_no_auth: bool, threads: int, log_format: str) -> None:
     """Receive Alertmanager webhooks and remediate (production server: gunicorn)."""
-    from remediator.server import run_server
+    from remediator.service.server import run_server
 
     config = load_cfg(config_path)
     token = config.webhook_token
@@ -72,7 +72,7 @@ def serve(host: str | None, port: int | None, db_path: Path | None,
              "sends as Bearer), or start with --insecure-no-auth for a local trial")
     from remediator.adapters.store_lock import lock_store
     from remediator.logs import configure
-    from remediator.server import check_setup
+    from remediator.service.server import check_setup
 
     db_path = db_path or Path(config.db_path)
     playbooks_dir = playbooks_dir or Path(config.playbooks_dir)
@@ -141,7 +141,7 @@ def executions_show(execution_id: int, db_path: Path) -> None:
               default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
 def report(incident_id: int, db_path: Path) -> None:
     """Print a Markdown report of an incident: timeline, diagnosis, actions, outcome."""
-    from remediator.report import render_report
+    from remediator.service.report import render_report
 
     store = open_store(db_path)
     incident = store.incident(incident_id)
@@ -162,7 +162,7 @@ def report(incident_id: int, db_path: Path) -> None:
 def replay(execution_id: int, dry_run: bool, url: str, config_path: Path) -> None:
     """Run an execution's playbook again, on the running server (token from the variable
     the config's webhook_token_env names)."""
-    import requests
+    from remediator.adapters.http import HttpClient
 
     # Without --config and without the default file, defaults and environment still name
     # the variable (REMEDIATOR_WEBHOOK_TOKEN), as before there was a --config.
@@ -170,10 +170,11 @@ def replay(execution_id: int, dry_run: bool, url: str, config_path: Path) -> Non
     config = load_cfg(None if implicit else config_path)
     token = config.webhook_token or ""
     try:
-        resp = requests.post(f"{url.rstrip('/')}/api/v1/executions/{execution_id}/replay",
-                             params={"dry_run": str(dry_run).lower()}, timeout=10,
-                             headers={"Authorization": f"Bearer {token}"})
-    except requests.RequestException as exc:
+        resp = HttpClient().call(
+            "POST", f"{url.rstrip('/')}/api/v1/executions/{execution_id}/replay",
+            params={"dry_run": str(dry_run).lower()}, timeout=defaults.CLI_REQUEST_TIMEOUT_S,
+            headers={"Authorization": f"Bearer {token}"})
+    except Unreachable as exc:
         fail(f"cannot reach {url}: {exc}")
         return
     if resp.status_code == 401:
@@ -219,12 +220,12 @@ def resume(db_path: Path) -> None:
 
 
 def _add_commands() -> None:
-    from remediator.cli_engine import run, validate
+    from remediator.service.cli_engine import run, validate
 
     main.add_command(validate)
     main.add_command(run)
     try:
-        from remediator.cli_notify import claim, notify_test
+        from remediator.service.cli_notify import claim, notify_test
     except ImportError:  # escalation lands in its own module; until then no notify-test
         return
     main.add_command(notify_test)

@@ -14,24 +14,21 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-import requests
-
 from remediator.adapters.http import HttpClient
+from remediator.background import BackgroundLoop
+from remediator.core import defaults
 from remediator.core.alerts import parse_alert
-from remediator.errors import PayloadError
+from remediator.core.clock import now_iso
+from remediator.errors import PayloadError, Unreachable
+from remediator.metrics import ServiceMetrics
 from remediator.store import Store
 
-__all__ = ["RECONCILE_INTERVAL", "Reconciler", "to_webhook"]
+__all__ = ["Reconciler", "to_webhook"]
 
-log = logging.getLogger("remediator.reconcile")
-
-RECONCILE_INTERVAL = 180.0
-"""Seconds between two reconciliations with Alertmanager."""
+log = logging.getLogger("remediator.service.reconcile")
 
 RECEIVER = "remediator"
 """Alertmanager receiver whose alerts are Remediator's (the name in alertmanager.yml)."""
@@ -56,8 +53,9 @@ _JSON_TYPES = {dict: "object", str: "string", int: "number", float: "number",
 
 class Reconciler:
     def __init__(self, store: Store, alertmanager_url: str, submit: Callable[[bytes], int],
-                 wake: Callable[[], None], *, interval: float = RECONCILE_INTERVAL,
-                 receiver: str = RECEIVER, client: HttpClient | None = None) -> None:
+                 wake: Callable[[], None], *, interval: float = defaults.RECONCILE_INTERVAL_S,
+                 receiver: str = RECEIVER, client: HttpClient | None = None,
+                 metrics: ServiceMetrics | None = None) -> None:
         self.store = store
         self.url = alertmanager_url.rstrip("/")
         self.submit = submit
@@ -65,28 +63,22 @@ class Reconciler:
         self.interval = interval
         self.receiver = receiver
         self.client = client or HttpClient()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("reconcile", self._round, interval_s=interval,
+                                    metrics=metrics, log=log)
         self._absent: set[int] = set()  # incidents firing here, not in Alertmanager last look
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        self._loop.stop(5)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.reconcile()
-            except ConnectionError as exc:  # down or answering nonsense: next round
-                log.warning("reconciliation skipped: %s", exc)
-            except Exception:
-                log.exception("reconciliation with %s failed", self.url)
-            self._stop.wait(self.interval)
+    def _round(self) -> float:
+        try:
+            self.reconcile()
+        except ConnectionError as exc:  # down or answering nonsense: next round
+            log.warning("reconciliation skipped: %s", exc)
+        return self.interval
 
     def fetch(self, everything: bool = False) -> list[dict[str, Any]]:
         """Active alerts routed to us, not silenced or inhibited (what intake would act on);
@@ -97,10 +89,8 @@ class Reconciler:
             params = {"active": "true", "silenced": "true", "inhibited": "true",
                       "unprocessed": "true"}
         try:
-            resp = self.client.request("GET", f"{self.url}/api/v2/alerts", params=params)
-            resp.raise_for_status()
-            alerts = resp.json()
-        except (requests.RequestException, ValueError) as exc:
+            alerts = self.client.get_json(f"{self.url}/api/v2/alerts", params=params)
+        except Unreachable as exc:
             raise ConnectionError(f"Alertmanager {self.url} unreachable: {exc}") from None
         return self._alert_list(alerts)
 
@@ -144,7 +134,7 @@ class Reconciler:
         self._absent = set(absent) - {row.id for row in ended}
         if not ended:
             return
-        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        now = now_iso()
         alerts = [{"labels": dict(row.labels), "annotations": dict(row.annotations),
                    "startsAt": row.starts_at, "endsAt": now,
                    "generatorURL": row.generator_url, "fingerprint": row.fingerprint}
