@@ -10,7 +10,7 @@ export BASE_IMAGE ?=
 
 .PHONY: help host venv docker images models up down clean demo test lint typecheck \
         unit integration e2e bench bench-model bench-ingest bench-scenarios \
-        bench-reliability bench-redact demo-all
+        bench-reliability bench-redact bench-failover demo-all
 
 help:
 	@echo "make up      run the stack (app-prod in Docker; Prometheus, Alertmanager, Remediator)"
@@ -75,7 +75,7 @@ e2e: host venv
 test: host venv lint typecheck
 	@$(PY) -m pytest tests
 
-bench: bench-model bench-ingest bench-scenarios bench-reliability bench-redact
+bench: bench-model bench-ingest bench-scenarios bench-reliability bench-redact bench-failover
 
 bench-model: venv
 	@$(PY) bench/bench_model.py
@@ -91,3 +91,6 @@ bench-reliability: host venv images
 
 bench-redact: venv
 	@$(PY) bench/bench_redact.py
+
+bench-failover: host venv  ## replicas on a private PostgreSQL; SIGKILL the one running an execution
+	@$(PY) bench/bench_failover.py

@@ -1,6 +1,8 @@
 -- wrk script: POST a ModelLoadFailure webhook with a fresh fingerprint per request.
--- wrk -s bench/ingest.lua -H "Authorization: Bearer TOKEN" URL
+-- wrk -s bench/ingest.lua -H "Authorization: Bearer TOKEN" URL [-- SENDER]
+-- SENDER (a small number, default 0) keeps alerts of concurrent wrk processes distinct.
 local counter = 0
+local sender = 0
 local thread_id = 0
 local threads = {}
 
@@ -11,15 +13,16 @@ function setup(thread)
 end
 
 function init(args)
+  sender = tonumber(args[1] or "0") or 0
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
 end
 
 function request()
   counter = counter + 1
-  local fp = string.format("%04x%012x", id, counter)
+  local fp = string.format("%02x%02x%012x", sender, id, counter)
   local body = '{"receiver":"remediator","status":"firing","alerts":[{"status":"firing",' ..
-    '"labels":{"alertname":"BenchAlert","instance":"bench:' .. id .. '","service":"bench",' ..
+    '"labels":{"alertname":"BenchAlert","instance":"bench:' .. sender .. '-' .. id .. '","service":"bench",' ..
     '"severity":"info","seq":"' .. counter .. '"},"annotations":{},' ..
     '"startsAt":"2026-11-29T11:27:02.749133669Z","endsAt":"0001-01-01T00:00:00Z",' ..
     '"generatorURL":"","fingerprint":"' .. fp .. '"}],"groupLabels":{},"commonLabels":{},' ..

@@ -65,7 +65,15 @@ def stamp_ok(name: str, value: str) -> bool:
 
 
 def write_stamp(name: str, value: str) -> None:
-    (BUILD / f".{name}.stamp").write_text(value)
+    replace_file(BUILD / f".{name}.stamp", value)
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write `path` as a new file: a checkout's build/ may be hard-linked from another
+    one, whose copy must not change under it."""
+    part = path.with_name(f"{path.name}.part")
+    part.write_text(text)
+    os.replace(part, path)
 
 
 def docker_client():  # type: ignore[no-untyped-def]
@@ -129,17 +137,20 @@ def requirements() -> tuple[str, str]:
 def ensure_wheelhouse() -> None:
     model_reqs, rem_reqs = requirements()
     BUILD.mkdir(exist_ok=True)
-    (BUILD / "requirements-modelserver.txt").write_text(model_reqs)
-    (BUILD / "requirements-remediator.txt").write_text(rem_reqs)
+    replace_file(BUILD / "requirements-modelserver.txt", model_reqs)
+    replace_file(BUILD / "requirements-remediator.txt", rem_reqs)
     key = digest(model_reqs.encode())
     wheelhouse = BUILD / "wheelhouse"
     if stamp_ok("wheelhouse", key) and wheelhouse.is_dir():
         log("wheelhouse: up to date")
         return
     log("wheelhouse: collecting wheels on the host (pip wheel)")
-    shutil.rmtree(wheelhouse, ignore_errors=True)
+    # Added to, not emptied: the wheels already there are used again (torch is large), and
+    # pip in the image takes the newest that matches.
+    wheelhouse.mkdir(exist_ok=True)
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "-w", str(wheelhouse),
-         "-r", str(BUILD / "requirements-modelserver.txt")], step="pip wheel (wheelhouse)")
+         "--find-links", str(wheelhouse), "-r", str(BUILD / "requirements-modelserver.txt")],
+        step="pip wheel (wheelhouse)")
     write_stamp("wheelhouse", key)
 
 

@@ -20,6 +20,9 @@ for bin in "${!need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${need[$bin]}")
 done
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then missing+=(python3-venv); fi
+# PostgreSQL 15 (the tests' private cluster, and the store replicas share): its programs are
+# not on PATH, Debian keeps them under /usr/lib/postgresql/15/bin.
+[ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && { echo "[host] tools present"; exit 0; }
 
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -17,8 +17,9 @@ from tests.harness.docker_engine import Engine, Resources
 
 LEFTOVERS: list[str] = []
 
-# A second dockerd (TLS) and a one-node Swarm on it, for targets past one engine.
-pytest_plugins = ("tests.harness.engine_fixtures",)
+# A second dockerd (TLS) and a one-node Swarm on it, for targets past one engine; the
+# session's PostgreSQL cluster (pg_cluster, pg_url).
+pytest_plugins = ("tests.harness.engine_fixtures", "tests.harness.postgres")
 
 
 @pytest.fixture(scope="session")

@@ -162,6 +162,11 @@ def render_prometheus_config(text: str, addresses: Mapping[str, str],
         for static in scrape.get("static_configs", []):
             static["targets"] = _replace_targets(static["targets"], addresses)
     for manager in config.get("alerting", {}).get("alertmanagers", []):
+        # A DNS name for every Alertmanager (compose) becomes its `host:port` target here.
+        named = [f"{name}:{sd['port']}" for sd in manager.pop("dns_sd_configs", [])
+                 for name in sd["names"]]
+        if named:
+            manager.setdefault("static_configs", []).append({"targets": named})
         for static in manager.get("static_configs", []):
             static["targets"] = _replace_targets(static["targets"], addresses)
     glob = config.setdefault("global", {})

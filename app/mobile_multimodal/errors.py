@@ -78,17 +78,21 @@ class ModelError(Exception):
         return self.message
 
 
-class ModelFileMissing(ModelError, FileNotFoundError):
+class _FileError(ModelError):
+    """An error about one file, said by the class's ``template`` with its ``{path}``."""
+
+    template: ClassVar[str]
+
+    def __init__(self, path: str) -> None:
+        super().__init__(self.template.format(path=path), path)
+
+
+class ModelFileMissing(_FileError, FileNotFoundError):
     """The model file does not exist: restore it from backup or download it."""
 
     reason = "file_missing"
-
-    def __init__(self, path: str) -> None:
-        super().__init__(
-            f"FileNotFoundError: model file not found: {path} "
-            "(restore it from /backup/models or run scripts/download_models.py)",
-            path,
-        )
+    template = ("FileNotFoundError: model file not found: {path} "
+                "(restore it from /backup/models or run scripts/download_models.py)")
 
 
 class ModelFileCorrupted(ModelError, ValueError):
@@ -166,17 +170,12 @@ class ModelFormatTooNew(ModelError):
         )
 
 
-class ModelPermissionDenied(ModelError, PermissionError):
+class ModelPermissionDenied(_FileError, PermissionError):
     """The process may not read (or write) the model file."""
 
     reason = "permission_denied"
-
-    def __init__(self, path: str) -> None:
-        super().__init__(
-            f"PermissionError: permission denied on model file {path} "
-            "(fix it: chmod 644 the file, chown it and its directory to the app user)",
-            path,
-        )
+    template = ("PermissionError: permission denied on model file {path} "
+                "(fix it: chmod 644 the file, chown it and its directory to the app user)")
 
 
 class ModelConfigError(ModelError):
@@ -264,18 +263,16 @@ class ModelChecksumMismatch(ModelStoreError):
         )
 
 
-class ModelDiskFull(ModelError, OSError):
+class ModelDiskFull(_FileError, OSError):
     """The destination disk filled up while writing a model file; the partial file was
     removed and nothing was replaced."""
 
     reason = "disk_full"
+    template = (f"OSError: [Errno {errno.ENOSPC}] No space left on device while writing "
+                "{path}; the partial file was removed (free space, then retry: df -h)")
 
     def __init__(self, path: str) -> None:
-        super().__init__(
-            f"OSError: [Errno {errno.ENOSPC}] No space left on device while writing {path}; "
-            "the partial file was removed (free space, then retry: df -h)",
-            path,
-        )
+        super().__init__(path)
         self.errno = errno.ENOSPC
 
 

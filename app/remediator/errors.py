@@ -11,12 +11,12 @@
     │   ├── ActionTimeout         an action ran past its timeout and was cut off
     │   ├── ActionFailed          an action ran and reported failure
     │   └── Unreachable           an HTTP endpoint gave no usable answer
-    ├── StoreError                the SQLite store could not read or write
+    ├── StoreError                the store (SQLite or PostgreSQL) could not read or write
     └── NotifyError               a notification could not be delivered
         ├── NotifyRetryable       worth retrying (429, 5xx, network)
         └── NotifyPermanent       not worth retrying (other 4xx, bad config)
 
-Third-party errors (docker, requests, yaml, sqlite3) are translated at the boundary into
+Third-party errors (docker, requests, yaml, sqlite3, psycopg) are translated at the boundary into
 the most specific of these, so callers catch domain errors only.
 """
 
@@ -87,7 +87,7 @@ class Unreachable(RuntimeError_):
 
 
 class StoreError(RemediatorError):
-    """The SQLite store could not read or write."""
+    """The store could not read or write (SQLite, or PostgreSQL gone or refusing)."""
 
 
 class NotifyError(RemediatorError):

@@ -50,6 +50,12 @@ class ServiceMetrics:
         self.engine_up = Gauge(
             "remediator_engine_up", "1 when the Docker engine answers, by engine address "
             "(each engine a target names).", ["engine"], registry=registry)
+        self.leader = Gauge(
+            "remediator_leader", "1 while this replica holds the leader lease (it runs the "
+            "escalation timer, reconciliation and housekeeping).", registry=registry)
+        self.replica = Gauge(
+            "remediator_replica_info", "This replica: its id and role (always 1).",
+            ["replica_id", "role"], registry=registry)
 
         self.loop_last_run = Gauge(
             "remediator_loop_last_run_timestamp_seconds", "Unix time each background loop "

@@ -1,6 +1,6 @@
-"""The store backends the contract suite runs against. A new backend (PostgreSQL, issue 19)
-adds its name to BACKENDS and a branch to `_open`; every test in this folder then runs
-against it too."""
+"""The store backends the contract suite runs against: SQLite, and PostgreSQL on the test
+session's private cluster (tests/harness/postgres.py). Every test in this folder runs
+against each."""
 
 from __future__ import annotations
 
@@ -11,15 +11,9 @@ import pytest
 
 from remediator.store import Store, open_store
 
-BACKENDS = ("sqlite",)
+BACKENDS = ("sqlite", "postgres")
 
 StoreFactory = Callable[[], Store]
-
-
-def _open(backend: str, tmp_path: Path) -> Store:
-    if backend == "sqlite":
-        return open_store(tmp_path / "contract.db")
-    raise AssertionError(f"no such backend {backend}")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -28,20 +22,30 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def store(backend: str, tmp_path: Path) -> Iterator[Store]:
+def location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where the test's store is: a SQLite file, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        return str(tmp_path / "contract.db")
+    if backend == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    raise AssertionError(f"no such backend {backend}")
+
+
+@pytest.fixture
+def store(location: str) -> Iterator[Store]:
     """A new, empty, migrated store of the backend."""
-    opened = _open(backend, tmp_path)
+    opened = open_store(location)
     yield opened
     opened.close()
 
 
 @pytest.fixture
-def reopen(backend: str, tmp_path: Path) -> Iterator[StoreFactory]:
-    """Open the same store again (another process, or a restart, would)."""
+def reopen(location: str) -> Iterator[StoreFactory]:
+    """Open the same store again (another process, a replica, or a restart, would)."""
     opened: list[Store] = []
 
     def again() -> Store:
-        opened.append(_open(backend, tmp_path))
+        opened.append(open_store(location))
         return opened[-1]
 
     yield again

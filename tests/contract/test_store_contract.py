@@ -7,6 +7,7 @@ remediator.store.iso, moments passed in are aware datetimes.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -85,6 +86,14 @@ def test_inbox_keeps_bodies_in_order_until_processed(store: Store) -> None:
     assert store.process_inbox(items[:2], lambda batch, item: [item.id]) == ids[:2]
     assert [i.id for i in store.unprocessed_inbox()] == ids[2:] and store.inbox_depth() == 1
     assert [i.state.value for i in store.inbox()] == ["processed", "processed", "pending"]
+
+
+def test_a_large_batch_of_bodies_gets_ids_in_their_order(store: Store) -> None:
+    bodies = [f"body {n}".encode() for n in range(1203)]  # more than one statement's worth
+    ids = store.record_inbox(bodies)
+    assert len(ids) == len(set(ids)) == 1203 and ids == sorted(ids)
+    assert [(i.id, i.body) for i in store.unprocessed_inbox(2000)] == list(
+        zip(ids, bodies, strict=True))
 
 
 def test_process_inbox_is_one_transaction(store: Store) -> None:
@@ -246,6 +255,107 @@ def test_an_execution_is_claimed_once_and_keeps_its_first_mode(store: Store) -> 
     assert store.started_among([1, 2]) == set()  # a dry run is not a real start
 
 
+def test_a_running_execution_is_taken_over_only_once_its_lease_expired(
+        store: Store, reopen: StoreFactory) -> None:
+    ((_, execution_id),) = intake(store, alert())
+    assert execution_id is not None
+    other = reopen()  # another replica on the same store
+    lease = T0 + timedelta(seconds=30)
+    assert store.claim_execution(execution_id, False, owner="a", lease_until=lease, now=T0)
+    assert not other.claim_execution(execution_id, False, owner="b", now=T0)  # not pending
+    # A takeover (resume) from running: refused while a's lease is live ...
+    for moment in (T0, lease - timedelta(microseconds=1)):
+        assert not other.claim_execution(execution_id, from_state="running", owner="b",
+                                          lease_until=moment + timedelta(seconds=30),
+                                          now=moment)
+    # ... but a may resume its own (a restart), and renew it while it runs.
+    assert store.claim_execution(execution_id, from_state="running", owner="a",
+                                 lease_until=lease, now=T0)
+    assert store.renew_execution_lease(execution_id, "a", lease + timedelta(seconds=30))
+    assert not other.renew_execution_lease(execution_id, "b", lease)  # not b's
+    expired = lease + timedelta(seconds=30)
+    assert not other.claim_execution(execution_id, from_state="running", owner="b",
+                                      lease_until=expired + timedelta(seconds=30),
+                                      now=expired - timedelta(seconds=1))
+    assert other.claim_execution(execution_id, from_state="running", owner="b",
+                                 lease_until=expired + timedelta(seconds=30), now=expired)
+    # a lost it: its renewal fails (it must stop), and it cannot take it back while b's
+    # lease is live.
+    assert not store.renew_execution_lease(execution_id, "a", expired + timedelta(minutes=1))
+    assert not store.claim_execution(execution_id, from_state="running", owner="a",
+                                     lease_until=expired + timedelta(minutes=1), now=expired)
+    assert other.renew_execution_lease(execution_id, "b", expired + timedelta(minutes=1))
+    store.finish_execution(execution_id, ExecutionState.FINISHED, "success", None, None, [])
+    assert not other.renew_execution_lease(execution_id, "b", expired + timedelta(minutes=2))
+    finished = store.execution(execution_id)
+    assert finished is not None and finished.state is ExecutionState.FINISHED
+
+
+def test_of_two_owners_racing_for_an_execution_one_wins(store: Store,
+                                                        reopen: StoreFactory) -> None:
+    ids = [execution for _, execution in intake(store, *(alert(f"r{n}") for n in range(20)))]
+    other = reopen()
+    won: dict[str, list[int]] = {"a": [], "b": []}
+
+    def claim(each: Store, owner: str) -> None:
+        for execution_id in ids:
+            if each.claim_execution(execution_id or 0, owner=owner,
+                                    lease_until=T0 + timedelta(minutes=1), now=T0):
+                won[owner].append(execution_id or 0)
+
+    racers = [threading.Thread(target=claim, args=(store, "a")),
+              threading.Thread(target=claim, args=(other, "b"))]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert sorted(won["a"] + won["b"]) == sorted(execution or 0 for execution in ids)
+
+
+def test_a_named_lease_has_one_holder_until_it_expires_or_is_released(
+        store: Store, reopen: StoreFactory) -> None:
+    other = reopen()
+    until = T0 + timedelta(seconds=15)
+    assert store.lease_holder("leader", T0) is None
+    assert store.acquire_lease("leader", "a", until, T0)
+    assert not other.acquire_lease("leader", "b", until, T0)
+    assert other.lease_holder("leader", T0) == "a"
+    assert store.acquire_lease("leader", "a", until + timedelta(seconds=15), until)  # renew
+    assert not other.acquire_lease("leader", "b", until + timedelta(seconds=30), until)
+    assert store.acquire_lease("target:app-prod", "a", until, T0)  # names are independent
+    assert not other.acquire_lease("target:app-prod", "b", until, T0)
+    later = until + timedelta(seconds=15)  # a stopped renewing: b takes over at expiry
+    assert other.lease_holder("leader", later) is None
+    assert other.acquire_lease("leader", "b", later + timedelta(seconds=15), later)
+    assert store.lease_holder("leader", later) == "b"
+    assert not store.acquire_lease("leader", "a", later + timedelta(seconds=15), later)
+    store.release_lease("leader", "a")  # not a's: nothing happens
+    assert store.lease_holder("leader", later) == "b"
+    other.release_lease("leader", "b")
+    assert store.lease_holder("leader", later) is None
+    assert store.acquire_lease("leader", "a", later + timedelta(seconds=15), later)
+
+
+def test_of_owners_racing_for_a_named_lease_one_wins(store: Store,
+                                                     reopen: StoreFactory) -> None:
+    stores = [store, reopen(), reopen()]
+    winners: list[str] = []
+    start = threading.Barrier(len(stores))
+
+    def race(each: Store, owner: str) -> None:
+        start.wait()
+        if each.acquire_lease("leader", owner, T0 + timedelta(seconds=15), T0):
+            winners.append(owner)
+
+    racers = [threading.Thread(target=race, args=(each, f"r{n}"))
+              for n, each in enumerate(stores)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert len(winners) == 1 and store.lease_holder("leader", T0) == winners[0]
+
+
 def test_steps_are_upserted_and_read_in_order(store: Store) -> None:
     ((_, execution_id),) = intake(store, alert())
     assert execution_id is not None
@@ -358,6 +468,80 @@ def test_due_deliveries_are_claimed_one_per_idle_channel(store: Store) -> None:
     assert store.outbox_depth() == 4  # sending still owes its outcome
     assert store.recover_interrupted_deliveries(T0) == 3  # sending -> due again
     assert len(store.claim_due_deliveries(T0)) == 2
+
+
+def test_a_claimed_delivery_is_not_claimed_by_another_owner_until_it_expires(
+        store: Store, reopen: StoreFactory) -> None:
+    other = reopen()
+    store.enqueue_notification(draft("k1", channels=(("slack", "slack"),)), T0)
+    claim_until = T0 + timedelta(seconds=60)
+    (mine,) = store.claim_due_deliveries(T0, owner="a", until=claim_until)
+    assert other.claim_due_deliveries(T0, owner="b", until=claim_until) == []
+    # b's recovery leaves a's live claim alone, at any moment before it expires
+    assert other.recover_interrupted_deliveries(T0, owner="b") == 0
+    assert other.recover_interrupted_deliveries(claim_until - timedelta(seconds=1)) == 0
+    assert other.claim_due_deliveries(claim_until, owner="b") == []
+    # once a's claim expired (a died mid-send), it is due again and b sends it
+    assert other.recover_interrupted_deliveries(claim_until, owner="b") == 1
+    (taken,) = other.claim_due_deliveries(claim_until, owner="b",
+                                          until=claim_until + timedelta(seconds=60))
+    assert taken.id == mine.id and store.claim_due_deliveries(claim_until, owner="a") == []
+
+
+def test_a_channel_sends_one_at_a_time_across_owners(store: Store,
+                                                     reopen: StoreFactory) -> None:
+    other = reopen()
+    trigger = store.enqueue_notification(draft("k1", channels=(("slack", "slack"),)), T0)
+    resolve = store.enqueue_notification(draft("k1", kind="resolve",
+                                               channels=(("slack", "slack"),)), T0)
+    (sending,) = store.claim_due_deliveries(T0, owner="a", until=T0 + timedelta(minutes=1))
+    assert sending.notification_id == trigger
+    # The resolve is due, but the channel is busy on a: b must not send it first.
+    assert other.claim_due_deliveries(T0, owner="b", until=T0 + timedelta(minutes=1)) == []
+    store.record_attempt(sending.id, trigger or 0, DeliveryStatus.DELIVERED, tried=True,
+                         now=T0)
+    (next_one,) = other.claim_due_deliveries(T0, owner="b", until=T0 + timedelta(minutes=1))
+    assert next_one.notification_id == resolve
+
+
+def test_a_restarted_owner_takes_back_its_own_claims_at_once(store: Store,
+                                                             reopen: StoreFactory) -> None:
+    store.enqueue_notification(draft("k1"), T0)
+    (first, second) = store.claim_due_deliveries(T0, owner="a",
+                                                 until=T0 + timedelta(minutes=5))
+    store.enqueue_notification(draft("k2", channels=(("mail", "email"),)), T0)
+    (theirs,) = reopen().claim_due_deliveries(T0, owner="b", until=T0 + timedelta(minutes=5))
+    restarted = reopen()
+    assert restarted.recover_interrupted_deliveries(T0, owner="a") == 2  # a's, not b's
+    again = restarted.claim_due_deliveries(T0, owner="a", until=T0 + timedelta(minutes=5))
+    assert sorted(d.id for d in again) == sorted([first.id, second.id])
+    assert all(d.id != theirs.id for d in again)
+    assert restarted.outbox_depth() == 3
+
+
+def test_of_two_owners_racing_for_deliveries_each_is_claimed_once(
+        store: Store, reopen: StoreFactory) -> None:
+    for n in range(10):
+        store.enqueue_notification(draft(f"k{n}", channels=tuple(
+            (f"c{c}", "slack") for c in range(4))), T0)
+    other = reopen()
+    claimed: list[int] = []
+
+    def drain(each: Store, owner: str) -> None:
+        for _ in range(30):
+            for due in each.claim_due_deliveries(T0, owner=owner,
+                                                 until=T0 + timedelta(minutes=1)):
+                claimed.append(due.id)
+                each.record_attempt(due.id, due.notification_id, DeliveryStatus.DELIVERED,
+                                    tried=True, now=T0)
+
+    racers = [threading.Thread(target=drain, args=(each, owner))
+              for each, owner in ((store, "a"), (other, "b"))]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    assert len(claimed) == len(set(claimed)) == 40 and store.outbox_depth() == 0
 
 
 def test_attempts_settle_the_notification(store: Store) -> None:

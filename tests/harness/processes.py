@@ -17,7 +17,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,13 +86,16 @@ def stop(proc: Proc) -> None:
 
 
 def spawn(name: str, argv: list[str], port: int, workdir: Path,
-          auth: MonitoringAuth | None = None) -> Proc:
+          auth: MonitoringAuth | None = None, env: Mapping[str, str] | None = None) -> Proc:
+    """Start ``argv`` in ``workdir``, logging to NAME.log there, with the environment
+    ``env`` (default: this process's)."""
     log = workdir / f"{name}.log"
     handle = log.open("wb")
     # Its own process group, so a test can kill it whole, as a crash would (gunicorn's
     # worker outlives a SIGKILLed master otherwise).
     process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, cwd=workdir,
-                               env={**os.environ}, start_new_session=True)
+                               env=dict(os.environ if env is None else env),
+                               start_new_session=True)
     handle.close()
     return Proc(name, port, process, log, auth)
 

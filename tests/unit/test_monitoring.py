@@ -7,8 +7,10 @@ The tools come from `make host`; a missing one skips on a laptop and fails under
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -126,14 +128,94 @@ def compose() -> dict[str, Any]:
 
 def test_compose_file_is_valid() -> None:
     check([tool("docker-compose"), "config", "-q"], env=COMPOSE_ENV)
+    check([tool("docker-compose"), "--profile", "ha", "config", "-q"], env=COMPOSE_ENV)
 
 
-def test_compose_refuses_to_run_without_a_webhook_token() -> None:
-    env = {key: value for key, value in os.environ.items()
-           if key != "REMEDIATOR_WEBHOOK_TOKEN"}
-    proc = subprocess.run([tool("docker-compose"), "config", "-q"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0 and "REMEDIATOR_WEBHOOK_TOKEN" in proc.stderr
+def compose_config(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """`docker-compose [args] config` with exactly ``env`` (plus PATH): the file resolved."""
+    out = subprocess.run([tool("docker-compose"), *args, "config"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60,
+                         env={"PATH": os.environ["PATH"], **(env or {})})
+    assert out.returncode == 0, out.stderr
+    config: dict[str, Any] = yaml.safe_load(out.stdout)
+    return config
+
+
+@pytest.fixture(scope="module")
+def compose_ha() -> dict[str, Any]:
+    """`docker-compose --profile ha config` with an EMPTY environment (issue 19)."""
+    return compose_config("--profile", "ha")
+
+
+def test_compose_without_a_webhook_token_gives_remediator_none_and_serve_refuses_it(
+    tmp_path: Path,
+) -> None:
+    """Compose resolves with an empty environment (so the `ha` profile can be checked
+    anywhere); the refusal to run without a token is `remediator serve`'s, at start."""
+    services = compose_config()["services"]
+    token = services["remediator"]["environment"]["REMEDIATOR_WEBHOOK_TOKEN"]
+    assert token == ""
+    (tmp_path / "remediator.yml").write_text("targets: []\n")
+    env = {**os.environ, "REMEDIATOR_WEBHOOK_TOKEN": token}
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "remediator"), "serve", "--config",
+         str(tmp_path / "remediator.yml"), "--db", str(tmp_path / "r.db"), "--playbooks",
+         str(ROOT / "playbooks"), "--port", "1"],
+        capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode != 0 and "REMEDIATOR_WEBHOOK_TOKEN" in proc.stderr, proc.stderr
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_compose_ha_profile_runs_postgres_two_replicas_and_two_alertmanagers(
+    compose_ha: dict[str, Any],
+) -> None:
+    services = compose_ha["services"]
+    assert {"postgres", "remediator", "remediator-2", "alertmanager",
+            "alertmanager-2"} <= set(services)
+    replicas = [services["remediator"], services["remediator-2"]]
+    assert [r["environment"]["REMEDIATOR_REPLICA_ID"] for r in replicas] == [
+        "remediator-1", "remediator-2"]
+    for replica in replicas:
+        env, command = replica["environment"], replica["command"]
+        # One store for both, named once (REMEDIATOR_DB); no --db to disagree with it.
+        assert env["REMEDIATOR_DB"] == replicas[0]["environment"]["REMEDIATOR_DB"]
+        assert "--db" not in command and command[command.index("--role") + 1] == "all"
+        assert env["PGPASSFILE"] == "/run/secrets/pgpass"
+        assert "pgpass" in {secret["source"] for secret in replica["secrets"]}
+        assert "PGPASSWORD" not in env and "password" not in " ".join(command).lower()
+        assert "/var/run/docker.sock:/var/run/docker.sock:rw" in replica["volumes"]
+        assert any(v.endswith(":/app/playbooks:ro") for v in replica["volumes"])
+        assert any(v.endswith(":/app/config:ro") for v in replica["volumes"])
+    # Both Alertmanagers, unclustered, deliver to the name both replicas answer to, and
+    # Prometheus finds every Alertmanager by the name both answer to.
+    for name in ("alertmanager", "alertmanager-2"):
+        command = " ".join(services[name]["command"])
+        assert "--cluster.peer" not in command, name
+    aliases = {name: set((services[name]["networks"].get("control") or {}).get("aliases", []))
+               for name in ("remediator-2", "alertmanager-2")}
+    assert aliases == {"remediator-2": {"remediator"}, "alertmanager-2": {"alertmanager"}}
+    hooks = yaml.safe_load((MONITORING / "alertmanager.yml").read_text())["receivers"]
+    assert {h["url"] for r in hooks for h in r.get("webhook_configs", [])} == {
+        "http://remediator:9096/api/v1/alerts"}
+    prom = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    [manager] = prom["alerting"]["alertmanagers"]
+    assert manager["dns_sd_configs"] == [{"names": ["alertmanager"], "type": "A",
+                                          "port": 9093}]
+    pg = services["postgres"]
+    assert pg["environment"]["POSTGRES_PASSWORD_FILE"].startswith("/run/secrets/")
+    assert "POSTGRES_PASSWORD" not in pg["environment"] and "ports" not in pg
+    assert set(pg["networks"]) == {"control"}
+
+
+def test_compose_default_shape_is_unchanged_by_the_ha_profile() -> None:
+    """Without `--profile ha` the four services of the production shape, on SQLite."""
+    services = compose_config()["services"]
+    default = {name for name, service in services.items() if not service.get("profiles")}
+    assert default == {"app-prod", "remediator", "prometheus", "alertmanager"}
+    assert all(services[name]["profiles"] == ["ha"] for name in set(services) - default)
+    env = services["remediator"]["environment"]
+    assert env["REMEDIATOR_DB"] == "sqlite:////app/state/remediator.db"
+    assert "remediator-state:/app/state:rw" in services["remediator"]["volumes"]
 
 
 def test_compose_app_prod_runs_as_make_up_runs_it(compose: dict[str, Any]) -> None:
@@ -150,9 +232,8 @@ def test_compose_app_prod_runs_as_make_up_runs_it(compose: dict[str, Any]) -> No
                                              f"{spec.backup_volume}:/backup/models:rw"])
 
 
-def test_compose_services_publish_on_loopback_only(compose: dict[str, Any]) -> None:
-    services = compose["services"]
-    assert set(services) == {"app-prod", "remediator", "prometheus", "alertmanager"}
+def test_compose_services_publish_on_loopback_only(compose_ha: dict[str, Any]) -> None:
+    services = compose_ha["services"]
     for name, service in services.items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
@@ -294,3 +375,27 @@ def test_readme_says_how_compose_reads_each_secret_file() -> None:
     assert "-o 65534 -g 65534" in section
     for variable in sorted(variables):
         assert f"{variable}=.state/compose/" in section, variable
+
+
+def test_readme_says_how_to_run_several_replicas() -> None:
+    """Issue 19: README's "Run several replicas" says how to run them on PostgreSQL, what
+    each one needs, and what happens when one dies or the database is down; its lease
+    figures are the code's, and no example puts a password in a URL or on a command line."""
+    from remediator.core.defaults import (
+        EXECUTION_LEASE_S,
+        LEADER_LEASE_S,
+        LEASE_RENEW_FRACTION,
+    )
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Run several replicas", 1)[1].split("\n## ", 1)[0]
+    for needed in ("REMEDIATOR_DB", "PGPASSFILE", "PGPASSWORD", "remediator db copy --from",
+                   "--replica-id", "REMEDIATOR_REPLICA_ID", "--role intake", "--role worker",
+                   "REMEDIATOR_WEBHOOK_TOKEN", "--playbooks", "--config", "Docker", "503",
+                   "--profile ha", "make bench-failover"):
+        assert needed in section, needed
+    flat = " ".join(section.split())
+    assert (f"lease ({EXECUTION_LEASE_S:g} s, renewed every "
+            f"{EXECUTION_LEASE_S * LEASE_RENEW_FRACTION:g} s") in flat
+    assert f"(the `leader` lease, {LEADER_LEASE_S:g} s)" in flat
+    assert not re.search(r"postgresql://[^@\s/]+:[^@\s/]+@", section), "a password in a URL"

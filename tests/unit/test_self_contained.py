@@ -39,6 +39,8 @@ ALLOWED = (
     "/dev/nvidiactl", "/dev/nvidia0",  # where a GPU shows in a container (modelserver diagnose)
     "/usr/bin", "/usr/local/bin", "/bin/bash",  # shebangs and PATH values
     "/var/run/docker.sock",    # the Docker Engine socket
+    "/run/secrets",            # Compose secrets, inside the containers (docker-compose.yml)
+    "/usr/lib/postgresql",     # Debian's PostgreSQL programs (postgresql-15, `make host`)
     "/root/.cache",            # an environment value inside the container (redaction tests)
 )
 

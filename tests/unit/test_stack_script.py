@@ -199,6 +199,10 @@ def test_make_up_runs_prometheus_and_alertmanager_with_basic_auth_and_no_lifecyc
     prom = yaml.safe_load((tmp_path / "prometheus/prometheus.yml").read_text())
     assert prom["alerting"]["alertmanagers"][0]["basic_auth"] == {
         "username": "monitoring", "password_file": str(auth.password_file)}
+    # The shipped file finds Alertmanagers by DNS (compose's `ha` runs two); here, its address.
+    [manager] = prom["alerting"]["alertmanagers"]
+    assert manager["static_configs"] == [{"targets": ["127.0.0.1:9093"]}]
+    assert "dns_sd_configs" not in manager
     [scrape] = [job for job in prom["scrape_configs"] if job["job_name"] == "alertmanager"]
     assert scrape["static_configs"][0]["targets"] == ["127.0.0.1:9093"]
     assert scrape["basic_auth"] == {"username": "monitoring",

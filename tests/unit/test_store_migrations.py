@@ -49,14 +49,14 @@ def test_the_legacy_store_is_version_3_and_opens_migrated_to_the_current_version
     assert raw(legacy, "PRAGMA user_version")[0]["user_version"] == 3
     store = open_store(legacy)
     try:
-        assert store.schema_version() == SCHEMA_VERSION == len(MIGRATIONS) == 4
+        assert store.schema_version() == SCHEMA_VERSION == len(MIGRATIONS) == 5
     finally:
         store.close()
     # Recorded in the database: opening it again applies nothing.
-    assert raw(legacy, "PRAGMA user_version")[0]["user_version"] == 4
+    assert raw(legacy, "PRAGMA user_version")[0]["user_version"] == 5
     again = open_store(legacy)
     try:
-        assert again.schema_version() == 4 and again.count("incidents") == 6
+        assert again.schema_version() == 5 and again.count("incidents") == 6
     finally:
         again.close()
 

@@ -7,6 +7,7 @@ so a reader can find what happens when a key is left out.
 from __future__ import annotations
 
 __all__ = [
+    "DB_ENV",
     "DEFAULT_ALERTMANAGER_URL",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_CONFIG_PATH",
@@ -28,6 +29,8 @@ __all__ = [
     "DEFAULT_STEP_TIMEOUT_S",
     "DEFAULT_WEBHOOK_TOKEN_ENV",
     "DEFAULT_WRITE_PATHS",
+    "DELIVERY_CLAIM_S",
+    "DELIVERY_RECOVER_S",
     "DOCKER_START_ALLOWANCE_S",
     "DOCKER_STOP_TIMEOUT_S",
     "ENGINE_ACTION_TIMEOUT_S",
@@ -35,6 +38,7 @@ __all__ = [
     "ENV_PREFIX",
     "ESCALATION_PASS_GAP_FACTOR",
     "ESCALATION_POLL_S",
+    "EXECUTION_LEASE_S",
     "EXEC_KILL_CONFIRM_S",
     "GIL_SWITCH_INTERVAL_S",
     "HOUSEKEEPING_INTERVAL_S",
@@ -44,6 +48,9 @@ __all__ = [
     "INBOX_SUBMIT_TIMEOUT_S",
     "INBOX_WRITER_IDLE_S",
     "INTAKE_CHUNK_PAYLOADS",
+    "LEADER_LEASE_S",
+    "LEADER_POLL_S",
+    "LEASE_RENEW_FRACTION",
     "LOOP_ERROR_BACKOFF_MAX_S",
     "LOOP_STOP_TIMEOUT_S",
     "MAX_ALERT_FOR_S",
@@ -61,9 +68,16 @@ __all__ = [
     "NOTIFY_TIMEOUTS_S",
     "OUTBOX_MAX_IDLE_S",
     "OUTBOX_PARALLEL_CHANNELS",
+    "PG_CONNECT_TIMEOUT_S",
+    "PG_PING_TIMEOUT_S",
+    "PG_POOL_MAX",
+    "PG_POOL_TIMEOUT_S",
+    "PG_RECONNECT_TIMEOUT_S",
     "RECONCILE_INTERVAL_S",
+    "REPLICA_ID_ENV",
     "REPORT_OUTPUT_LINES",
     "RETENTION_DAYS",
+    "ROLES",
     "SWARM_POLL_S",
     "SWARM_REPLICA_WAIT_SHARE",
     "UNPARK_WITHIN_S",
@@ -82,6 +96,28 @@ DEFAULT_PLAYBOOKS_DIR = "playbooks"
 
 DEFAULT_DB_PATH = "remediator.db"
 """SQLite store file, relative to the working directory."""
+
+DB_ENV = "REMEDIATOR_DB"
+"""Environment variable naming the store when no --db is given: a SQLite path,
+``sqlite:///path`` or ``postgresql://...`` (before the config's db_path)."""
+
+PG_CONNECT_TIMEOUT_S = 3
+"""Seconds to wait for a PostgreSQL connection (libpq's connect_timeout)."""
+
+PG_POOL_TIMEOUT_S = 5.0
+"""Seconds an operation waits for a pooled PostgreSQL connection before it raises
+StoreError (the webhook then answers 503 and Alertmanager retries)."""
+
+PG_PING_TIMEOUT_S = 1.5
+"""How long a store's ping() waits for a PostgreSQL connection before it answers False."""
+
+PG_RECONNECT_TIMEOUT_S = 10.0
+"""How long the pool retries one lost PostgreSQL connection before it drops it (the next
+request grows the pool again): keeps its back-off short, so the store is back within
+seconds of the database."""
+
+PG_POOL_MAX = 12
+"""Connections one process keeps to PostgreSQL at most (webhook threads, worker, timers)."""
 
 DEFAULT_HOST = "127.0.0.1"
 """Address `remediator serve` listens on: loopback unless told otherwise."""
@@ -151,6 +187,37 @@ MAX_ARCHIVE_BYTES = 1 << 28
 MAX_HTTP_BODY_BYTES = 1 << 20
 """Bytes of an http.check / prometheus.query answer read (the rest is cut, and said so)."""
 
+EXECUTION_LEASE_S = 15.0
+"""Seconds a replica's claim on a running execution (and on its target) lasts unless renewed:
+a replica that dies mid-run has its execution resumed by another within this (+ one poll)."""
+
+LEADER_LEASE_S = 15.0
+"""Seconds the leader lease lasts unless renewed: when the leader dies, another replica runs
+the escalation timer, reconciliation and housekeeping within this (+ one renewal)."""
+
+LEADER_POLL_S = 1.0
+"""Seconds a replica that is not the leader waits before asking again whether it is (its
+reconciliation loop: a new leader reconciles at once)."""
+
+LEASE_RENEW_FRACTION = 1 / 3
+"""Leases are renewed every this fraction of their length (15 s leases: every 5 s)."""
+
+DELIVERY_CLAIM_S = 120.0
+"""Seconds a replica's claim on a notification delivery it is sending lasts: longer than any
+attempt (channel timeouts are ~10 s); a replica that dies mid-send has it retried after."""
+
+DELIVERY_RECOVER_S = 5.0
+"""How often the leader makes deliveries due again whose sender's claim expired (a replica
+that died mid-send)."""
+
+REPLICA_ID_ENV = "REMEDIATOR_REPLICA_ID"
+"""Environment variable naming this replica (default: host name and port, stable across
+restarts, so a restarted replica takes back its own leases at once)."""
+
+ROLES = ("all", "intake", "worker")
+"""What one `remediator serve` does: `all` everything (the default); `intake` the webhook
+only (stores alerts; no worker, no leader duties, no Docker); `worker` executions, the
+outbox and leader candidacy, with no webhook."""
 LOOP_ERROR_BACKOFF_MAX_S = 30.0
 """Longest a background loop waits after rounds that failed in a row (unless woken)."""
 

@@ -61,6 +61,7 @@ _RETRY_FAILED: Final = timedelta(seconds=defaults.ESCALATION_RETRY_FAILED_S)
 
 _INFO_LEVEL: Final = "notify"
 
+
 @dataclass(frozen=True)
 class _Subject:
     """An incident with its latest finished execution: what a notification is about."""
@@ -85,8 +86,12 @@ class EscalationService:
                  transport: HttpTransport | None = None,
                  rand: Callable[[], float] = random.random,
                  template_dir: str | Path | None = None,
-                 info_team: str = defaults.DEFAULT_ESCALATION_TEAM) -> None:
+                 info_team: str = defaults.DEFAULT_ESCALATION_TEAM,
+                 replica_id: str = "", is_leader: Callable[[], bool] = lambda: True) -> None:
         self.store = store
+        # Replicas: every one delivers the outbox (its claims name it); only the leader
+        # runs the timer (one replica at a time evaluates the policy and resolves).
+        self.is_leader = is_leader
         self.policy = policy
         self.metrics = metrics
         self.clock = clock
@@ -94,7 +99,8 @@ class EscalationService:
         self.info_team = info_team if info_team in policy.teams else next(iter(policy.teams))
         self.outbox = Outbox(store)
         self.dispatcher = Dispatcher(self.outbox, policy, metrics, env=env,
-                                     transport=transport, clock=clock, rand=rand)
+                                     transport=transport, clock=clock, rand=rand,
+                                     owner=replica_id)
         metrics.outbox_depth.set_function(self._depth)
         self._loop = BackgroundLoop("escalation", self._timer_round,
                                     interval_s=defaults.ESCALATION_POLL_S, metrics=metrics,
@@ -103,6 +109,7 @@ class EscalationService:
         self._seen: tuple[Any, ...] | None = None
         self._due: datetime | None = None
         self._last_end, self._gap = 0.0, 0.0
+        self._led, self._recovered = False, 0.0  # replicas: leading, claims last recovered
         # The timer thread's memory of its last passes (see evaluate_open).
         self._views: dict[int, Incident] = {}
         self._views_lock = threading.Lock()  # the timer and an execution's hook both read
@@ -125,18 +132,34 @@ class EscalationService:
 
     def _timer_round(self) -> float:
         """A pass when woken (told of a change: look at once), when the store changed, or
-        when a rule is due; returns how long to sleep."""
+        when a rule is due; returns how long to sleep. Replicas: only the leader runs the
+        timer (and makes deliveries whose claim expired due again); a new leader makes a
+        pass at once."""
+        leading = self.is_leader()
+        woken, self._led = self._loop.woken or (leading and not self._led), leading
+        if not leading:
+            return self._sleep_for(None)
+        if time.monotonic() - self._recovered >= defaults.DELIVERY_RECOVER_S:
+            self._recovered = time.monotonic()
+            self._recover_expired_claims()
         now, token = self.clock(), self._changes()
         # Changes alone re-trigger a pass only after ESCALATION_PASS_GAP_FACTOR times the
         # last pass's own duration: at most ~10% of a core under an alert storm, at once
         # otherwise. Wakes and due times are served at once.
         changed = token != self._seen and time.monotonic() - self._last_end >= self._gap
-        if self._loop.woken or changed or (self._due is not None and self._due <= now):
+        if woken or changed or (self._due is not None and self._due <= now):
             started = time.monotonic()
             self._due, self._seen = self.evaluate_open(now), token
             self._last_end = time.monotonic()
             self._gap = defaults.ESCALATION_PASS_GAP_FACTOR * (self._last_end - started)
         return self._sleep_for(self._due)
+
+    def _recover_expired_claims(self) -> None:
+        recovered = self.outbox.recover_interrupted(self.clock())
+        if recovered:
+            log.warning("%d notification deliveries a replica left mid-send (its claim "
+                        "expired) are due again", recovered)
+        self.dispatcher.wake()
 
     def _sleep_for(self, due: datetime | None) -> float:
         if due is None:

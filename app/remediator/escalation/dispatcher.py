@@ -14,6 +14,7 @@ import os
 import random
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import timedelta
 
 from remediator.adapters.notifiers import (
     AttemptOutcome,
@@ -39,8 +40,10 @@ class Dispatcher:
 
     def __init__(self, outbox: Outbox, policy: EscalationPolicy, metrics: ServiceMetrics, *,
                  env: Mapping[str, str] | None = None, transport: HttpTransport | None = None,
-                 clock: Clock = utc_now, rand: Callable[[], float] = random.random) -> None:
+                 clock: Clock = utc_now, rand: Callable[[], float] = random.random,
+                 owner: str = "") -> None:
         self.outbox = outbox
+        self.owner = owner  # this replica: its claims on deliveries name it
         self.policy = policy
         self.metrics = metrics
         self.env = os.environ if env is None else env
@@ -54,7 +57,9 @@ class Dispatcher:
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> None:
-        recovered = self.outbox.recover_interrupted(self.clock())
+        # Its own claims, left by this replica's previous life (the same replica id); those
+        # of a replica that died are recovered by the leader once they expire.
+        recovered = self.outbox.recover_interrupted(self.clock(), owner=self.owner)
         if recovered:
             log.warning("%d notification deliveries were interrupted; trying them again",
                         recovered)
@@ -88,7 +93,7 @@ class Dispatcher:
         self._busy = {name: f for name, f in self._busy.items() if not f.done()}
         if self._pool is None or self._loop.stopping:
             return
-        for due in self.outbox.claim_due(self.clock(), busy=self._busy):
+        for due in self._claim_due(busy=self._busy):
             future = self._pool.submit(self.attempt, due)
             future.add_done_callback(lambda _: self._loop.wake())
             self._busy[due.channel] = future
@@ -97,11 +102,17 @@ class Dispatcher:
     def deliver_due(self) -> int:
         """Attempt every delivery due now, in this thread; returns how many were tried."""
         tried = 0
-        while batch := self.outbox.claim_due(self.clock()):
+        while batch := self._claim_due():
             for due in batch:
                 self.attempt(due)
                 tried += 1
         return tried
+
+    def _claim_due(self, busy: Mapping[str, object] | None = None) -> list[DueDelivery]:
+        """Claim what is due for this replica: another replica never sends it too."""
+        now = self.clock()
+        return self.outbox.claim_due(now, busy or (), owner=self.owner,
+                                     until=now + timedelta(seconds=defaults.DELIVERY_CLAIM_S))
 
     def attempt(self, due: DueDelivery) -> None:
         """One attempt of one delivery; its outcome is stored whatever happens."""

@@ -22,7 +22,7 @@ reached any channel). Nothing accepted here is dropped without one of those.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -32,6 +32,7 @@ from remediator.core.redact import redact
 from remediator.store import Store, iso, parse_iso
 from remediator.store.records import (
     DeliveryStatus,
+    DueDeliveryRecord,
     NewNotification,
     Notification,
     NotificationKind,
@@ -54,38 +55,14 @@ _SETTLED_BAD: Final = ("failed", "not_configured", "skipped")
 _RESOLVE_WAIT: Final = timedelta(seconds=1)  # re-check a resolve whose trigger is mid-send
 
 
-@dataclass(frozen=True)
-class Draft:
-    """A notification about to be accepted: what, to whom, through which channels."""
-
-    incident_id: int | None
-    kind: str  # trigger | resolve | info
-    dedup_key: str
-    team: str
-    level: str
-    severity: str
-    rule: str | None
-    reason: str
-    message: Message
-    channels: Sequence[tuple[str, str]]  # (name, type), in the team's order
-    trigger_id: int | None = None  # for a resolve or an update: its trigger
-    criteria: Sequence[str] = ()  # for a trigger: every rule it tells of
+Draft = NewNotification[Message]
+"""A notification about to be accepted: what, to whom, through which channels; the store's
+record (:class:`~remediator.store.records.NewNotification`) holding the rendered Message."""
 
 
-@dataclass(frozen=True)
-class DueDelivery:
-    """One delivery whose attempt is due, with what is needed to make it."""
-
-    id: int
-    notification_id: int
-    channel: str
-    channel_type: str
-    attempts: int
-    team: str
-    kind: str
-    trigger_id: int | None
-    message: Message
-    accepted_at: datetime  # the notification's; retries stop by its age (core.backoff)
+DueDelivery = DueDeliveryRecord[Message]
+"""One delivery whose attempt is due, with what is needed to make it: the store's record
+(:class:`~remediator.store.records.DueDeliveryRecord`) holding the rendered Message."""
 
 
 @dataclass(frozen=True)
@@ -124,16 +101,19 @@ class Outbox:
         return self.store.trigger_criteria(dedup_key)
 
     # -- delivering -------------------------------------------------------------------
-    def recover_interrupted(self, now: datetime) -> int:
-        """Deliveries a stopped process left ``sending`` are due again (at least once)."""
-        return self.store.recover_interrupted_deliveries(now)
+    def recover_interrupted(self, now: datetime, owner: str | None = None) -> int:
+        """Deliveries left ``sending`` are due again (at least once): those ``owner`` (a
+        replica, restarted) claimed, or with None those whose claim expired (the leader
+        does this for replicas that died)."""
+        return self.store.recover_interrupted_deliveries(now, owner=owner)
 
-    def claim_due(self, now: datetime, busy: Iterable[str] = ()) -> list[DueDelivery]:
-        """Mark ``sending`` and return the oldest due delivery of each idle channel."""
+    def claim_due(self, now: datetime, busy: Iterable[str] = (), *, owner: str = "",
+                  until: datetime | None = None) -> list[DueDelivery]:
+        """Mark ``sending`` (claimed by ``owner`` until ``until``: one replica sends it)
+        and return the oldest due delivery of each idle channel."""
         return [DueDelivery(r.id, r.notification_id, r.channel, r.channel_type, r.attempts,
-                            r.team, r.kind.value, r.trigger_id, Message(**r.message),
-                            parse_iso(r.created_at))
-                for r in self.store.claim_due_deliveries(now, busy)]
+                            r.team, r.kind, r.trigger_id, Message(**r.message), r.created_at)
+                for r in self.store.claim_due_deliveries(now, busy, owner=owner, until=until)]
 
     def gate(self, due: DueDelivery, now: datetime) -> Gate:
         """A resolve goes only after its trigger was delivered on the same channel."""

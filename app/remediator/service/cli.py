@@ -12,7 +12,7 @@ import click
 
 from remediator.core import defaults
 from remediator.errors import RemediatorError, Unreachable
-from remediator.service.cli_engine import ROW_ID
+from remediator.service.cli_engine import ROW_ID, db_option, no_password
 
 __all__ = ["main"]
 
@@ -50,7 +50,7 @@ def load_cfg(path: Path | None) -> Any:
 @main.command()
 @click.option("--host", default=None, help="Listen address (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Listen port (default 9096).")
-@click.option("--db", "db_path", type=click.Path(path_type=Path), default=None)
+@db_option(None, fallback="the config's db_path")
 @click.option("--playbooks", "playbooks_dir", type=click.Path(path_type=Path), default=None)
 @click.option("--config", "config_path", type=click.Path(path_type=Path),
               default=Path(defaults.DEFAULT_CONFIG_PATH), show_default=True)
@@ -59,10 +59,27 @@ def load_cfg(path: Path | None) -> Any:
 @click.option("--threads", default=8, show_default=True, type=int)
 @click.option("--log-format", type=click.Choice(["json", "text"]), default="json",
               show_default=True, help="json: one object per line with incident/execution ids.")
-def serve(host: str | None, port: int | None, db_path: Path | None,
+@click.option("--role", type=click.Choice(list(defaults.ROLES)), default="all",
+              show_default=True,
+              help="all: everything. intake: the webhook only (stores alerts; no worker, no "
+                   "Docker). worker: executions, notifications and leader duties; its "
+                   "webhook answers 404 (point Alertmanager at all/intake replicas).")
+@click.option("--replica-id", default=None, envvar=defaults.REPLICA_ID_ENV,
+              help="This replica's name in the store's leases (default: host name:port). "
+                   "Keep it across restarts: a restarted replica takes its own leases back "
+                   f"at once. [env {defaults.REPLICA_ID_ENV}]")
+def serve(host: str | None, port: int | None, db_path: str | None,
           playbooks_dir: Path | None, config_path: Path, dry_run: bool,
-          insecure_no_auth: bool, threads: int, log_format: str) -> None:
-    """Receive Alertmanager webhooks and remediate (production server: gunicorn)."""
+          insecure_no_auth: bool, threads: int, log_format: str, role: str,
+          replica_id: str | None) -> None:
+    """Receive Alertmanager webhooks and remediate (production server: gunicorn).
+
+    \b
+    Replicas: any number of `remediator serve` on one PostgreSQL database (--db
+    postgresql://...) act as one Remediator: each execution runs once (a lease, taken over
+    when its replica dies), one execution per target at a time, one replica leads
+    (escalation timer, reconciliation, housekeeping). A SQLite store takes one serve.
+    """
     from remediator.service.server import run_server
 
     config = load_cfg(config_path)
@@ -73,11 +90,18 @@ def serve(host: str | None, port: int | None, db_path: Path | None,
     from remediator.adapters.store_lock import lock_store
     from remediator.logs import configure
     from remediator.service.server import check_setup
+    from remediator.store import is_postgres
 
-    db_path = db_path or Path(config.db_path)
+    db_path = db_path or config.db_path
+    if role != "all" and not is_postgres(db_path):
+        fail(f"--role {role} splits the work between replicas, and a SQLite store takes one "
+             f"`remediator serve` ({db_path}): use --role all, or a PostgreSQL store the "
+             "replicas share (--db postgresql://...)")
     playbooks_dir = playbooks_dir or Path(config.playbooks_dir)
     try:  # in gunicorn's worker the same error would be a traceback and "failed to boot"
-        lock = lock_store(db_path)  # one serve per store, held until this process exits
+        # One serve per SQLite file, held until this process exits; replicas share a
+        # PostgreSQL database (leases in the store keep them from doing the same work).
+        lock = None if is_postgres(db_path) else lock_store(sqlite_file(db_path))
         check_setup(config, db_path=db_path, playbooks_dir=playbooks_dir)
     except RemediatorError as exc:
         fail(f"cannot start: {exc}")
@@ -85,7 +109,7 @@ def serve(host: str | None, port: int | None, db_path: Path | None,
     configure(os.environ.get("LOG_LEVEL", "INFO"), log_format)
     run_server(config, host=host or config.host, port=port or config.port, db_path=db_path,
                playbooks_dir=playbooks_dir, token=None if insecure_no_auth else token,
-               dry_run=dry_run, threads=threads)
+               dry_run=dry_run, threads=threads, role=role, replica_id=replica_id)
 
 
 _HELD: list[Any] = []
@@ -97,26 +121,35 @@ def executions() -> None:
     """List executions or show one, from the store."""
 
 
-def open_store(db_path: Path) -> Any:
+def sqlite_file(location: str) -> Path:
+    from remediator.store import sqlite_path
+
+    return Path(sqlite_path(location))
+
+
+def open_store(db_path: str) -> Any:
     """The store `remediator serve` keeps at `db_path`; fails clearly when there is none."""
+    from remediator.store import display, is_postgres
     from remediator.store import open_store as open_existing
 
-    if not db_path.exists():
-        fail(f"no store at {db_path} (pass --db, the file `remediator serve` uses)")
-    if db_path.is_dir():
-        fail(f"{db_path} is a directory, not a store (pass --db, the file `remediator serve` "
-             "uses)")
+    if not is_postgres(db_path):
+        file = sqlite_file(db_path)
+        if not file.exists():
+            fail(f"no store at {file} (pass --db, the file `remediator serve` uses)")
+        if file.is_dir():
+            fail(f"{file} is a directory, not a store (pass --db, the file `remediator "
+                 "serve` uses)")
     try:
         return open_existing(db_path)
     except RemediatorError as exc:
-        fail(f"{exc} (is {db_path} the file `remediator serve` uses?)")
+        what = "database" if is_postgres(db_path) else "file"
+        fail(f"{exc} (is {display(db_path)} the {what} `remediator serve` uses?)")
 
 
 @executions.command("list")
-@click.option("--db", "db_path", type=click.Path(path_type=Path),
-              default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
+@db_option()
 @click.option("--limit", default=20, show_default=True, type=ROW_ID)
-def executions_list(db_path: Path, limit: int) -> None:
+def executions_list(db_path: str, limit: int) -> None:
     for record in open_store(db_path).executions(limit):
         ex = record.view()
         click.echo(f"{ex['id']:>5}  {ex['created_at'][:19]}  {ex['playbook']:<24} "
@@ -126,27 +159,25 @@ def executions_list(db_path: Path, limit: int) -> None:
 
 @executions.command("show")
 @click.argument("execution_id", type=ROW_ID)
-@click.option("--db", "db_path", type=click.Path(path_type=Path),
-              default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
-def executions_show(execution_id: int, db_path: Path) -> None:
+@db_option()
+def executions_show(execution_id: int, db_path: str) -> None:
     found = open_store(db_path).execution(execution_id)
     if found is None:
-        fail(f"no execution {execution_id} in {db_path}")
+        fail(f"no execution {execution_id} in {_shown(db_path)}")
     click.echo(json.dumps(found.view(), indent=2, sort_keys=True))
 
 
 @main.command()
 @click.argument("incident_id", type=ROW_ID)
-@click.option("--db", "db_path", type=click.Path(path_type=Path),
-              default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
-def report(incident_id: int, db_path: Path) -> None:
+@db_option()
+def report(incident_id: int, db_path: str) -> None:
     """Print a Markdown report of an incident: timeline, diagnosis, actions, outcome."""
     from remediator.service.report import render_report
 
     store = open_store(db_path)
     incident = store.incident(incident_id)
     if incident is None:
-        fail(f"no incident {incident_id} in {db_path}")
+        fail(f"no incident {incident_id} in {_shown(db_path)}")
     click.echo(render_report(incident.view(), [ex.view() for ex in
                                                store.executions_for(incident_id)]), nl=False)
 
@@ -189,7 +220,7 @@ def replay(execution_id: int, dry_run: bool, url: str, config_path: Path) -> Non
                f"{body['execution_id']}")
 
 
-def _switch(db_path: Path, paused: bool) -> None:
+def _switch(db_path: str, paused: bool) -> None:
     """The kill switch: never silent. It fails when there is no store to switch, and says
     which store it switched and how that store now stands."""
     store = open_store(db_path)
@@ -200,23 +231,66 @@ def _switch(db_path: Path, paused: bool) -> None:
         store.close()
     state = ("paused: observe only, nothing mutating runs" if now == "1"
              else "resumed: acting")
-    click.echo(f"{db_path.resolve()}: {state}")
+    click.echo(f"{_shown(db_path, resolve=True)}: {state}")
+
+
+def _shown(db_path: str, *, resolve: bool = False) -> str:
+    """The store as a person reads it: the file (resolved), or the URL without password."""
+    from remediator.store import display, is_postgres
+
+    if is_postgres(db_path) or not resolve:
+        return display(db_path)
+    return str(sqlite_file(db_path).resolve())
 
 
 @main.command()
-@click.option("--db", "db_path", type=click.Path(path_type=Path),
-              default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
-def pause(db_path: Path) -> None:
+@db_option()
+def pause(db_path: str) -> None:
     """Kill switch: keep receiving and diagnosing, mutate nothing (survives restarts)."""
     _switch(db_path, True)
 
 
 @main.command()
-@click.option("--db", "db_path", type=click.Path(path_type=Path),
-              default=Path(defaults.DEFAULT_DB_PATH), show_default=True)
-def resume(db_path: Path) -> None:
+@db_option()
+def resume(db_path: str) -> None:
     """Turn the kill switch off."""
     _switch(db_path, False)
+
+
+@main.group()
+def db() -> None:
+    """Move a store between backends."""
+
+
+@db.command("copy")
+@click.option("--from", "source", required=True, callback=no_password,
+              help="The store to copy: a SQLite file or URL, or postgresql://...")
+@click.option("--to", "destination", required=True, callback=no_password,
+              help="An empty store to copy into, e.g. postgresql://user@host:port/dbname "
+                   "(password from PGPASSWORD or PGPASSFILE).")
+def db_copy(source: str, destination: str) -> None:
+    """Copy every row of one store into a new, empty one (ids kept): e.g. the SQLite file
+    of `make up` into the PostgreSQL database replicas share. Stop `remediator serve`
+    first; the source is not changed."""
+    from remediator.store import display
+    from remediator.store.copy import copy_store
+
+    src = open_store(source)
+    try:
+        from remediator.store import open_store as open_target
+
+        try:
+            dst = open_target(destination)
+        except RemediatorError as exc:
+            fail(f"{exc}")
+        try:
+            counts = copy_store(src, dst)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    rows = ", ".join(f"{table} {n}" for table, n in counts.items() if n) or "no rows"
+    click.echo(f"copied {display(source)} to {display(destination)}: {rows}")
 
 
 def _add_commands() -> None:

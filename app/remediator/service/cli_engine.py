@@ -23,9 +23,9 @@ from remediator.core.runner import Runtime, run_playbook
 from remediator.core.targets import match_target
 from remediator.core.validate import validate_paths
 from remediator.errors import PayloadError, RemediatorError
-from remediator.store import MAX_ROW_ID
+from remediator.store import MAX_ROW_ID, url_password
 
-__all__ = ["ROW_ID", "run", "validate"]
+__all__ = ["ROW_ID", "db_option", "run", "validate"]
 
 _EXIT_PROBLEMS = 1
 _EXIT_USAGE = 2
@@ -33,6 +33,31 @@ _EXIT_USAGE = 2
 ROW_ID = click.IntRange(1, MAX_ROW_ID)
 """An id (or count) of rows in the store, within SQLite's 64-bit INTEGER: a larger
 number is refused by click, naming the argument, before SQLite would overflow."""
+
+def db_option(default: str | None = defaults.DEFAULT_DB_PATH,
+              fallback: str | None = None) -> Any:
+    """The ``--db`` option every store command takes: a SQLite path or URL, or a
+    PostgreSQL URL; ``$REMEDIATOR_DB`` when absent, then `default` (or what `fallback`
+    says). A password on the command line is refused: see :func:`no_password`."""
+    return click.option(
+        "--db", "db_path", envvar=defaults.DB_ENV, default=default, callback=no_password,
+        help="The store: a SQLite file, sqlite:///path, or postgresql://user@host:port/db "
+             "(its password from PGPASSWORD or PGPASSFILE, never here). Default: "
+             f"${defaults.DB_ENV}, else {fallback or default}.")
+
+
+def no_password(ctx: click.Context, param: click.Parameter, value: str | None
+                ) -> str | None:
+    """Refuse a store URL with a password given on the command line (every user of the
+    host can read a process's arguments); the environment may carry it."""
+    source = ctx.get_parameter_source(param.name or "")
+    if value and source is click.core.ParameterSource.COMMANDLINE and url_password(value):
+        raise click.BadParameter(
+            "the URL carries a password, which would show in the process list and the "
+            "shell history: leave it out (postgresql://user@host:port/dbname) and give it "
+            "to libpq in PGPASSWORD or in a password file (~/.pgpass, or the one PGPASSFILE "
+            f"names); ${defaults.DB_ENV} may also hold the whole URL")
+    return value
 
 
 @click.command("validate")

@@ -24,11 +24,11 @@ import click
 
 from remediator.adapters.notifiers import build_channels, dispatch, render_message
 from remediator.core.clock import utc_now
-from remediator.core.defaults import DEFAULT_DB_PATH, DEFAULT_ESCALATION_PATH
+from remediator.core.defaults import DEFAULT_ESCALATION_PATH
 from remediator.core.escalation_eval import dedup_key
 from remediator.core.escalation_load import load_escalation_policy
 from remediator.errors import ConfigError, StoreError, TemplateError
-from remediator.service.cli_engine import ROW_ID
+from remediator.service.cli_engine import ROW_ID, db_option
 
 __all__ = ["claim", "notify_test"]
 
@@ -77,24 +77,24 @@ def notify_test(ctx: click.Context, team: str, config_path: Path,
 
 @click.command("claim")
 @click.argument("incident_id", type=ROW_ID)
-@click.option("--db", "db_path", default=DEFAULT_DB_PATH, show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="The store `remediator serve` uses.")
+@db_option()
 @click.option("--by", default=None, help="Who takes over (default: your user name).")
 @click.pass_context
-def claim(ctx: click.Context, incident_id: int, db_path: Path, by: str | None) -> None:
+def claim(ctx: click.Context, incident_id: int, db_path: str, by: str | None) -> None:
     """A human takes over INCIDENT: Remediator stops acting on it and stops escalating."""
     from remediator.escalation import ClaimRefused, claim_incident
-    from remediator.store import open_store
+    from remediator.store import display, is_postgres, open_store, sqlite_path
 
-    if not db_path.exists():
-        click.echo(f"error: no store at {db_path} (pass --db, the file `remediator serve` "
-                   "uses)", err=True)
+    if not is_postgres(db_path) and not Path(sqlite_path(db_path)).is_file():
+        click.echo(f"error: no store at {sqlite_path(db_path)} (pass --db, the file "
+                   "`remediator serve` uses)", err=True)
         ctx.exit(_EXIT_NOT_FOUND)
     try:
         store = open_store(db_path)
     except StoreError as exc:
-        click.echo(f"error: {exc} (is {db_path} the file `remediator serve` uses?)", err=True)
+        what = "database" if is_postgres(db_path) else "file"
+        click.echo(f"error: {exc} (is {display(db_path)} the {what} `remediator serve` "
+                   "uses?)", err=True)
         ctx.exit(_EXIT_NOT_FOUND)
     try:
         result = claim_incident(store, incident_id, by or getpass.getuser(), utc_now())

@@ -53,7 +53,7 @@ class Intake:
         for start in range(0, len(items), defaults.INTAKE_CHUNK_PAYLOADS):
             chunk = items[start:start + defaults.INTAKE_CHUNK_PAYLOADS]
             try:
-                events += self._process(chunk)
+                events += self.process(chunk)
             except Exception:
                 log.exception("intake chunk failed; retrying its %d payloads one by one",
                               len(chunk))
@@ -61,7 +61,9 @@ class Intake:
         self.metrics.inbox_depth.set(self.store.inbox_depth())
         return events
 
-    def _process(self, items: Sequence[InboxItem]) -> list[IntakeEvent]:
+    def process(self, items: Sequence[InboxItem]) -> list[IntakeEvent]:
+        """Turn these stored payloads into incidents and executions, in one store
+        transaction (what drain does per chunk)."""
         # The alerts are parsed here, once: incidents and executions store them, and later
         # stages read them back as typed records.
         parsed = {item.id: self._alerts(item.id, item.body) for item in items}
@@ -73,7 +75,7 @@ class Intake:
 
     def _process_alone(self, item: InboxItem) -> list[IntakeEvent]:
         try:
-            return self._process([item])
+            return self.process([item])
         except Exception as exc:
             log.exception("inbox row %s cannot be processed; kept as a dead letter", item.id)
             self.store.dead_letter_inbox(item, f"intake failed: {exc}")

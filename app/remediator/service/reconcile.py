@@ -8,6 +8,9 @@ The other way round: an incident still firing here whose alert Alertmanager no l
 (its resolved notice was lost) is resolved, through a `resolved` payload in the inbox,
 once two reconciliations in a row did not find it. One miss is not enough: an
 Alertmanager restarted without its state has no alerts until Prometheus sends them again.
+
+With several replicas, the leader reconciles (one replica at a time), and a replica that
+becomes leader reconciles at once: the one before may have died with webhooks lost.
 """
 
 from __future__ import annotations
@@ -55,8 +58,10 @@ class Reconciler:
     def __init__(self, store: Store, alertmanager_url: str, submit: Callable[[bytes], int],
                  wake: Callable[[], None], *, interval: float = defaults.RECONCILE_INTERVAL_S,
                  receiver: str = RECEIVER, client: HttpClient | None = None,
-                 metrics: ServiceMetrics | None = None) -> None:
+                 metrics: ServiceMetrics | None = None,
+                 is_leader: Callable[[], bool] = lambda: True) -> None:
         self.store = store
+        self.is_leader = is_leader
         self.url = alertmanager_url.rstrip("/")
         self.submit = submit
         self.wake = wake
@@ -74,6 +79,8 @@ class Reconciler:
         self._loop.stop(5)
 
     def _round(self) -> float:
+        if not self.is_leader():  # the leader replica reconciles; a new one at once
+            return defaults.LEADER_POLL_S
         try:
             self.reconcile()
         except ConnectionError as exc:  # down or answering nonsense: next round

@@ -39,7 +39,7 @@ def run_gunicorn(load: Callable[[], Any], settings: dict[str, Any],
     Server().run()
 
 
-def check_setup(config: RemediatorConfig, *, db_path: Path, playbooks_dir: Path) -> None:
+def check_setup(config: RemediatorConfig, *, db_path: str | Path, playbooks_dir: Path) -> None:
     """Load what the service will load (escalation policy, store, playbooks) before
     gunicorn starts: in its worker the same error is a traceback and "Worker failed to
     boot". Raises the RemediatorError that names what is wrong."""
@@ -52,10 +52,14 @@ def check_setup(config: RemediatorConfig, *, db_path: Path, playbooks_dir: Path)
     open_store(db_path).close()  # last: it creates the file, which a wrong setup should not
 
 
-def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: Path,
-               playbooks_dir: Path, token: str | None, dry_run: bool, threads: int) -> None:
+def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: str | Path,
+               playbooks_dir: Path, token: str | None, dry_run: bool, threads: int,
+               role: str = "all", replica_id: str | None = None) -> None:
     from remediator.service.build import Service, build_service
+    from remediator.service.leases import default_replica_id
     from remediator.service.web import create_app
+
+    replica_id = replica_id or default_replica_id(port)
 
     services: list[Service] = []
 
@@ -64,7 +68,8 @@ def run_server(config: RemediatorConfig, *, host: str, port: int, db_path: Path,
         # waiting for it gets it within this interval instead of CPython's default 5 ms.
         sys.setswitchinterval(defaults.GIL_SWITCH_INTERVAL_S)
         service = build_service(config, db_path=db_path, playbooks_dir=playbooks_dir,
-                                token=token, dry_run=dry_run)
+                                token=token, dry_run=dry_run, role=role,
+                                replica_id=replica_id)
         service.start()
         services.append(service)
         return create_app(service)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import logging
 from typing import IO, Any
 
 from flask import Flask, Response, jsonify, request
@@ -16,17 +17,25 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wsgi import get_input_stream
 
 from remediator.core import defaults
+from remediator.errors import StoreError
 from remediator.service.build import Service
 from remediator.service.web_api import api_blueprint
 from remediator.service.web_args import check_ids, error
 from remediator.service.web_escalation import escalation_blueprint
 from remediator.service.web_probes import probes_blueprint
-from remediator.service.webhook import TOO_LARGE, receive_webhook
+from remediator.service.webhook import STORE_DOWN, TOO_LARGE, receive_webhook
 
-__all__ = ["create_app"]
+__all__ = ["NOT_HERE", "STORE_DOWN", "create_app"]
+
+log = logging.getLogger("remediator.service.web")
 
 WEBHOOK_PATH = "/api/v1/alerts"
 """Alertmanager's webhook: the only route `remediator_webhook_requests_total` counts."""
+
+NOT_HERE = ("this replica runs with --role worker and does not take alerts: point "
+            "Alertmanager at a replica started with --role all or --role intake")
+"""The webhook's 404 on a `worker` replica (a wrong route, not a passing outage: Alertmanager
+does not retry it, and the leader's reconciliation picks up what it missed)."""
 
 
 def presented_token(header: str) -> str | None:
@@ -79,7 +88,8 @@ def create_app(service: Service) -> Flask:
 
     @app.post(WEBHOOK_PATH)
     def alerts() -> tuple[Response, int]:
-        status, body = receive(service)
+        status, body = receive(service) if service.takes_alerts else (404,
+                                                                      {"error": NOT_HERE})
         service.metrics.webhook_requests.labels(code=str(status)).inc()
         return jsonify(body), status
 
@@ -92,6 +102,12 @@ def create_app(service: Service) -> Flask:
     @app.errorhandler(HTTPException)
     def api_error(exc: HTTPException) -> Response | HTTPException:
         return api_error_response(exc) if request.path.startswith("/api/") else exc
+
+    @app.errorhandler(StoreError)
+    def store_down(exc: StoreError) -> tuple[Response, int]:
+        # The database away (or refusing): a 503 to retry, never a 500 with a traceback.
+        log.error("%s %s: %s", request.method, request.path, exc)
+        return error(503, STORE_DOWN)
 
     app.register_blueprint(api_blueprint(service))
     app.register_blueprint(escalation_blueprint(service))

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from remediator.service.build import Service
 from remediator.service.report import render_report
-from remediator.service.web_args import bool_arg, error, limit_arg
+from remediator.service.web_args import bool_arg, error, items, limit_arg, view_or_404
 
 __all__ = ["api_blueprint"]
 
@@ -19,23 +19,19 @@ def api_blueprint(service: Service) -> Blueprint:
 
     @api.get("/api/v1/incidents")
     def incidents() -> Response:
-        return jsonify({"items": [i.view() for i in store.incidents(limit_arg())]})
+        return items(store.incidents(limit_arg()))
 
     @api.get("/api/v1/incidents/<int:incident_id>")
     def incident(incident_id: int) -> tuple[Response, int]:
-        found = store.incident(incident_id)
-        return (jsonify(found.view()), 200) if found else error(404,
-                                                                f"no incident {incident_id}")
+        return view_or_404(store.incident(incident_id), f"no incident {incident_id}")
 
     @api.get("/api/v1/executions")
     def executions() -> Response:
-        return jsonify({"items": [e.view() for e in store.executions(limit_arg())]})
+        return items(store.executions(limit_arg()))
 
     @api.get("/api/v1/executions/<int:execution_id>")
     def execution(execution_id: int) -> tuple[Response, int]:
-        found = store.execution(execution_id)
-        return (jsonify(found.view()), 200) if found else error(
-            404, f"no execution {execution_id}")
+        return view_or_404(store.execution(execution_id), f"no execution {execution_id}")
 
     @api.post("/api/v1/executions/<int:execution_id>/replay")
     def replay(execution_id: int) -> tuple[Response, int]:
@@ -61,7 +57,7 @@ def api_blueprint(service: Service) -> Blueprint:
 
     @api.get("/api/v1/dead-letters")
     def dead_letters() -> Response:
-        return jsonify({"items": [d.view() for d in store.dead_letters(limit_arg())]})
+        return items(store.dead_letters(limit_arg()))
 
     @api.post("/api/v1/pause")
     def pause() -> Response:

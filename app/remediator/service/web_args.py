@@ -1,13 +1,17 @@
-"""What the API's views read from a request: limits, yes/no flags, row ids; and its error
-answer. Shared by the app's blueprints (web_api, web_escalation)."""
+"""What the API's views read from a request: limits, yes/no flags, row ids; and their
+answers: an error, a list of records, one record or 404. Shared by the app's blueprints
+(web_api, web_escalation)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from flask import Response, jsonify, request
 
 from remediator.store import MAX_ROW_ID
 
-__all__ = ["bool_arg", "check_ids", "error", "limit_arg"]
+__all__ = ["bool_arg", "check_ids", "error", "items", "limit_arg", "view_or_404"]
 
 _TRUE = frozenset({"", "1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
@@ -15,6 +19,20 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 
 def error(status: int, message: str) -> tuple[Response, int]:
     return jsonify({"error": message}), status
+
+
+class _Viewed(Protocol):
+    def view(self) -> dict[str, Any]: ...
+
+
+def items(records: Iterable[_Viewed]) -> Response:
+    """A list answer: ``{"items": [each record's API view]}``."""
+    return jsonify({"items": [r.view() for r in records]})
+
+
+def view_or_404(found: _Viewed | None, missing: str) -> tuple[Response, int]:
+    """The record's API view, or 404 with ``missing`` (e.g. "no incident 7")."""
+    return (jsonify(found.view()), 200) if found is not None else error(404, missing)
 
 
 def limit_arg(default: int = 50, cap: int = 1000) -> int:

@@ -24,7 +24,9 @@ def probes_blueprint(service: Service) -> Blueprint:
         # `engines` details each engine; `docker` already says whether any answers.
         ok = all(value is True for key, value in checks.items()
                  if key not in ("paused", "engines"))
-        return jsonify({"ready": ok, **checks}), 200 if ok else 503
+        # `replica`: who answers (id, role, leader): facts, not checks.
+        return jsonify({"ready": ok, **checks, "replica": service.replica()}), \
+            200 if ok else 503
 
     @probes.get("/metrics")
     def metrics() -> Response:

@@ -25,7 +25,10 @@ log = logging.getLogger("remediator.service.webhook")
 TOO_LARGE = f"body larger than {defaults.MAX_WEBHOOK_BODY_BYTES} bytes"
 """The 413 answer's error (also for a body Flask refuses from its Content-Length)."""
 
-_RETRY = {"error": "store unavailable; retry"}  # Alertmanager retries 5xx
+STORE_DOWN = "store unavailable; retry"
+"""What a 503 says when the store cannot commit (Alertmanager retries 5xx)."""
+
+_RETRY = {"error": STORE_DOWN}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,12 @@
 """The worker inside `remediator serve`: drains the inbox and runs executions.
 
-Bounded concurrency; one execution per target at a time. An execution left `running` by a
-crash is resumed from its stored steps: finished steps are not repeated, and the runner
-decides what to do about a mutating step that was mid-flight.
+Bounded concurrency; one execution per target at a time, across every replica on the
+store: a run holds its execution's lease and its target's (leases.py), renewed while it
+goes on. An execution left `running` by a crash (its lease ran out) is resumed, here or by
+another replica, from its stored steps: finished steps are not repeated, and the runner
+decides what to do about a mutating step that was mid-flight. A run whose lease is no
+longer confirmed stops before its next mutating step and stores nothing more: whoever
+takes the execution over goes on from its stored steps.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from remediator.core.runner import Runtime, run_playbook
 from remediator.errors import PayloadError, RemediatorError
 from remediator.metrics import ServiceMetrics
 from remediator.service.intake import Intake
+from remediator.service.leases import LOST_NOTE, Leases, RunLease, default_replica_id
 from remediator.store import Store
 from remediator.store.records import Execution, StepRecord
 
@@ -45,7 +50,7 @@ PAUSED_NOTE = "Remediator was paused (remediator pause)"
 class Worker:
     def __init__(self, store: Store, config: RemediatorConfig, playbooks: Sequence[Playbook],
                  runtime: Runtime, metrics: ServiceMetrics, *, dry_run: bool = False,
-                 clock: Clock = utc_now) -> None:
+                 clock: Clock = utc_now, leases: Leases | None = None) -> None:
         self.store = store
         self.config = config
         self.playbooks = {pb.name: pb for pb in playbooks}
@@ -54,6 +59,8 @@ class Worker:
         self.dry_run = dry_run
         self.clock = clock
         self.intake = Intake(store, config, playbooks, metrics, clock)
+        # This replica's leases: its runs' and, when it leads, the leader's (housekeeping).
+        self.leases = leases or Leases(store, default_replica_id(), clock=clock)
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency,
                                         thread_name_prefix="execution")
         self._busy: dict[str, Future[None]] = {}
@@ -81,7 +88,7 @@ class Worker:
     def tick(self) -> None:
         self.intake.drain()
         self._dispatch()
-        if time.monotonic() >= self._next_housekeeping:
+        if self.leases.is_leader and time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + defaults.HOUSEKEEPING_INTERVAL_S
             self.close_stable()
             self.prune()
@@ -131,10 +138,13 @@ class Worker:
         return self.store.get_setting("paused", "0") == "1"
 
     def _log_interrupted(self) -> None:
-        """Executions a crash left `running` are dispatched again (with their stored steps)
-        like pending ones; say so once at start."""
-        for row in self.store.executions_in_state(ExecutionState.RUNNING.value):
-            log.warning("execution %s was interrupted; resuming", row.id)
+        """Executions left `running` are taken over once their lease runs out (at once
+        when it was this replica's: the same replica id) and resumed with their stored
+        steps; each says so when it is (run_execution). Here: how many there are."""
+        running = self.store.executions_in_state(ExecutionState.RUNNING.value)
+        if running:
+            log.info("%d execution(s) running or interrupted: each is resumed once its "
+                     "lease runs out", len(running))
 
     def _dispatch(self) -> None:
         """Start what may start: one execution per target, and one replica of a service
@@ -142,11 +152,17 @@ class Worker:
         self._busy = {key: f for key, f in self._busy.items() if not f.done()}
         rows = self.store.executions_in_state(ExecutionState.RUNNING.value,
                                               ExecutionState.PENDING.value)
+        free = self.config.concurrency - len(set(self._busy.values()))
         for row in rows:
+            if free <= 0:  # no run waits in the pool holding its target's lease
+                break
             keys = self._exclusive_keys(row)
             if any(key in self._busy for key in keys):
-                continue
-            future = self._pool.submit(self._run_logged, row)
+                continue  # this process runs one on that target: the in-process guard
+            if not self.leases.take_keys(keys):
+                continue  # another replica runs one on that target (or this one's lease)
+            future = self._pool.submit(self._run_logged, row, keys)
+            free -= 1
             for key in keys:
                 self._busy[key] = future
 
@@ -156,59 +172,117 @@ class Worker:
         target = f"target:{row.target}"
         return (target, f"service:{service}") if service else (target,)
 
-    def _run_logged(self, row: Execution) -> None:
+    def _run_logged(self, row: Execution, keys: tuple[str, ...]) -> None:
         try:
-            self.run_execution(row)
-        except Exception as exc:
-            log.exception("execution %s crashed", row.id)
-            reason = f"internal error: {exc}"
-            # A crash is an outcome too: escalation must hear of it.
-            result = ExecutionResult(
-                playbook=row.playbook, target=row.target, incident_key="",
-                outcome=Outcome.FAILED, reason=reason, dry_run=row.dry_run)
-            finished = self.store.finish_execution(row.id, ExecutionState.FINISHED,
-                                                   Outcome.FAILED.value, None, reason, [],
-                                                   pending=for_escalation(result))
-            if finished is not None:
-                self.on_finished(finished, result)
+            self.run_execution(row, held=keys)
+        except Exception:  # stored as the run's outcome when it was ours (run_execution)
+            log.exception("execution %s crashed", row.id,
+                          extra={"execution_id": row.id})
 
-    def run_execution(self, row: Execution) -> ExecutionResult | None:
+    def run_execution(self, row: Execution, *, held: tuple[str, ...] = ()
+                      ) -> ExecutionResult | None:
+        """Claim the execution (with a lease), run it and store its end. ``held``: the
+        target's keys the dispatcher took already; otherwise they are taken here."""
+        keys = self._exclusive_keys(row)
+        if tuple(held) != keys and not self.leases.take_keys(keys):
+            log.info("execution %s waits: another replica runs one on its target",
+                     row.id, extra={"execution_id": row.id})
+            return None
+        run: RunLease | None = None
+        try:
+            run = self._claim(row, keys)
+            if run is None:
+                return None
+            try:
+                return self._run(row, run)
+            except Exception as exc:
+                self._crashed(row, run, exc)
+                raise
+        finally:
+            if run is not None:
+                self.leases.end(run)
+            else:
+                self.leases.release_keys(keys)
+
+    def _mode(self, row: Execution) -> bool:
+        """Whether a run starting now observes only (dry run)."""
+        return row.dry_run or self.dry_run or self.paused or self.config.mode is Mode.OBSERVE
+
+    def _claim(self, row: Execution, keys: tuple[str, ...]) -> RunLease | None:
+        """Claim ``row`` for this replica under a lease; None when it is not ours to run
+        (started elsewhere, cancelled, or its lease still another replica's)."""
         execution_id = row.id
-        playbook = self.playbooks.get(row.playbook)
-        target = self.config.target(row.target)
-        if playbook is None or target is None:
+        if self.playbooks.get(row.playbook) is None or self.config.target(row.target) is None:
             self.store.finish_execution(execution_id, ExecutionState.CANCELLED, "aborted",
                                         None, "playbook or target no longer configured", [])
             return None
+        until = self.leases.run_until()
+        if not self.store.claim_execution(execution_id, self._mode(row), from_state=row.state,
+                                          owner=self.leases.replica_id, lease_until=until,
+                                          now=self.leases.clock()):
+            log.info("execution %s was taken or cancelled before it started; not run",
+                     execution_id, extra={"execution_id": execution_id})
+            return None
+        if row.state == ExecutionState.RUNNING.value:
+            log.warning("execution %s was interrupted (its lease ran out); resuming it on "
+                        "replica %s", execution_id, self.leases.replica_id,
+                        extra={"execution_id": execution_id})
+        return self.leases.begin(execution_id, keys, until)
+
+    def _run(self, row: Execution, run: RunLease) -> ExecutionResult | None:
+        execution_id = row.id
+        playbook = self.playbooks[row.playbook]
+        target = self.config.target(row.target)
+        assert target is not None  # _claim checked it
         alert = row.alert  # parsed once, at intake; the store returns it typed
         if alert is None:
             raise PayloadError(f"execution {execution_id}: its stored alert does not parse")
         target = target.for_alert(alert.labels)  # a Swarm service: the alerting replica
+        # Read once claimed: a replica that had it before stored its last step by now.
         resume = [StepResult.from_dict(step.view()) for step in self.store.steps(execution_id)]
         # An execution started as an observation (paused, observe mode, a dry-run replay)
         # stays one when resumed after a crash: its fixes were only skipped, so acting now
         # would fix on a diagnosis nobody approved and skip half the fix. Its mode is
         # recorded at its first start; a resume may only turn acting into observing (pause).
         observed = any(step.status is StepStatus.SKIPPED_DRY_RUN for step in resume)
-        dry_run = row.dry_run or observed or self.dry_run or self.paused or (
-            self.config.mode is Mode.OBSERVE)
-        if not self.store.claim_execution(execution_id, dry_run, from_state=row.state):
-            log.info("execution %s was taken or cancelled before it started; not run",
-                     execution_id, extra={"execution_id": execution_id})
-            return None
+        dry_run = observed or self._mode(row)
         result = run_playbook(
             playbook, alert, target, self.runtime, dry_run=dry_run,
-            on_step=self._recorder(execution_id, playbook),
+            on_step=self._recorder(execution_id, playbook, run),
             resume_from=resume or None,
-            should_stop_fixing=self._resolved_check(row.incident_id, acting=not dry_run),
+            should_stop_fixing=self._resolved_check(row.incident_id, acting=not dry_run,
+                                                    run=run),
         )
+        if run.lost(self.leases.clock()):
+            log.warning("execution %s stopped here (%s, %s): its end is left to the replica "
+                        "that takes it over", execution_id, result.outcome.value, LOST_NOTE,
+                        extra={"execution_id": execution_id})
+            return result
         self._finish(execution_id, result, row.incident_id or None, alert.labels)
         return result
 
-    def _recorder(self, execution_id: int, playbook: Playbook) -> Callable[[StepResult], None]:
+    def _crashed(self, row: Execution, run: RunLease, exc: Exception) -> None:
+        """A crash is an outcome too (escalation must hear of it), when the run is still
+        this replica's to end."""
+        if run.lost(self.leases.clock()):
+            return
+        reason = f"internal error: {exc}"
+        result = ExecutionResult(
+            playbook=row.playbook, target=row.target, incident_key="",
+            outcome=Outcome.FAILED, reason=reason, dry_run=row.dry_run)
+        finished = self.store.finish_execution(row.id, ExecutionState.FINISHED,
+                                               Outcome.FAILED.value, None, reason, [],
+                                               pending=for_escalation(result))
+        if finished is not None:
+            self.on_finished(finished, result)
+
+    def _recorder(self, execution_id: int, playbook: Playbook,
+                  run: RunLease | None = None) -> Callable[[StepResult], None]:
         positions = {step.id: index for index, step in enumerate(playbook.steps)}
 
         def record(step: StepResult) -> None:
+            if run is not None and run.lost(self.leases.clock()):
+                return  # the execution is another replica's to record now
             self.store.record_step(execution_id, positions.get(step.id, 999),
                                    StepRecord.from_dict(step.to_dict()))
             if step.status.finished:
@@ -219,12 +293,15 @@ class Worker:
 
         return record
 
-    def _resolved_check(self, incident_id: int | None, acting: bool = True
-                        ) -> Callable[[], bool | str]:
+    def _resolved_check(self, incident_id: int | None, acting: bool = True,
+                        run: RunLease | None = None) -> Callable[[], bool | str]:
         def resolved() -> bool | str:
             """Why fixing should stop now (the runner's note says it), else False. Asked
             before every fix or mutating step: pause means pause, even mid-run (a run
-            that started paused is a dry run already: its steps say what they would do)."""
+            that started paused is a dry run already: its steps say what they would do).
+            A run whose lease is gone stops too (outcome aborted, not stored: see _run)."""
+            if run is not None and run.lost(self.leases.clock()):
+                return LOST_NOTE
             if acting and self.paused:
                 return PAUSED_NOTE
             if incident_id is None:

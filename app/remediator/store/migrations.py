@@ -1,6 +1,7 @@
 """Numbered schema migrations, applied at start; the number reached is recorded in the
 database (SQLite's ``user_version``). Migration N is MIGRATIONS[N-1]; a store made by any
-earlier version (the walking skeleton's 1, the outbox's 2, stability's 3, issue 16's 4)
+earlier version (the walking skeleton's 1, the outbox's 2, stability's 3, issue 16's 4,
+replicas' 5)
 opens by applying the ones it lacks, each in its own transaction. Never edit a shipped
 migration: add the next one.
 """
@@ -174,6 +175,22 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX executions_escalation_pending ON executions(id)
         WHERE escalation_pending IS NOT NULL;
     ALTER TABLE notifications ADD COLUMN criteria TEXT;
+    """,
+    # 5: replicas (issue 19). A running execution is held under a lease (its runner's id
+    # and the moment the lease expires, renewed while it runs): another replica resumes it
+    # only once the lease expired. A delivery marked sending records who claimed it and
+    # until when, so a live claim is never sent twice. Named leases ("leader",
+    # "target:<name>") are rows of `leases`. Rows from before have no owner: expired.
+    """
+    ALTER TABLE executions ADD COLUMN lease_owner TEXT;
+    ALTER TABLE executions ADD COLUMN lease_until TEXT;
+    ALTER TABLE deliveries ADD COLUMN claim_owner TEXT;
+    ALTER TABLE deliveries ADD COLUMN claim_until TEXT;
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
     """,
 )
 

@@ -12,10 +12,11 @@ read one shape whatever the backend.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from remediator.core.alerts import Alert
 from remediator.core.clock import iso, parse_iso
@@ -44,6 +45,8 @@ __all__ = [
     "iso",
     "parse_iso",
 ]
+
+_M = TypeVar("_M")
 
 MAX_ROW_ID = 2**63 - 1
 """Largest id a store holds (a signed 64-bit integer, in SQLite and PostgreSQL alike)."""
@@ -263,21 +266,25 @@ class ClaimRecord:
 
 
 @dataclass(frozen=True)
-class NewNotification:
-    """A notification to accept into the outbox, with its channels (name, type)."""
+class NewNotification(Generic[_M]):
+    """A notification to accept into the outbox: what, to whom, through which channels.
+
+    ``message`` is the rendered message: the escalation service drafts one with a
+    ``Message`` (``escalation.outbox.Draft``), the store takes its JSON (a mapping) and
+    sends it exactly as stored."""
 
     incident_id: int | None
-    kind: NotificationKind
+    kind: NotificationKind | str  # trigger | resolve | update | info
     dedup_key: str
     team: str
     level: str
     severity: str
     rule: str | None
     reason: str
-    message: Mapping[str, Any]  # the rendered message (JSON), sent exactly as stored
-    channels: tuple[tuple[str, str], ...]
-    trigger_id: int | None = None
-    criteria: tuple[str, ...] = ()
+    message: _M
+    channels: Sequence[tuple[str, str]]  # (name, type), in the team's order
+    trigger_id: int | None = None  # for a resolve or an update: its trigger
+    criteria: Sequence[str] = ()  # for a trigger: every rule it tells of
 
 
 @dataclass(frozen=True)
@@ -317,8 +324,10 @@ class Notification:
 
 
 @dataclass(frozen=True)
-class DueDeliveryRecord:
-    """A delivery the outbox marked ``sending``, with its notification's fields."""
+class DueDeliveryRecord(Generic[_M]):
+    """A delivery the outbox marked ``sending``, with its notification's fields: the store
+    gives ``message`` as JSON (a mapping), the outbox as a ``Message``
+    (``escalation.outbox.DueDelivery``)."""
 
     id: int
     notification_id: int
@@ -328,5 +337,10 @@ class DueDeliveryRecord:
     team: str
     kind: NotificationKind
     trigger_id: int | None
-    message: Mapping[str, Any]
+    message: _M
     created_at: str
+
+    @property
+    def accepted_at(self) -> datetime:
+        """The notification's acceptance: retries stop by its age (core.backoff)."""
+        return parse_iso(self.created_at)

@@ -1,131 +1,46 @@
-"""The SQLite store: every arrow of the data flow is a row, so nothing is lost.
+"""The SQLite store: the default backend (one file, what `make up` uses).
 
-payload → inbox row → incident → execution → steps → outcome → notification outbox.
 WAL mode with synchronous=FULL: a commit that returned is on disk, so the webhook answers
-202 only after its payload is durable. Schema changes are numbered migrations
-(:mod:`remediator.store.migrations`). This module is the only one with SQL text or the
-``sqlite3`` driver: everything else uses the operations of :class:`~remediator.store.api.Store`.
+202 only after its payload is durable. One write connection behind a lock (SQLite has one
+writer anyway) and one read connection per thread, so reads see WAL snapshots without
+waiting for writes. The operations' SQL is shared with PostgreSQL (:mod:`remediator.store.
+sql`); this module holds what is SQLite's own: connections, ``BEGIN IMMEDIATE``, the schema
+version in ``PRAGMA user_version``, and ``sqlite3`` errors turned into StoreError.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import secrets
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from remediator.adapters.private_files import create_private
-from remediator.core.alerts import Alert, parse_alert
-from remediator.core.clock import iso, parse_iso, utc_now
-from remediator.core.clock import now_iso as _now
-from remediator.core.redact import redact_data
-from remediator.errors import PayloadError, StoreError
-from remediator.store.api import IntakeBatch
+from remediator.errors import StoreError
 from remediator.store.migrations import MIGRATIONS
-from remediator.store.records import (
-    ClaimRecord,
-    DeadLetter,
-    Delivery,
-    DeliveryStatus,
-    DueDeliveryRecord,
-    Execution,
-    ExecutionState,
-    InboxItem,
-    InboxState,
-    Incident,
-    IncidentStatus,
-    LastKnownGood,
-    NewNotification,
-    Notification,
-    NotificationKind,
-    NotificationStatus,
-    StepRecord,
-    StepStatus,
+from remediator.store.sql import (
+    MAX_OUTPUT_CHARS,
+    SQLITE,
+    SqlIntakeBatch,
+    SqlStore,
+    capped,
 )
 
 __all__ = ["MAX_OUTPUT_CHARS", "SqliteIntakeBatch", "SqliteStore", "capped"]
 
-MAX_OUTPUT_CHARS = 64 * 1024
-"""Cap of one step's stored outputs (JSON characters); longer output is truncated."""
+SqliteIntakeBatch = SqlIntakeBatch
 
-T = TypeVar("T")
-
-_IN_CHUNK = 500
-"""Values per `IN (...)` (SQLite caps the parameters of one statement)."""
-
-_SETTLED_BAD = ("failed", "not_configured", "skipped")
+_LOCK_WAIT_S = 30.0
+"""How long a statement waits for another connection's lock on the file."""
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+class SqliteStore(SqlStore):
+    """The store in one SQLite file (or ``:memory:``)."""
 
-
-def capped(value: Any) -> str:
-    """JSON of a step's outputs (or arguments) within MAX_OUTPUT_CHARS, same keys and shape.
-
-    A resumed run adopts stored outputs and later steps read them (`steps.logs.output`),
-    and the report reads `output`: so long strings are cut to their head and tail around a
-    marker, long lists to their first items, and the field paths cut are listed under
-    `_truncated` (the sandbox hides `_` names from templates).
-    """
-    text = dumps(value)
-    if len(text) <= MAX_OUTPUT_CHARS:
-        return text
-    original = json.loads(text)  # JSON types only, as stored
-    limit = MAX_OUTPUT_CHARS // 2
-    while len(text) > MAX_OUTPUT_CHARS and limit >= _MIN_KEPT_CHARS:
-        # Each pass cuts the original with a smaller limit, so the markers count what the
-        # stored value really lost.
-        cut: list[str] = []
-        shrunk = _shrink(original, limit, "", cut)
-        if isinstance(shrunk, dict):
-            shrunk["_truncated"] = cut
-        text, limit = dumps(shrunk), limit // 2
-    if len(text) > MAX_OUTPUT_CHARS:  # thousands of short fields: keep a readable output
-        output = original.get("output") if isinstance(original, dict) else None
-        text = dumps({"output": _cut(str(output if output is not None else text),
-                                     MAX_OUTPUT_CHARS // 2), "_truncated": ["*"]})
-    return text
-
-
-_MIN_KEPT_CHARS = 256
-"""The shortest a string is cut to (and 1/16 of it the most list items kept) by capped()."""
-
-
-def _shrink(value: Any, limit: int, path: str, cut: list[str]) -> Any:
-    """`value` with strings over `limit` characters and lists over limit/16 items cut."""
-    if isinstance(value, str) and len(value) > limit:
-        cut.append(path or "$")
-        return _cut(value, limit)
-    if isinstance(value, dict):  # a top-level `_truncated` is ours, from an earlier cut
-        return {key: _shrink(item, limit, f"{path}.{key}" if path else str(key), cut)
-                for key, item in value.items() if path or key != "_truncated"}
-    if isinstance(value, list):
-        keep = max(8, limit // 16)
-        if len(value) > keep:
-            cut.append(path or "$")
-        return [_shrink(item, limit, f"{path}[{i}]", cut) for i, item in enumerate(value[:keep])]
-    return value
-
-
-def _cut(text: str, limit: int) -> str:
-    """The head and tail of `text`, `limit` characters in all, around a marker saying so."""
-    half = limit // 2
-    return (f"{text[:half]}\n... [{len(text) - 2 * half} characters cut by the store] ...\n"
-            f"{text[-half:]}")
-
-
-
-
-class SqliteStore:
-    """One write connection behind a lock (SQLite has one writer anyway), and one read
-    connection per thread, so reads see WAL snapshots without waiting for writes."""
+    dialect = SQLITE
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
@@ -135,29 +50,46 @@ class SqliteStore:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
-        self._instance_id: str | None = None
+        self._instance_id = None
         try:
             self._db = self._connect()
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._wal()
             self._migrate()
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreError) as exc:
             raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
 
     # -- connections (private) ------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
-                             timeout=30)
+                             timeout=_LOCK_WAIT_S)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
         return db
+
+    def _wal(self) -> None:
+        """Switch the file to WAL. The switch takes the file exclusively and SQLite does
+        not wait for that lock (no busy handler): a process opening the same new file at
+        that moment retries instead of failing."""
+        deadline = time.monotonic() + _LOCK_WAIT_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def _reader(self) -> sqlite3.Connection:
         reader: sqlite3.Connection | None = getattr(self._local, "db", None)
         if reader is None:
             if self.path == ":memory:":
                 return self._db  # a second connection would be another database
-            reader = self._local.db = self._connect()
+            try:
+                reader = self._local.db = self._connect()
+            except sqlite3.Error as exc:  # the file gone bad or away: a store error, a 503
+                raise StoreError(f"cannot read the store at {self.path}: {exc}") from exc
             with self._lock:
                 self._readers.append(reader)
         return reader
@@ -166,12 +98,16 @@ class SqliteStore:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
-        version = self.schema_version()
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        """Each missing migration in its own transaction; the version is read again
+        inside it, so two processes opening a new file at once apply each once."""
+        for number, script in enumerate(MIGRATIONS, start=1):
+            if self.schema_version() >= number:
+                continue
             with self._tx() as db:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
+                if self.schema_version() >= number:
+                    continue
+                for statement in SQLITE.statements(script):
+                    db.execute(statement)
                 db.execute(f"PRAGMA user_version={number}")
 
     @contextmanager
@@ -181,9 +117,11 @@ class SqliteStore:
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
                 self._db.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"store write failed: {exc}") from exc
                 raise
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -192,15 +130,6 @@ class SqliteStore:
             with self._lock:
                 return self._read(reader, sql, params)
         return self._read(reader, sql, params)
-
-    def _query_in(self, sql: str, values: Sequence[Any]) -> list[sqlite3.Row]:
-        """`sql` with each `{marks}` filled by placeholders for `values`, run over chunks."""
-        rows: list[sqlite3.Row] = []
-        uses = sql.count("{marks}")
-        for start in range(0, len(values), _IN_CHUNK):
-            part = list(values[start:start + _IN_CHUNK])
-            rows += self._query(sql.format(marks=",".join("?" * len(part))), part * uses)
-        return rows
 
     @staticmethod
     def _read(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[sqlite3.Row]:
@@ -215,682 +144,3 @@ class SqliteStore:
                 reader.close()
             self._readers.clear()
             self._db.close()
-
-    def ping(self) -> bool:
-        try:
-            self._query("SELECT 1")
-            return True
-        except StoreError:
-            return False
-
-    # -- intake ---------------------------------------------------------------------------
-    def record_inbox(self, bodies: Sequence[bytes]) -> list[int]:
-        """Commit webhook bodies in one transaction; returns their ids once durable."""
-        now = _now()
-        try:
-            with self._tx() as db:
-                return [int(db.execute("INSERT INTO inbox(received_at, body) VALUES (?, ?)",
-                                       (now, body)).lastrowid or 0) for body in bodies]
-        except sqlite3.Error as exc:
-            raise StoreError(f"could not store the webhook payload: {exc}") from exc
-
-    def add_inbox(self, body: bytes) -> int:
-        """Commit one webhook body; returns only once it is durable."""
-        return self.record_inbox([body])[0]
-
-    def add_dead_letter(self, body: bytes, reason: str, content_type: str | None) -> int:
-        try:
-            with self._tx() as db:
-                return _insert_dead_letter(db, body, reason, content_type)
-        except sqlite3.Error as exc:
-            raise StoreError(f"could not store the dead letter: {exc}") from exc
-
-    def unprocessed_inbox(self, limit: int = 100) -> list[InboxItem]:
-        return [InboxItem(int(r["id"]), bytes(r["body"]), r["received_at"])
-                for r in self._query("SELECT id, body, received_at FROM inbox WHERE "
-                                     "processed_at IS NULL ORDER BY id LIMIT ?", (limit,))]
-
-    def inbox(self, limit: int = 100) -> list[InboxItem]:
-        """Stored payloads, oldest first, processed or not."""
-        return [InboxItem(int(r["id"]), bytes(r["body"]), r["received_at"],
-                          InboxState.PENDING if r["processed_at"] is None
-                          else InboxState.PROCESSED)
-                for r in self._query("SELECT id, body, received_at, processed_at FROM inbox "
-                                     "ORDER BY id LIMIT ?", (limit,))]
-
-    def inbox_depth(self) -> int:
-        return int(self._query("SELECT COUNT(*) AS n FROM inbox "
-                               "WHERE processed_at IS NULL")[0]["n"])
-
-    def process_inbox(self, items: Sequence[InboxItem],
-                      handle: Callable[[IntakeBatch, InboxItem], list[T]]) -> list[T]:
-        """One transaction: ``handle`` each item with the batch's operations, and mark each
-        processed; all of it commits together, or none of it (a crash replays the items)."""
-        results: list[T] = []
-        now = _now()
-        with self._tx() as db:
-            batch = SqliteIntakeBatch(db)
-            for item in items:
-                results += handle(batch, item)
-                db.execute("UPDATE inbox SET processed_at = ? WHERE id = ?", (now, item.id))
-        return results
-
-    def dead_letter_inbox(self, item: InboxItem, reason: str) -> int:
-        """An inbox item intake cannot process: kept as a dead letter, marked processed."""
-        with self._tx() as db:
-            letter = _insert_dead_letter(db, item.body, reason, "application/json")
-            db.execute("UPDATE inbox SET processed_at = ? WHERE id = ?", (_now(), item.id))
-        return letter
-
-    def dead_letters(self, limit: int = 50) -> list[DeadLetter]:
-        rows = self._query("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", (limit,))
-        return [DeadLetter(int(r["id"]), r["received_at"], r["reason"], r["content_type"],
-                           bytes(r["body"])) for r in rows]
-
-    def count(self, what: str) -> int:
-        """How many rows of a kind the store holds: inbox, dead_letters, incidents,
-        executions, steps, notifications, deliveries."""
-        if what not in _COUNTABLE:
-            raise ValueError(f"cannot count {what!r}: one of {', '.join(_COUNTABLE)}")
-        return int(self._query(f"SELECT COUNT(*) AS n FROM {what}")[0]["n"])
-
-    @property
-    def instance_id(self) -> str:
-        """This store's own random id, made once and kept. Notifications carry it in their
-        dedup keys, so a new store's incident 1 is never taken for an older store's (a
-        PagerDuty alert still open from before would swallow the new page). A store that
-        already sent notifications before ids existed keeps its keys: "" (no id)."""
-        if self._instance_id is None:
-            with self._tx() as db:
-                if db.execute("SELECT 1 FROM settings WHERE key = 'instance_id'").fetchone() \
-                        is None:
-                    sent = db.execute("SELECT 1 FROM notifications LIMIT 1").fetchone()
-                    db.execute("INSERT INTO settings(key, value) VALUES ('instance_id', ?)",
-                               ("" if sent else secrets.token_hex(4),))
-                self._instance_id = str(db.execute(
-                    "SELECT value FROM settings WHERE key = 'instance_id'").fetchone()[0])
-        return self._instance_id
-
-    # -- settings -------------------------------------------------------------------------
-    def get_setting(self, key: str, default: str | None = None) -> str | None:
-        rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
-        return str(rows[0]["value"]) if rows else default
-
-    def set_setting(self, key: str, value: str) -> None:
-        with self._tx() as db:
-            db.execute("INSERT INTO settings(key, value) VALUES (?, ?) "
-                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
-
-    # -- incidents ------------------------------------------------------------------------
-    def mark_fixed(self, incident_id: int) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE incidents SET fixed_at = ?, updated_at = ? WHERE id = ?",
-                       (_now(), _now(), incident_id))
-
-    def closable(self, before: datetime) -> list[Incident]:
-        """Fixed and resolved incidents whose stability window ended before `before`."""
-        stamp = iso(before)
-        rows = self._query("SELECT * FROM incidents WHERE closed_at IS NULL AND fixed_at IS "
-                           "NOT NULL AND status = 'resolved' AND fixed_at <= ? AND "
-                           "resolved_at <= ?", (stamp, stamp))
-        return [_incident(row) for row in rows]
-
-    def close_incident(self, incident_id: int) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE incidents SET closed_at = ?, updated_at = ? WHERE id = ? AND "
-                       "closed_at IS NULL", (_now(), _now(), incident_id))
-
-    def claim_incident(self, incident_id: int, by: str, at: datetime) -> ClaimRecord | None:
-        """Make ``by`` the incident's owner and cancel its pending executions, in one
-        transaction, unless someone already owns it (then: the owner, ``new`` False).
-        None when there is no such incident."""
-        with self._tx() as db:
-            row = db.execute("SELECT claimed_by, claimed_at FROM incidents WHERE id = ?",
-                             (incident_id,)).fetchone()
-            if row is None:
-                return None
-            if row["claimed_by"] is not None:
-                return ClaimRecord(row["claimed_by"], row["claimed_at"], new=False)
-            stamp = iso(at)
-            db.execute("UPDATE incidents SET claimed_by = ?, claimed_at = ?, updated_at = ? "
-                       "WHERE id = ?", (by, stamp, stamp, incident_id))
-            pending = [int(r["id"]) for r in db.execute(
-                "SELECT id FROM executions WHERE incident_id = ? AND state = 'pending'",
-                (incident_id,)).fetchall()]
-            db.executemany(
-                "UPDATE executions SET state = 'cancelled', outcome = 'aborted', error = ?, "
-                "finished_at = ? WHERE id = ? AND state = 'pending'",
-                [(f"cancelled: incident claimed by {by}", stamp, ex) for ex in pending])
-        return ClaimRecord(by, stamp, new=True, cancelled=tuple(pending))
-
-    def record_last_known_good(self, target: str, image: str, config: dict[str, Any]) -> None:
-        with self._tx() as db:
-            db.execute("INSERT INTO last_known_good(target, image, config, recorded_at) "
-                       "VALUES (?, ?, ?, ?) ON CONFLICT(target) DO UPDATE SET "
-                       "image = excluded.image, config = excluded.config, "
-                       "recorded_at = excluded.recorded_at", (target, image, dumps(config),
-                                                              _now()))
-
-    def last_known_good_record(self, target: str) -> LastKnownGood | None:
-        rows = self._query("SELECT * FROM last_known_good WHERE target = ?", (target,))
-        if not rows:
-            return None
-        return LastKnownGood(target, rows[0]["image"], json.loads(rows[0]["config"]),
-                             rows[0]["recorded_at"])
-
-    def last_known_good(self, target: str) -> dict[str, Any] | None:
-        """The runtime's view: image, the config's fields, recorded_at."""
-        record = self.last_known_good_record(target)
-        return record.view() if record else None
-
-    def incident(self, incident_id: int) -> Incident | None:
-        rows = self._query("SELECT * FROM incidents WHERE id = ?", (incident_id,))
-        return _incident(rows[0]) if rows else None
-
-    def incidents(self, limit: int = 50) -> list[Incident]:
-        rows = self._query("SELECT * FROM incidents ORDER BY id DESC LIMIT ?", (limit,))
-        return [_incident(row) for row in rows]
-
-    def incidents_by_ids(self, ids: Sequence[int]) -> list[Incident]:
-        return [_incident(row) for row in self._query_in(
-            "SELECT * FROM incidents WHERE id IN ({marks}) ORDER BY id", list(ids))]
-
-    def firing_incidents(self) -> list[Incident]:
-        return [_incident(row) for row in self._query(
-            "SELECT * FROM incidents WHERE status = 'firing' ORDER BY id")]
-
-    def firing_marks(self) -> dict[int, tuple[Any, ...]]:
-        """Firing incidents' ids and :attr:`Incident.mark` (what can change after insert),
-        without reading their labels: a cheap check of which cached records are stale."""
-        rows = self._query("SELECT id, status, updated_at, note, notices, claimed_by, "
-                           "fixed_at, reopened, target FROM incidents WHERE status = 'firing' "
-                           "ORDER BY id")
-        return {int(r["id"]): (r["status"], r["updated_at"], r["note"], r["notices"],
-                               r["claimed_by"], r["fixed_at"], r["reopened"], r["target"])
-                for r in rows}
-
-    def incident_ids_for_keys(self, keys: Iterable[str]) -> set[int]:
-        """The incidents these alert keys belong to: by their own key, or by the key of a
-        re-fire that reopened them (an alias)."""
-        return {int(row["id"]) for row in self._query_in(
-            "SELECT id FROM incidents WHERE incident_key IN ({marks}) UNION "
-            "SELECT incident_id AS id FROM incident_aliases WHERE incident_key IN ({marks})",
-            sorted(keys))}
-
-    def change_token(self) -> tuple[Any, ...]:
-        """Changes when incidents are added or touched or an execution starts: a cheap
-        fingerprint for a poller to tell whether to look again."""
-        row = self._query(
-            "SELECT (SELECT COUNT(*) FROM incidents) AS n, "
-            "(SELECT MAX(updated_at) FROM incidents) AS touched, "
-            "(SELECT MAX(id) FROM executions WHERE started_at IS NOT NULL) AS started")[0]
-        return (row["n"], row["touched"], row["started"])
-
-    # -- executions -----------------------------------------------------------------------
-    def claim_execution(self, execution_id: int, dry_run: bool | None = None, *,
-                        from_state: ExecutionState | str = ExecutionState.PENDING) -> bool:
-        """Claim an execution and mark it running: only if it is still in `from_state`
-        (what the dispatcher read; `running` to resume one a crash interrupted). False when
-        something else took it first (cancelled by a claim, started elsewhere): then it
-        must not run. On its first start, `dry_run` (when given) records the mode it runs
-        in, so a resume after a crash keeps it (the SET sees the old row)."""
-        with self._tx() as db:
-            cur = db.execute("UPDATE executions SET state = 'running', dry_run = CASE WHEN "
-                             "started_at IS NULL AND ? IS NOT NULL THEN ? ELSE dry_run END, "
-                             "started_at = COALESCE(started_at, ?) WHERE id = ? AND state = ?",
-                             (dry_run, dry_run, _now(), execution_id, str(from_state)))
-            return cur.rowcount == 1
-
-    start_execution = claim_execution
-
-    def record_step(self, execution_id: int, position: int, step: StepRecord) -> None:
-        """Upsert one step's result (a step is written when it starts and when it ends)."""
-        with self._tx() as db:
-            db.execute(
-                "INSERT INTO steps(execution_id, position, step_id, action, phase, status, "
-                "attempts, started_at, duration_s, outputs, rendered_args, error, note) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(execution_id, step_id) DO UPDATE "
-                "SET status=excluded.status, attempts=excluded.attempts, "
-                "duration_s=excluded.duration_s, outputs=excluded.outputs, "
-                "rendered_args=excluded.rendered_args, error=excluded.error, note=excluded.note",
-                (execution_id, position, step.id, step.action, step.phase,
-                 step.status.value, step.attempts, step.started_at, step.duration_s,
-                 capped(redact_data(dict(step.outputs))),
-                 capped(redact_data(dict(step.rendered_args))),
-                 redact_data(step.error), step.note))
-
-    def finish_execution(self, execution_id: int, state: ExecutionState | str, outcome: str,
-                         scenario: str | None, error: str | None,
-                         escalations: Sequence[Mapping[str, Any]],
-                         pending: Mapping[str, Any] | None = None,
-                         fixed_incident: int | None = None) -> Execution | None:
-        """Store an execution's end. `pending` (the run's summary, for escalation) is
-        committed with it: escalation reads it from here, so a crash right after this
-        commit cannot lose a page (see pending_escalations). `fixed_incident`: the
-        incident this run fixed (validated), marked fixed in the same commit. Returns the
-        finished execution as stored (steps included; None if there is no such one)."""
-        with self._tx() as db:
-            if fixed_incident is not None:
-                db.execute("UPDATE incidents SET fixed_at = ?, updated_at = ? WHERE id = ?",
-                           (_now(), _now(), fixed_incident))
-            db.execute("UPDATE executions SET state = ?, outcome = ?, scenario = ?, error = ?, "
-                       "escalations = ?, finished_at = ?, escalation_pending = ? WHERE id = ?",
-                       (str(state), outcome, scenario, error,
-                        dumps([dict(e) for e in escalations]), _now(),
-                        None if pending is None else dumps(dict(pending)), execution_id))
-            row = db.execute("SELECT * FROM executions WHERE id = ?",
-                             (execution_id,)).fetchone()
-            steps = db.execute("SELECT * FROM steps WHERE execution_id = ? ORDER BY position",
-                               (execution_id,)).fetchall()
-        return _execution(row, tuple(_step(s) for s in steps)) if row else None
-
-    def pending_escalations(self) -> list[tuple[int, dict[str, Any]]]:
-        """Finished executions whose escalation is not yet in the outbox, oldest first."""
-        rows = self._query("SELECT id, escalation_pending FROM executions "
-                           "WHERE escalation_pending IS NOT NULL ORDER BY id")
-        return [(int(row["id"]), json.loads(row["escalation_pending"])) for row in rows]
-
-    def escalation_pending(self, execution_id: int) -> bool:
-        return bool(self._query("SELECT 1 FROM executions WHERE id = ? AND "
-                                "escalation_pending IS NOT NULL", (execution_id,)))
-
-    def escalation_handled(self, execution_id: int) -> None:
-        """Escalation put what this execution's end calls for into the outbox."""
-        with self._tx() as db:
-            db.execute("UPDATE executions SET escalation_pending = NULL WHERE id = ?",
-                       (execution_id,))
-
-    def executions_in_state(self, *states: ExecutionState | str) -> list[Execution]:
-        """Executions in these states, oldest first (their steps not read: see steps)."""
-        marks = ",".join("?" * len(states))
-        return [_execution(row, ()) for row in self._query(
-            f"SELECT * FROM executions WHERE state IN ({marks}) ORDER BY id",
-            [str(s) for s in states])]
-
-    def steps(self, execution_id: int) -> list[StepRecord]:
-        rows = self._query("SELECT * FROM steps WHERE execution_id = ? ORDER BY position",
-                           (execution_id,))
-        return [_step(row) for row in rows]
-
-    def execution(self, execution_id: int) -> Execution | None:
-        rows = self._query("SELECT * FROM executions WHERE id = ?", (execution_id,))
-        if not rows:
-            return None
-        return _execution(rows[0], tuple(self.steps(execution_id)))
-
-    def executions(self, limit: int = 50) -> list[Execution]:
-        rows = self._query("SELECT * FROM executions ORDER BY id DESC LIMIT ?", (limit,))
-        return [_execution(row, tuple(self.steps(int(row["id"])))) for row in rows]
-
-    def executions_for(self, incident_id: int) -> list[Execution]:
-        rows = self._query("SELECT * FROM executions WHERE incident_id = ? ORDER BY id",
-                           (incident_id,))
-        return [_execution(row, tuple(self.steps(int(row["id"])))) for row in rows]
-
-    def first_playbook(self, incident_id: int) -> str | None:
-        """The playbook of the incident's first execution."""
-        rows = self._query("SELECT playbook FROM executions WHERE incident_id = ? "
-                           "ORDER BY id LIMIT 1", (incident_id,))
-        return str(rows[0]["playbook"]) if rows else None
-
-    def latest_finished(self, incident_ids: Sequence[int]) -> dict[int, int]:
-        """Incident id -> its latest finished execution's id, for these incidents."""
-        return {int(row["incident_id"]): int(row["id"]) for row in self._query_in(
-            "SELECT incident_id, MAX(id) AS id FROM executions WHERE state = 'finished' "
-            "AND incident_id IN ({marks}) GROUP BY incident_id", list(incident_ids))}
-
-    def started_among(self, incident_ids: Sequence[int]) -> set[int]:
-        """Those of these incidents with an execution that really started (not a dry run)."""
-        return {int(row["incident_id"]) for row in self._query_in(
-            "SELECT DISTINCT incident_id FROM executions WHERE dry_run = 0 AND "
-            "started_at IS NOT NULL AND incident_id IN ({marks})", list(incident_ids))}
-
-    def latest_finished_execution(self, incident_id: int) -> Execution | None:
-        rows = self._query("SELECT id FROM executions WHERE incident_id = ? AND "
-                           "state = 'finished' ORDER BY id DESC LIMIT 1", (incident_id,))
-        return self.execution(int(rows[0]["id"])) if rows else None
-
-    def add_execution(self, incident_id: int | None, playbook: str, target: str,
-                      alert: Alert | None, dry_run: bool, replay_of: int | None = None) -> int:
-        """Queue an execution (pending)."""
-        with self._tx() as db:
-            return _insert_execution(db, incident_id, playbook, target,
-                                     alert.to_dict() if alert else {}, dry_run, replay_of)
-
-    def add_replay(self, execution_id: int, dry_run: bool) -> int | None:
-        """Queue a new execution repeating `execution_id` (same alert, playbook, target)."""
-        with self._tx() as db:
-            row = db.execute("SELECT * FROM executions WHERE id = ?", (execution_id,)).fetchone()
-            if row is None:
-                return None
-            return _insert_execution(db, row["incident_id"], row["playbook"], row["target"],
-                                     json.loads(row["alert"]), dry_run,
-                                     replay_of=execution_id)
-
-    def prune(self, before: datetime) -> int:
-        """Delete finished executions (and their steps) and processed payloads older than
-        `before`; incidents, dead letters and notifications are kept."""
-        stamp = iso(before)
-        with self._tx() as db:
-            old = "SELECT id FROM executions WHERE state IN ('finished', 'cancelled') AND " \
-                  "COALESCE(finished_at, created_at) < ?"
-            db.execute(f"DELETE FROM steps WHERE execution_id IN ({old})", (stamp,))
-            gone = db.execute("DELETE FROM executions WHERE state IN ('finished', 'cancelled') "
-                              "AND COALESCE(finished_at, created_at) < ?",
-                              (stamp,)).rowcount
-            db.execute("DELETE FROM inbox WHERE processed_at IS NOT NULL AND processed_at < ?",
-                       (stamp,))
-        return int(gone)
-
-    # -- notifications (the outbox: remediator.escalation.outbox) --------------------------
-    def enqueue_notification(self, new: NewNotification, now: datetime) -> int | None:
-        """Accept a notification and one pending delivery per channel; None when its
-        (dedup_key, kind) was accepted before. With no channel it is failed at once."""
-        stamp = iso(now)
-        with self._tx() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO notifications(incident_id, kind, dedup_key, team, "
-                "level, severity, rule, reason, message, status, trigger_id, criteria, "
-                "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (new.incident_id, str(new.kind), new.dedup_key, new.team, new.level,
-                 new.severity, new.rule, new.reason, dumps(dict(new.message)), "pending",
-                 new.trigger_id, json.dumps(list(new.criteria)) if new.criteria else None,
-                 stamp, stamp))
-            if not (cur.rowcount and cur.lastrowid):
-                return None
-            notification_id = int(cur.lastrowid)
-            for name, kind in new.channels:
-                db.execute(
-                    "INSERT INTO deliveries(notification_id, channel, channel_type, status, "
-                    "next_attempt_at, updated_at) VALUES (?,?,?,?,?,?)",
-                    (notification_id, name, kind, "pending", stamp, stamp))
-            if not new.channels:
-                reason = f"no channel of team {new.team} takes {new.level} notifications"
-                db.execute("UPDATE notifications SET status = 'failed', status_reason = ? "
-                           "WHERE id = ?", (reason, notification_id))
-        return notification_id
-
-    def notification_exists(self, dedup_key: str, kind: NotificationKind | str) -> bool:
-        return bool(self._query("SELECT 1 FROM notifications WHERE dedup_key = ? AND kind = ?",
-                                (dedup_key, str(kind))))
-
-    def trigger_criteria(self, dedup_key: str) -> tuple[int, set[str]] | None:
-        """The trigger accepted for ``dedup_key``: its id and the criteria (rules) it and
-        its updates told of; None when there is none yet."""
-        rows = self._query("SELECT id, rule, criteria FROM notifications "
-                           "WHERE dedup_key = ? AND kind = 'trigger'", (dedup_key,))
-        if not rows:
-            return None
-        row = rows[0]
-        told = set(json.loads(row["criteria"])) if row["criteria"] else {row["rule"]}
-        told.update(r["rule"] for r in self._query(
-            "SELECT rule FROM notifications WHERE trigger_id = ? AND kind = 'update'",
-            (row["id"],)))
-        return int(row["id"]), told
-
-    def recover_interrupted_deliveries(self, now: datetime) -> int:
-        """Deliveries a stopped process left ``sending`` are due again (at least once)."""
-        with self._tx() as db:
-            cur = db.execute("UPDATE deliveries SET status = 'retry', next_attempt_at = ?, "
-                             "last_error = COALESCE(last_error, 'interrupted by a restart') "
-                             "WHERE status = 'sending'", (iso(now),))
-            return int(cur.rowcount)
-
-    def claim_due_deliveries(self, now: datetime, busy: Iterable[str] = ()
-                             ) -> list[DueDeliveryRecord]:
-        """Mark ``sending`` and return the oldest due delivery of each idle channel."""
-        skip, stamp = set(busy), iso(now)
-        with self._tx() as db:
-            # Only the head of each channel's queue is read (the writer lock is held here,
-            # and an alert storm can leave thousands of rows due at once).
-            rows = db.execute(
-                "SELECT d.id, d.notification_id, d.channel, d.channel_type, d.attempts, "
-                "n.team, n.kind, n.trigger_id, n.message, n.created_at FROM deliveries d "
-                "JOIN notifications n ON n.id = d.notification_id WHERE d.id IN ("
-                "SELECT MIN(id) FROM deliveries WHERE status IN ('pending', 'retry') AND "
-                "next_attempt_at <= ? GROUP BY channel) ORDER BY d.id", (stamp,)).fetchall()
-            chosen = [row for row in rows if row["channel"] not in skip]  # one at a time
-            db.executemany("UPDATE deliveries SET status = 'sending', updated_at = ? "
-                           "WHERE id = ?", [(stamp, row["id"]) for row in chosen])
-        return [DueDeliveryRecord(int(r["id"]), int(r["notification_id"]), r["channel"],
-                                  r["channel_type"], int(r["attempts"]), r["team"],
-                                  NotificationKind(r["kind"]), r["trigger_id"],
-                                  json.loads(r["message"]), r["created_at"]) for r in chosen]
-
-    def delivery(self, notification_id: int, channel: str) -> Delivery | None:
-        rows = self._query("SELECT * FROM deliveries WHERE notification_id = ? AND "
-                           "channel = ?", (notification_id, channel))
-        return _delivery(rows[0]) if rows else None
-
-    def postpone_delivery(self, delivery_id: int, until: datetime, now: datetime) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE deliveries SET status = 'pending', next_attempt_at = ?, "
-                       "updated_at = ? WHERE id = ?", (iso(until), iso(now), delivery_id))
-
-    def record_attempt(self, delivery_id: int, notification_id: int, status: DeliveryStatus,
-                       *, tried: bool, now: datetime, next_attempt_at: datetime | None = None,
-                       error: str | None = None, detail: str | None = None) -> None:
-        """Store one attempt's outcome and bring the notification's status up to date (it
-        follows its deliveries: pending while any owes an attempt, else delivered, skipped
-        when every one was, else failed; the reason lists the bad ones)."""
-        stamp = iso(now)
-        delivered_at = stamp if status is DeliveryStatus.DELIVERED else None
-        with self._tx() as db:
-            db.execute(
-                "UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?, "
-                "last_error = COALESCE(?, last_error), detail = ?, delivered_at = ?, "
-                "updated_at = ? WHERE id = ?",
-                (status.value, int(tried), iso(next_attempt_at) if next_attempt_at else None,
-                 error, detail, delivered_at, stamp, delivery_id))
-            _settle(db, notification_id, stamp)
-
-    def next_delivery_at(self) -> datetime | None:
-        rows = self._query("SELECT MIN(next_attempt_at) AS due FROM deliveries "
-                           "WHERE status IN ('pending', 'retry')")
-        due = rows[0]["due"] if rows else None
-        return parse_iso(due) if due else None
-
-    def outbox_depth(self) -> int:
-        rows = self._query("SELECT COUNT(*) AS n FROM deliveries "
-                           "WHERE status IN ('pending', 'sending', 'retry')")
-        return int(rows[0]["n"])
-
-    def triggers_to_resolve(self) -> list[Notification]:
-        """Triggers of resolved incidents that reached (or may still reach) someone and
-        have no resolve notice yet."""
-        return [_notification(row, ()) for row in self._query(
-            "SELECT n.* FROM notifications n JOIN incidents i ON i.id = n.incident_id "
-            "WHERE i.status = 'resolved' AND n.kind = 'trigger' "
-            "AND n.status IN ('pending', 'delivered') AND NOT EXISTS (SELECT 1 FROM "
-            "notifications r WHERE r.kind = 'resolve' AND r.dedup_key = n.dedup_key) "
-            "ORDER BY n.id")]
-
-    def live_channels(self, notification_id: int) -> list[tuple[str, str]]:
-        """Channels of a notification that delivered it or may still."""
-        rows = self._query(
-            "SELECT channel, channel_type FROM deliveries WHERE notification_id = ? AND "
-            "status IN ('pending', 'sending', 'retry', 'delivered') ORDER BY id",
-            (notification_id,))
-        return [(row["channel"], row["channel_type"]) for row in rows]
-
-    def notifications(self, limit: int = 50) -> list[Notification]:
-        """Newest first, each with its deliveries."""
-        rows = self._query("SELECT * FROM notifications ORDER BY id DESC LIMIT ?", (limit,))
-        return [_notification(row, tuple(_delivery(d) for d in self._query(
-            "SELECT * FROM deliveries WHERE notification_id = ? ORDER BY id", (row["id"],))))
-            for row in rows]
-
-
-_COUNTABLE = ("inbox", "dead_letters", "incidents", "executions", "steps", "notifications",
-              "deliveries")
-
-
-class SqliteIntakeBatch:
-    """Intake's operations inside one :meth:`SqliteStore.process_inbox` transaction."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def incident_by_key(self, key: str) -> Incident | None:
-        """The incident of this alert key, by its own key or an alias (a reopening)."""
-        row = self._db.execute("SELECT * FROM incidents WHERE incident_key = ? UNION ALL "
-                               "SELECT i.* FROM incident_aliases a JOIN incidents i "
-                               "ON i.id = a.incident_id WHERE a.incident_key = ?",
-                               (key, key)).fetchone()
-        return _incident(row) if row else None
-
-    def reopenable(self, fingerprint: str) -> Incident | None:
-        """The latest incident of this alert that was fixed and is not closed yet."""
-        row = self._db.execute("SELECT * FROM incidents WHERE fingerprint = ? AND fixed_at "
-                               "IS NOT NULL AND closed_at IS NULL ORDER BY id DESC LIMIT 1",
-                               (fingerprint,)).fetchone()
-        return _incident(row) if row else None
-
-    def reopen(self, incident_id: int, new_key: str, note: str | None) -> None:
-        """Reopen a fixed incident for a re-fire (its key becomes an alias); ``note`` says
-        why it is not acted on, or None."""
-        self._db.execute("INSERT OR IGNORE INTO incident_aliases(incident_key, incident_id) "
-                         "VALUES (?, ?)", (new_key, incident_id))
-        self._db.execute("UPDATE incidents SET status = 'firing', reopened = reopened + 1, "
-                         "notices = notices + 1, fixed_at = NULL, resolved_at = NULL, "
-                         "updated_at = ? WHERE id = ?", (_now(), incident_id))
-        self._db.execute("UPDATE incidents SET note = ? WHERE id = ?", (note, incident_id))
-
-    def add_incident(self, alert: Alert, target: str | None, note: str | None) -> int:
-        now = _now()
-        data = alert.to_dict()
-        labels = data["labels"]
-        cur = self._db.execute(
-            "INSERT INTO incidents(incident_key, fingerprint, alertname, starts_at, status, "
-            "labels, annotations, generator_url, target, note, created_at, updated_at) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (alert.incident_key, data["fingerprint"], labels.get("alertname", ""),
-             data["startsAt"], data["status"], dumps(labels), dumps(data["annotations"]),
-             data.get("generatorURL", ""), target, note, now, now))
-        return int(cur.lastrowid or 0)
-
-    def touch_incident(self, incident_id: int, status: IncidentStatus | str) -> None:
-        """Another notice of a known incident: count it, and set its status."""
-        now = _now()
-        resolved_at = now if str(status) == "resolved" else None
-        self._db.execute("UPDATE incidents SET notices = notices + 1, status = ?, "
-                         "updated_at = ?, resolved_at = COALESCE(?, resolved_at) WHERE id = ?",
-                         (str(status), now, resolved_at, incident_id))
-
-    def add_execution(self, incident_id: int, playbook: str, target: str, alert: Alert) -> int:
-        return _insert_execution(self._db, incident_id, playbook, target, alert.to_dict(),
-                                 False, None)
-
-    def runs_since(self, target: str, since: datetime, playbook: str | None = None) -> int:
-        """Real runs started by alerts on ``target`` since ``since`` (of ``playbook``)."""
-        sql = ("SELECT COUNT(*) FROM executions WHERE target = ? AND dry_run = 0 "
-               "AND replay_of IS NULL AND created_at >= ?")
-        params: tuple[str, ...] = (target, iso(since))
-        if playbook is not None:
-            sql, params = sql + " AND playbook = ?", (*params, playbook)
-        return int(self._db.execute(sql, params).fetchone()[0])
-
-
-# -- rows to records (private) ----------------------------------------------------------
-def _insert_dead_letter(db: sqlite3.Connection, body: bytes, reason: str,
-                        content_type: str | None) -> int:
-    cur = db.execute("INSERT INTO dead_letters(received_at, reason, content_type, body) "
-                     "VALUES (?, ?, ?, ?)", (_now(), reason, content_type, body))
-    return int(cur.lastrowid or 0)
-
-
-def _insert_execution(db: sqlite3.Connection, incident_id: int | None, playbook: str,
-                      target: str, alert: Mapping[str, Any], dry_run: bool,
-                      replay_of: int | None) -> int:
-    cur = db.execute(
-        "INSERT INTO executions(incident_id, playbook, target, state, dry_run, replay_of, "
-        "alert, created_at) VALUES (?,?,?,?,?,?,?,?)",
-        (incident_id, playbook, target, "pending", int(dry_run), replay_of, dumps(alert),
-         _now()))
-    return int(cur.lastrowid or 0)
-
-
-def _settle(db: sqlite3.Connection, notification_id: int, now: str) -> None:
-    rows = db.execute("SELECT channel, status, last_error FROM deliveries "
-                      "WHERE notification_id = ? ORDER BY id", (notification_id,)).fetchall()
-    states = [row["status"] for row in rows]
-    problems = "; ".join(f"{r['channel']}: {r['status'].replace('_', ' ')}"
-                         f"{' (' + r['last_error'] + ')' if r['last_error'] else ''}"
-                         for r in rows if r["status"] in _SETTLED_BAD)
-    if any(DeliveryStatus(state).active for state in states):
-        status = NotificationStatus.PENDING
-    elif "delivered" in states:
-        status = NotificationStatus.DELIVERED
-    elif states and all(state == "skipped" for state in states):
-        status = NotificationStatus.SKIPPED
-    else:
-        status = NotificationStatus.FAILED
-    db.execute("UPDATE notifications SET status = ?, status_reason = ?, updated_at = ? "
-               "WHERE id = ?", (status.value, problems or None, now, notification_id))
-
-
-def _incident(row: sqlite3.Row) -> Incident:
-    return Incident(
-        id=int(row["id"]), incident_key=row["incident_key"], fingerprint=row["fingerprint"],
-        alertname=row["alertname"], starts_at=row["starts_at"],
-        status=IncidentStatus(row["status"]), labels=json.loads(row["labels"]),
-        annotations=json.loads(row["annotations"]), generator_url=row["generator_url"],
-        target=row["target"], note=row["note"], notices=int(row["notices"]),
-        created_at=row["created_at"], updated_at=row["updated_at"],
-        resolved_at=row["resolved_at"], claimed_by=row["claimed_by"],
-        claimed_at=row["claimed_at"], fixed_at=row["fixed_at"], closed_at=row["closed_at"],
-        reopened=int(row["reopened"] or 0))
-
-
-@functools.lru_cache(maxsize=4096)
-def _alert(text: str) -> Alert | None:
-    """An execution's stored alert, parsed; the same stored text parses once per process
-    (the dispatcher reads every pending execution each tick)."""
-    try:
-        return parse_alert(json.loads(text))
-    except (PayloadError, ValueError):
-        return None
-
-
-def _execution(row: sqlite3.Row, steps: tuple[StepRecord, ...]) -> Execution:
-    return Execution(
-        id=int(row["id"]), incident_id=row["incident_id"], playbook=row["playbook"],
-        target=row["target"], state=ExecutionState(row["state"]), alert=_alert(row["alert"]),
-        dry_run=bool(row["dry_run"]), created_at=row["created_at"], outcome=row["outcome"],
-        scenario=row["scenario"], replay_of=row["replay_of"], error=row["error"],
-        escalations=tuple(json.loads(row["escalations"])), started_at=row["started_at"],
-        finished_at=row["finished_at"], steps=steps)
-
-
-def _step(row: sqlite3.Row) -> StepRecord:
-    return StepRecord(
-        id=row["step_id"], action=row["action"], phase=row["phase"],
-        status=StepStatus(row["status"]), attempts=int(row["attempts"]),
-        started_at=row["started_at"], duration_s=row["duration_s"],
-        outputs=json.loads(row["outputs"]), rendered_args=json.loads(row["rendered_args"]),
-        error=row["error"], note=row["note"])
-
-
-def _delivery(row: sqlite3.Row) -> Delivery:
-    return Delivery(channel=row["channel"], channel_type=row["channel_type"],
-                    status=DeliveryStatus(row["status"]), attempts=int(row["attempts"]),
-                    next_attempt_at=row["next_attempt_at"], last_error=row["last_error"],
-                    detail=row["detail"], delivered_at=row["delivered_at"],
-                    updated_at=row["updated_at"])
-
-
-def _notification(row: sqlite3.Row, deliveries: tuple[Delivery, ...]) -> Notification:
-    return Notification(
-        id=int(row["id"]), incident_id=row["incident_id"], kind=NotificationKind(row["kind"]),
-        dedup_key=row["dedup_key"], team=row["team"], level=row["level"],
-        severity=row["severity"], rule=row["rule"], reason=row["reason"],
-        message=json.loads(row["message"]), status=NotificationStatus(row["status"]),
-        status_reason=row["status_reason"], trigger_id=row["trigger_id"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-        criteria=tuple(json.loads(row["criteria"])) if row["criteria"] else None,
-        deliveries=deliveries)
-
-
-def ago(delta: timedelta) -> datetime:
-    """The moment `delta` before now."""
-    return utc_now() - delta
