@@ -1,44 +1,43 @@
-"""`modelserver`: serve, train and evaluate the captioning model."""
+"""`modelserver`: serve, train and evaluate the captioning model; diagnose why it does not load.
+
+``diagnose`` and ``use-model`` run on the standard library alone (the runbook's checks and
+its scenario-5 config change must work in an image whose own dependencies are broken), so
+they are dispatched here, before click, torch or PIL is imported; every other command is
+the click group in ``cli_group``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
+from collections.abc import Callable, Sequence
 
-import click
-
-__all__ = ["main"]
-
-
-@click.group()
-def main() -> None:
-    """The mobile_multimodal serving app."""
+__all__ = ["STDLIB_COMMANDS", "main"]
 
 
-@main.command()
-@click.option("--host", default="0.0.0.0", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--model-dir", type=click.Path(path_type=Path), default=None,
-              help="Directory of model files (default: MODEL_DIR or /app/models).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="config/model.yml (default: MODEL_CONFIG if set).")
-@click.option("--threads", default=4, show_default=True, type=int)
-def serve(host: str, port: int, model_dir: Path | None, config_path: Path | None,
-          threads: int) -> None:
-    """Serve the model over HTTP (gunicorn, one process, threads)."""
-    import os
+def _diagnose(argv: list[str]) -> int:
+    from mobile_multimodal.diagnose import main as run
 
-    from mobile_multimodal.server import serve as run
-
-    if config_path is None and os.environ.get("MODEL_CONFIG"):
-        config_path = Path(os.environ["MODEL_CONFIG"])
-    run(host, port, model_dir, config_path, threads)
+    return run(argv)
 
 
-def _add_model_commands() -> None:
-    from mobile_multimodal.cli_model import evaluate, train
+def _use_model(argv: list[str]) -> int:
+    from mobile_multimodal.use_model import main as run
 
-    main.add_command(train)
-    main.add_command(evaluate)
+    return run(argv)
 
 
-_add_model_commands()
+STDLIB_COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "diagnose": (_diagnose, "Why the model does not load: the runbook's checks (--json)."),
+    "use-model": (_use_model, "Point config/model.yml at another model file and reload it."),
+}
+"""Commands that need nothing but the standard library: name -> (run, one-line help)."""
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The `modelserver` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in STDLIB_COMMANDS:
+        raise SystemExit(STDLIB_COMMANDS[args[0]][0](args[1:]))
+    from mobile_multimodal.cli_group import group
+
+    group.main(args=args, prog_name="modelserver")

@@ -1,6 +1,6 @@
-"""``modelserver train`` and ``modelserver evaluate`` (wired into the group in ``cli``).
+"""``modelserver train`` and ``modelserver evaluate`` (wired into the group in ``cli_group``).
 
-torch is imported inside the commands, not here: ``cli`` imports this module at start-up
+torch is imported inside the commands, not here: ``cli_group`` imports this module at start-up
 and ``modelserver serve`` must come up (and report ``import_error``) even without torch.
 """
 

@@ -1,30 +1,22 @@
 """The shipped model_load_failure.yml, runbook scenario by scenario, with a fake target.
 
 Each test describes what the diagnose steps would see (what /model/health says, the
-findings of the one investigation exec, Docker's state, the logs) and checks what the
-playbook then changes, in which order, and whom it asks. The investigation script itself is
-run for real against a model folder on disk at the end of this file.
+findings of `modelserver diagnose --json`, Docker's state, the logs) and checks what the
+playbook then changes, in which order, and whom it asks. The commands the playbook runs in
+the container are tested on their own: tests/unit/test_model_diagnose.py and
+tests/unit/test_model_use_model.py.
 """
 
 from __future__ import annotations
 
-import http.server
 import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
-import torch
 import yaml
 
-from mobile_multimodal import MobileMultiModalLLM
 from remediator.adapters.http import json_contains
 from remediator.core.alerts import Alert, parse_alert
 from remediator.core.config import load_config
@@ -40,7 +32,8 @@ CONFIG = load_config(ROOT / "config" / "remediator.yml", env={})
 TARGET = CONFIG.targets[0]
 PLAYBOOK = load_playbook(ROOT / "playbooks" / "model_load_failure.yml", CONFIG.targets)
 GIB = 2**30
-POINT_CONFIG = str(PLAYBOOK.params["point_config"])
+DIAGNOSE = ["modelserver", "diagnose"]
+USE_MODEL = ["modelserver", "use-model"]
 MUTATING = ("docker.copy", "docker.restart", "docker.update", "docker.recreate",
             "docker.put_file")
 READY = {"state": "READY", "model_loaded": True, "model_type": "primary", "variant": "fp32",
@@ -71,6 +64,7 @@ class Scene:
         "caption": "a red square", "variant": "fp32", "task": "captioning"})
     gpu_visible: bool = False
     fallback_exists: bool = True
+    diagnose_exit: tuple[int, str] | None = None  # the diagnose exec fails: (status, output)
 
 
 class SceneRuntime:
@@ -83,7 +77,7 @@ class SceneRuntime:
     @property
     def fixed(self) -> bool:
         return any(action in MUTATING or (action == "docker.exec" and (
-            args.get("user") == "root" or args["cmd"][2:3] == [POINT_CONFIG]))
+            args.get("user") == "root" or args["cmd"][:2] == USE_MODEL))
             for action, args in self.calls)
 
     def call(self, action: str, args: dict[str, Any], target: Target,
@@ -137,12 +131,16 @@ class SceneRuntime:
 
     def docker_exec(self, args: dict[str, Any]) -> dict[str, Any]:
         cmd = args["cmd"]
-        if cmd[:2] == ["python", "-c"] and "findings" in cmd[2]:
+        if cmd[:2] == DIAGNOSE:
             return self.investigation(cmd)
         return {"exit_code": 0, "stdout": "", "stderr": "", "output": f"{cmd[0]} ok"}
 
     def investigation(self, cmd: list[str]) -> dict[str, Any]:
         scene = self.scene
+        if scene.diagnose_exit is not None:
+            code, said = scene.diagnose_exit
+            return {"exit_code": code, "stdout": "", "stderr": said, "output": said,
+                    "data": None}
         data = {"app": self.app_now(), "findings": scene.findings,
                 "missing_modules": scene.missing_modules, "gpu_visible": scene.gpu_visible,
                 "config": {"ok": scene.config_error is None, "error": scene.config_error},
@@ -159,9 +157,7 @@ class SceneRuntime:
         for action, args in self.calls:
             if action in MUTATING:
                 out.append((action, {k: v for k, v in args.items() if k != "stop_timeout"}))
-            elif action == "docker.exec" and args["cmd"][2:3] == [POINT_CONFIG]:
-                out.append((action, ["python", "-c", "params.point_config", *args["cmd"][3:]]))
-            elif action == "docker.exec" and args["cmd"][:2] != ["python", "-c"]:
+            elif action == "docker.exec" and args["cmd"][:2] not in (["python", "-c"], DIAGNOSE):
                 out.append((action, args["cmd"]))
         return out
 
@@ -377,8 +373,9 @@ def test_scenario_5_old_format_is_converted_and_the_config_points_at_the_convert
         ("docker.exec", ["python", "/app/scripts/convert_model.py", "--input",
                          "/app/models/best_model.pth", "--output",
                          "/app/models/best_model_converted.pth", "--target-version", "current"]),
-        ("docker.exec", ["python", "-c", "params.point_config", "/app/config/model.yml",
-                         "best_model_converted.pth", "http://127.0.0.1:8080", "60"])]
+        ("docker.exec", ["modelserver", "use-model", "best_model_converted.pth", "--config",
+                         "/app/config/model.yml", "--app-url", "http://127.0.0.1:8080",
+                         "--wait", "60"])]
     assert statuses(result)["use_converted_env"] == "skipped"
     assert result.outcome is Outcome.SUCCESS and validated(result) and asked(result) == []
 
@@ -386,8 +383,8 @@ def test_scenario_5_old_format_is_converted_and_the_config_points_at_the_convert
 def test_scenario_5_a_config_that_cannot_take_it_recreates_with_model_path() -> None:
     result, runtime = execute(Scene(
         state="DEGRADED", reason="ModelFormatTooOld: format version 0",
-        failing={"/model/reload": "MODEL_PATH=best_model.pth in the environment overrides "
-                                  "/app/config/model.yml"}))
+        failing={"use-model": "MODEL_PATH=best_model.pth in the environment overrides "
+                              "/app/config/model.yml"}))
     assert statuses(result)["use_converted"] == "failed"
     assert runtime.mutations()[-1] == ("docker.recreate", {
         "env": {"MODEL_PATH": "best_model_converted.pth"}, "last_known_good": False})
@@ -503,6 +500,55 @@ def test_still_unhealthy_after_the_memory_fix_goes_to_infrastructure() -> None:
     assert asked(result) == [("infrastructure", "notify", "still_failing")]
 
 
+# -- the diagnosis is a command of the serving image -------------------------------------------
+NOT_FOUND = ('OCI runtime exec failed: exec failed: unable to start container process: exec: '
+             '"modelserver": executable file not found in $PATH: unknown')
+
+
+@pytest.mark.parametrize(("code", "said"), [
+    (127, NOT_FOUND),
+    (126, NOT_FOUND.replace("executable file not found in $PATH", "permission denied")),
+    (2, "Usage: modelserver [OPTIONS] COMMAND [ARGS]...\nError: No such command 'diagnose'."),
+])
+def test_an_image_without_modelserver_diagnose_escalates_and_says_to_rebuild_it(
+        code: int, said: str) -> None:
+    """Issue 18: the playbook runs the serving image's `modelserver diagnose --json`; an
+    image built before that command existed fails the step with a message naming what is
+    missing and what to do, and the run escalates to the ML team lead, changing nothing."""
+    result, runtime = execute(Scene(reason=MISSING, diagnose_exit=(code, said)))
+    steps = statuses(result)
+    assert steps["check"] == "failed" and steps["check_command"] == "failed"
+    error = str(result.step("check_command").error)  # type: ignore[union-attr]
+    assert "has no `modelserver diagnose`" in error and "rebuild the serving image" in error
+    assert f"(exit {code}: " in error
+    assert result.outcome is Outcome.ESCALATED
+    assert asked(result) == [("ml-team-lead", "notify", "check_command")]
+    assert runtime.mutations() == [] and "classify" not in steps  # the run ends there
+
+
+def test_a_diagnosis_cut_short_by_the_container_dying_does_not_block_the_fix() -> None:
+    """A diagnose exec killed with the container (137) is no missing command: the logs
+    classify the scenario and the fix runs."""
+    result, runtime = execute(Scene(reason=MISSING, diagnose_exit=(137, ""),
+                                    logs="FileNotFoundError: model file not found"))
+    steps = statuses(result)
+    assert steps["check"] == "failed" and steps["check_command"] == "ok"
+    assert result.scenario == "file_missing_or_corrupted"
+    assert ("docker.restart", {}) in runtime.mutations()
+    assert result.outcome is Outcome.SUCCESS and asked(result) == []
+
+
+def test_the_playbook_runs_the_images_diagnose_command_as_the_app_sees_it() -> None:
+    _, runtime = execute(Scene(reason=MISSING))
+    (args,) = [a for action, a in runtime.calls
+               if action == "docker.exec" and a["cmd"][:2] == DIAGNOSE]
+    assert args["cmd"] == ["modelserver", "diagnose", "--json", "--model-dir", "/app/models",
+                           "--backup-dir", "/backup/models", "--config",
+                           "/app/config/model.yml", "--format-version", "2", "--app-url",
+                           "http://127.0.0.1:8080"]
+    assert not args.get("user")  # the image's user: the app's own, who sees what it sees
+
+
 def test_a_dry_run_diagnoses_for_real_and_changes_nothing() -> None:
     result, runtime = execute(Scene(reason=MISSING), dry_run=True)
     assert result.outcome is Outcome.DRY_RUN and result.scenario == "file_missing_or_corrupted"
@@ -518,275 +564,3 @@ def test_the_budget_of_every_shipped_playbook_is_at_least_the_configured_one() -
     for playbook in load_playbooks(ROOT / "playbooks", CONFIG.targets):
         runs = playbook.limits.max_runs_per_hour
         assert runs is None or runs >= config["max_runs_per_hour"] >= 5, playbook.name
-
-
-# -- the investigation script, run for real ------------------------------------------------------
-MANIFEST = json.loads((ROOT / "models" / "manifest.json").read_text())
-CHECK = str(PLAYBOOK.params["check"])
-
-
-def investigate(tmp: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run params.check as docker.exec would, on a copy of models/ laid out like the image."""
-    proc = subprocess.run(
-        [sys.executable, "-c", CHECK, str(tmp / "models"), str(tmp / "backup"),
-         str(tmp / "model.yml"), "2", "http://127.0.0.1:1"], capture_output=True, text=True,
-        timeout=120,
-        env={"PATH": os.environ["PATH"], **(env or {})})
-    assert proc.returncode == 0, proc.stderr
-    report: dict[str, Any] = json.loads(proc.stdout)
-    return report
-
-
-@pytest.fixture
-def image_like(tmp_path: Path) -> Path:
-    for folder in ("models", "backup"):
-        (tmp_path / folder).mkdir()
-        for name in ["manifest.json"] + [m["file"] for m in MANIFEST["models"]]:
-            (tmp_path / folder / name).write_bytes((ROOT / "models" / name).read_bytes())
-    (tmp_path / "model.yml").write_text((ROOT / "config" / "model.yml").read_text())
-    return tmp_path
-
-
-def test_investigation_of_a_healthy_layout_finds_nothing(image_like: Path) -> None:
-    report = investigate(image_like)
-    assert report["findings"] == [] and report["config"]["ok"] is True
-    assert report["app"] is None and "Connection refused" in report["app_error"]
-    assert report["primary"]["checksum_ok"] is True and report["backup"]["usable"] is True
-    assert report["primary"]["path"].endswith("/models/best_model.pth")
-    assert report["fallback"]["path"].endswith("/models/int2_quantized.pth")
-    assert "format_version" not in report["primary"]  # published bytes: no torch.load needed
-
-
-def test_investigation_finds_a_missing_primary_and_a_usable_backup(image_like: Path) -> None:
-    (image_like / "models" / "best_model.pth").unlink()
-    report = investigate(image_like)
-    assert report["findings"] == [f"file_missing_or_corrupted: primary model "
-                                  f"{image_like}/models/best_model.pth does not exist"]
-    assert report["backup"]["usable"] is True
-
-
-def test_investigation_finds_corruption_by_zip_crc_and_a_bad_backup(image_like: Path) -> None:
-    for folder in ("models", "backup"):
-        path = image_like / folder / "best_model.pth"
-        data = bytearray(path.read_bytes())
-        data[600000:600064] = bytes(64)
-        path.write_bytes(bytes(data))
-    report = investigate(image_like)
-    assert report["primary"]["checksum_ok"] is False
-    assert "fails its CRC" in report["primary"]["error"]
-    assert report["findings"][0].startswith("file_missing_or_corrupted: primary model")
-    assert report["backup"]["checksum_ok"] is False and report["backup"]["usable"] is False
-
-
-def without_torch(tmp: Path) -> dict[str, str]:
-    """An environment in which `import torch` fails: the investigation must not need it."""
-    blocker = tmp / "no-torch"
-    blocker.mkdir(exist_ok=True)
-    (blocker / "torch.py").write_text("raise ImportError('torch imported by the investigation')\n")
-    return {"PYTHONPATH": str(blocker)}
-
-
-def test_investigation_tells_an_old_format_without_importing_torch(image_like: Path) -> None:
-    path = image_like / "models" / "best_model.pth"
-    model = MobileMultiModalLLM.from_pretrained(str(path))
-    torch.save(model.network.state_dict(), path)  # format 0, as an older release wrote it
-    report = investigate(image_like, without_torch(image_like))
-    assert report["primary"]["format_version"] == 0
-    assert report["findings"] == [f"model_format: primary model {path} uses checkpoint format "
-                                  "version 0, this release reads 2"]
-
-
-@pytest.mark.parametrize("name", [m["file"] for m in MANIFEST["models"]])
-def test_investigation_reads_every_shipped_variant_as_the_current_format(
-        image_like: Path, name: str) -> None:
-    path = image_like / "models" / name
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    raw["note"] = "re-saved"  # other bytes than the manifest's: the deep read runs
-    torch.save(raw, path)
-    report = investigate(image_like, {"MODEL_PATH": name, **without_torch(image_like)})
-    assert report["primary"]["checksum_ok"] is False
-    assert report["primary"]["format_version"] == 2 and "error" not in report["primary"]
-
-
-def test_investigation_reads_plain_data_a_weights_only_load_allows(image_like: Path) -> None:
-    path = image_like / "models" / "best_model.pth"
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    raw.update(tags={"int2", "qat"}, scale=complex(1, 2))  # protocol 2: __builtin__.set
-    torch.save(raw, path)
-    torch.load(path, weights_only=True)  # the app's own load takes it
-    report = investigate(image_like, without_torch(image_like))
-    assert report["primary"]["format_version"] == 2 and "error" not in report["primary"]
-
-
-def test_investigation_calls_a_version_that_is_no_int_corrupted(image_like: Path) -> None:
-    path = image_like / "models" / "best_model.pth"
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    torch.save({**raw, "version": "2"}, path)
-    report = investigate(image_like, without_torch(image_like))
-    assert report["primary"]["error"] == "ValueError: 'version' must be an int, got str"
-    assert report["findings"][0].startswith("file_missing_or_corrupted: primary model")
-
-
-class Payload:
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (os.system, ("touch pwned",))
-
-
-def test_investigation_refuses_a_global_a_weights_only_load_refuses_and_runs_nothing(
-        image_like: Path) -> None:
-    path = image_like / "models" / "best_model.pth"
-    torch.save({"version": 2, "payload": Payload()}, path)
-    with pytest.raises(Exception, match="Weights only load failed"):
-        torch.load(path, weights_only=True)  # what the app's own load says
-    report = investigate(image_like)
-    assert "weights-only load refuses the global posix.system" in report["primary"]["error"]
-    assert report["findings"][0].startswith("file_missing_or_corrupted: primary model")
-    assert not list(image_like.rglob("pwned")) and not Path("pwned").exists()
-
-
-def investigate_as_nobody(tmp: Path) -> dict[str, Any]:
-    """params.check in a forked child that gave up root (root reads files whatever their mode).
-
-    The interpreter is already loaded, so only the model layout must be reachable by uid 65534.
-    """
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child reports through the pipe and its exit status
-        status = 1
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            sys.stdout = os.fdopen(write, "w")  # print() goes to the pipe, not pytest's capture
-            sys.argv = ["-c", str(tmp / "models"), str(tmp / "backup"), str(tmp / "model.yml"),
-                        "2", "http://127.0.0.1:1"]
-            exec(compile(CHECK, "params.check", "exec"), {"__name__": "__main__"})
-            sys.stdout.flush()
-            status = 0
-        finally:
-            os._exit(status)
-    os.close(write)
-    with os.fdopen(read) as output:
-        text = output.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, text
-    report: dict[str, Any] = json.loads(text)
-    return report
-
-
-def test_investigation_finds_an_unreadable_model(tmp_path: Path) -> None:
-    base = Path(tempfile.mkdtemp(prefix="investigate-"))  # reachable by nobody, unlike tmp_path
-    try:
-        base.chmod(0o755)
-        for folder in ("models", "backup"):
-            shutil.copytree(ROOT / "models", base / folder)
-        (base / "model.yml").write_text((ROOT / "config" / "model.yml").read_text())
-        for path in base.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        (base / "models" / "best_model.pth").chmod(0)
-        report = (investigate_as_nobody(base) if os.geteuid() == 0 else investigate(base))
-        assert report["uid"] != 0
-        assert report["findings"] == [
-            f"permission_denied: primary model {base}/models/best_model.pth is not readable by "
-            f"uid {report['uid']} (mode 0000, owner {os.getuid()}:{os.getgid()})"]
-        assert report["backup"]["usable"] is True
-    finally:
-        shutil.rmtree(base)
-
-
-@pytest.mark.parametrize(("config", "needle"), [
-    ("load_timeout: soon\n", "load_timeout: expected a duration like 30s or 2m, got 'soon'"),
-    ("device: gpu\n", "device: expected one of auto, cpu, cuda, got 'gpu'"),
-    ("modle_path: x.pth\n", "unknown key 'modle_path'"),
-    ("device: [cpu\n", "ParserError"),
-])
-def test_investigation_validates_model_yml(image_like: Path, config: str, needle: str) -> None:
-    (image_like / "model.yml").write_text(config)
-    report = investigate(image_like)
-    assert report["config"]["ok"] is False and needle in report["config"]["error"]
-    assert report["findings"][0].startswith(f"configuration: {image_like}/model.yml: ")
-
-
-def test_investigation_finds_cuda_asked_for_without_a_gpu(image_like: Path) -> None:
-    (image_like / "model.yml").write_text("device: cuda\n")
-    assert investigate(image_like)["findings"] == [
-        "cuda: the config asks for device cuda but this container sees no GPU (no /dev/nvidia*)"]
-    # The runbook's fix, CUDA_VISIBLE_DEVICES="", is not a finding.
-    assert investigate(image_like, {"CUDA_VISIBLE_DEVICES": ""})["findings"] == []
-
-
-def test_investigation_follows_model_path_from_the_environment(image_like: Path) -> None:
-    report = investigate(image_like, {"MODEL_PATH": "int8_quantized.pth"})
-    assert report["primary"]["path"].endswith("/models/int8_quantized.pth")
-    assert report["primary"]["checksum_ok"] is True and report["findings"] == []
-
-
-# -- the scenario 5 config change, run for real ----------------------------------------------------
-class ReloadSink(http.server.BaseHTTPRequestHandler):
-    """The app's /model/reload and /model/health: loading for two polls, then `serves`."""
-
-    posts: ClassVar[list[str]] = []
-    serves: ClassVar[str] = "/app/models/best_model_converted.pth"
-    polls: ClassVar[int] = 0
-
-    def _answer(self, code: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:
-        ReloadSink.posts.append(self.path)
-        ReloadSink.polls = 0
-        self._answer(202, {"reloading": True, "state": "LOADING"})
-
-    def do_GET(self) -> None:
-        ReloadSink.polls += 1
-        if ReloadSink.polls <= 2:  # as the app answers while the fallback keeps serving
-            self._answer(200, {"state": "DEGRADED", "loading": True,
-                               "model_path": "/app/models/best_model_converted.pth"})
-        else:
-            self._answer(200, {"state": "READY", "loading": False,
-                               "model_path": ReloadSink.serves})
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def test_point_config_changes_model_path_keeps_the_rest_and_asks_for_a_reload(
-        tmp_path: Path) -> None:
-    shipped = (ROOT / "config" / "model.yml").read_text()
-    config = tmp_path / "model.yml"
-    config.write_text(shipped)
-    server = http.server.HTTPServer(("127.0.0.1", 0), ReloadSink)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    argv = [sys.executable, "-c", POINT_CONFIG, str(config), "best_model_converted.pth", url,
-            "10"]
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                              env={"PATH": os.environ["PATH"]})
-        assert done.returncode == 0, done.stderr
-        assert "POST /model/reload: 202" in done.stdout and ReloadSink.posts == ["/model/reload"]
-        assert "serving /app/models/best_model_converted.pth" in done.stdout
-        assert ReloadSink.polls == 3  # it waited for the load to end
-        expected = shipped.replace("model_path: best_model.pth  ",
-                                   "model_path: best_model_converted.pth  ")
-        assert config.read_text() == expected != shipped  # the comment after the value stays
-        assert yaml.safe_load(config.read_text())["model_path"] == "best_model_converted.pth"
-        # MODEL_PATH in the environment would win over the file: refuse, touch nothing.
-        config.write_text(shipped)
-        refused = subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                                 env={"PATH": os.environ["PATH"], "MODEL_PATH": "best_model.pth"})
-        assert refused.returncode == 1 and "MODEL_PATH=best_model.pth" in refused.stderr
-        assert config.read_text() == shipped and ReloadSink.posts == ["/model/reload"]
-        # The app reloaded but still serves the old file (it reads another config): fail, so
-        # use_converted_env sets MODEL_PATH instead.
-        ReloadSink.serves = "/app/models/best_model.pth"
-        other = subprocess.run(argv, capture_output=True, text=True, timeout=30,
-                               env={"PATH": os.environ["PATH"]})
-        assert other.returncode == 1
-        assert "serves /app/models/best_model.pth (READY" in other.stderr
-    finally:
-        ReloadSink.serves = "/app/models/best_model_converted.pth"
-        server.shutdown()

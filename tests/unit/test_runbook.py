@@ -97,3 +97,51 @@ def test_every_runbook_url_names_a_document_in_the_repository(alert: str, url: s
         headings = re.findall(r"^#+ (.+)$", document.read_text(), re.MULTILINE)
         assert parsed.fragment in {slug(h) for h in headings}, \
             f"{alert}: {match['path']} has no heading #{parsed.fragment}"
+
+
+# "  # --- fix: "4. Permissions" -----": a group of playbook steps and the runbook section
+# (its ### heading, quoted) that the group automates.
+GROUP = re.compile(r'^  # --- (?P<phase>\w+): "(?P<title>[^"]+)"', re.MULTILINE)
+STEP_LINE = re.compile(r"^  - id: (?P<id>\w+)", re.MULTILINE)
+
+
+def playbook_groups(text: str) -> list[tuple[str, list[str]]]:
+    """(runbook heading, the step ids under it) for every group header of a playbook."""
+    marks = sorted([(m.start(), "group", m["title"]) for m in GROUP.finditer(text)]
+                   + [(m.start(), "step", m["id"]) for m in STEP_LINE.finditer(text)])
+    groups: list[tuple[str, list[str]]] = []
+    for _, kind, name in marks:
+        if kind == "group":
+            groups.append((name, []))
+        else:
+            assert groups, f"step {name} comes before any group header"
+            groups[-1][1].append(name)
+    return groups
+
+
+def test_the_playbooks_steps_follow_the_runbooks_sections_in_order() -> None:
+    """Issue 18: each group of model_load_failure.yml is headed by the runbook section it
+    automates, the groups come in the runbook's order (scenarios 1 to 7), every step sits
+    under one, and that section's Steps line names it."""
+    runbook = sections(RUNBOOK.read_text())
+    playbook = (ROOT / "playbooks" / "model_load_failure.yml").read_text()
+    groups = playbook_groups(playbook)
+    titles = [title for title, _ in groups]
+    assert [t for t in runbook if t in titles] == titles, "groups out of the runbook's order"
+    assert [t for t in titles if t[:2] in {f"{n}." for n in range(1, 8)}] == [
+        t for t in runbook if t[:2] in {f"{n}." for n in range(1, 8)}]  # scenarios 1..7
+    steps = [step["id"] for step in yaml.safe_load(playbook)["steps"]]
+    assert [s for _, ids in groups for s in ids] == steps  # every step under a header
+    for title, ids in groups:
+        named = {s for _, found in named_steps(runbook[title]) for s in found}
+        assert set(ids) <= named, f"section {title!r} does not name {set(ids) - named}"
+
+
+def test_a_group_out_of_the_runbooks_order_is_caught() -> None:
+    text = ('  # --- fix: "4. Permissions" ---\n  - id: fix_mode\n'
+            '  # --- fix: "2. Out of memory while loading" ---\n  - id: raise_memory\n')
+    groups = playbook_groups(text)
+    assert groups == [("4. Permissions", ["fix_mode"]),
+                      ("2. Out of memory while loading", ["raise_memory"])]
+    runbook = list(sections(RUNBOOK.read_text()))
+    assert [t for t in runbook if t in dict(groups)] != [t for t, _ in groups]

@@ -36,6 +36,7 @@ ALLOWED = (
     "/proc",                   # kernel interfaces read inside the container
     "/sys/fs/cgroup",
     "/dev/null", "/dev/full", "/dev/zero", "/dev/nvidia",
+    "/dev/nvidiactl", "/dev/nvidia0",  # where a GPU shows in a container (modelserver diagnose)
     "/usr/bin", "/usr/local/bin", "/bin/bash",  # shebangs and PATH values
     "/var/run/docker.sock",    # the Docker Engine socket
     "/run/secrets",            # Compose secrets, inside the containers (docker-compose.yml)
