@@ -83,6 +83,10 @@ SHIPPED = ROOT / "models"
 
 READ_ONLY = [
     # (id, README command, what its output must contain)
+    ("diagnose", "docker exec app-prod modelserver diagnose",
+     ["no findings: the files, config, dependencies and resources look right"]),
+    ("diagnose-json", "docker exec app-prod modelserver diagnose --json",
+     ['"findings": []', '"checksum_ok": true', '"missing_modules": []']),
     ("logs-grep", 'docker logs --since=10m app-prod 2>&1 | grep -i "model\\|load\\|error"',
      ["Model loaded: primary model /app/models/best_model.pth"]),
     ("ls-models", "docker exec app-prod ls -la /app/models/",
