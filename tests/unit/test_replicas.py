@@ -398,11 +398,51 @@ def test_a_run_that_ends_during_a_renewal_round_leaves_its_target_free(
     run = a.leases.begin(row.id, keys, a.leases.run_until())
     renew = a.store.renew_execution_lease
 
+    ender = threading.Thread(target=a.leases.end, args=(run,))
+
     def end_meanwhile(execution_id: int, owner: str, lease_until: Any) -> bool:
         renewed = renew(execution_id, owner, lease_until)
-        a.leases.end(run)  # the run ends between the renewal and its keys' renewal
+        ender.start()  # the worker ends the run between the renewal and its keys' renewal
+        ender.join(0.3)
         return renewed
 
     a.store.renew_execution_lease = end_meanwhile  # type: ignore[method-assign]
     a.leases.renew_runs()
+    ender.join(5)
     assert a.store.lease_holder(keys[0], clock()) is None  # not held on for a finished run
+
+
+def test_a_renewal_round_does_not_free_the_next_run_on_the_same_target(
+        replicas: Any) -> None:
+    # Run 1 ends during a renewal round and run 2 on the same target starts at once on
+    # this replica: the round must not release the target lease run 2 now holds (another
+    # replica could then run a second execution on the target).
+    clock = Clock()
+    a = replicas("a", Runtime("a", []), clock)
+    first, second = alert_in(a), alert_in(a, fingerprint="second")
+    keys = (f"target:{first.target}",)
+    assert a.leases.take_keys(keys)
+    assert a.store.claim_execution(first.id, False, owner="a",
+                                   lease_until=a.leases.run_until(), now=clock())
+    run = a.leases.begin(first.id, keys, a.leases.run_until())
+    renew = a.store.renew_execution_lease
+    started: list[bool] = []
+
+    def next_run() -> None:
+        a.leases.end(run)
+        started.append(a.leases.take_keys(keys))
+        a.leases.begin(second.id, keys, a.leases.run_until())
+
+    worker = threading.Thread(target=next_run)
+
+    def end_meanwhile(execution_id: int, owner: str, lease_until: Any) -> bool:
+        renewed = renew(execution_id, owner, lease_until)
+        worker.start()
+        worker.join(0.3)
+        return renewed
+
+    a.store.renew_execution_lease = end_meanwhile  # type: ignore[method-assign]
+    a.leases.renew_runs()
+    worker.join(5)
+    assert started == [True]
+    assert a.store.lease_holder(keys[0], clock()) == "a"  # run 2's, still held

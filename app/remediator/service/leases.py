@@ -170,9 +170,9 @@ class Leases:
 
     def end(self, run: RunLease) -> None:
         """The run is over (its end stored, or given up): stop renewing, free its keys."""
-        with self._lock:
+        with self._lock:  # after a renewal round in flight, never in its middle
             self._runs.pop(run.execution_id, None)
-        self.release_keys(run.keys)
+            self.release_keys(run.keys)
 
     def renew_runs(self) -> None:
         with self._lock:
@@ -183,19 +183,20 @@ class Leases:
     def _renew_run(self, run: RunLease) -> None:
         now = self.clock()
         until = now + self.lease
-        try:
-            ours = self.store.renew_execution_lease(run.execution_id, self.replica_id, until)
-            ours = ours and all(self.store.acquire_lease(key, self.replica_id, until, now)
-                                for key in run.keys)
-        except Exception as exc:  # not confirmed: the run stops once its lease runs out
-            log.warning("lease of execution %s not renewed: %s", run.execution_id, exc,
-                        extra={"execution_id": run.execution_id})
-            return
+        # Under the lock: end() waits for this round, so a run's keys are never taken again
+        # after it released them (the next run on its target may hold them by then).
         with self._lock:
-            ended = run.execution_id not in self._runs
-        if ended:  # it ended meanwhile: its keys were released, and may have been renewed
-            self.release_keys(run.keys)
-            return
+            if run.execution_id not in self._runs:
+                return  # it ended: its keys are released
+            try:
+                ours = self.store.renew_execution_lease(run.execution_id, self.replica_id,
+                                                        until)
+                ours = ours and all(self.store.acquire_lease(key, self.replica_id, until, now)
+                                    for key in run.keys)
+            except Exception as exc:  # not confirmed: the run stops once its lease runs out
+                log.warning("lease of execution %s not renewed: %s", run.execution_id, exc,
+                            extra={"execution_id": run.execution_id})
+                return
         if run.lost(now):
             return
         with run._lock:
