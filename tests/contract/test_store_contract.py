@@ -630,3 +630,33 @@ def test_counts(store: Store) -> None:
         1, 1, 1)
     with pytest.raises(ValueError, match="cannot count"):
         store.count("incidents; DROP TABLE x")
+
+
+def test_a_replica_that_lost_the_lease_cannot_write_steps_or_the_end(
+        store: Store, reopen: StoreFactory) -> None:
+    # a checked its lease, then stalled past it; b took the execution over. a's late
+    # writes must not overwrite b's step or end b's run: the store checks the owner.
+    ((_, execution_id),) = intake(store, alert())
+    assert execution_id is not None
+    other = reopen()
+    lease = T0 + timedelta(seconds=15)
+    assert store.claim_execution(execution_id, False, owner="a", lease_until=lease, now=T0)
+    assert store.record_step(execution_id, 0, step("logs", "running"), owner="a")
+    assert other.claim_execution(execution_id, from_state="running", owner="b",
+                                 lease_until=lease + timedelta(seconds=30), now=lease)
+    assert other.record_step(execution_id, 0, step("logs", outputs={"output": "b's"}),
+                             owner="b")
+    assert not store.record_step(execution_id, 0, step("logs", "failed", error="late"),
+                                 owner="a")
+    assert not store.record_step(execution_id, 1, step("fix", "running"), owner="a")
+    late = store.finish_execution(execution_id, ExecutionState.FINISHED, "failed", None,
+                                  "late", [], fixed_incident=None, owner="a")
+    assert late is None
+    running = store.execution(execution_id)
+    assert running is not None and running.state is ExecutionState.RUNNING
+    assert [(s.id, s.status, dict(s.outputs)) for s in running.steps] == [
+        ("logs", StepStatus.OK, {"output": "b's"})]
+    done = other.finish_execution(execution_id, ExecutionState.FINISHED, "success", None,
+                                  None, [], owner="b")
+    assert done is not None and done.state is ExecutionState.FINISHED
+    assert done.outcome == "success"

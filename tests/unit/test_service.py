@@ -390,7 +390,7 @@ def test_interrupted_execution_resumes_without_repeating_finished_steps(
     service.worker.intake.drain()
     (row,) = service.store.executions_in_state("pending")
     # A crash left it running: diagnosis done, the non-idempotent copy mid-flight.
-    service.store.start_execution(int(row["id"]))
+    service.store.claim_execution(int(row["id"]))
     service.store.record_step(int(row["id"]), 0, StepRecord.from_dict(
         {"id": "logs", "action": "docker.logs", "phase": "diagnose", "status": "ok",
          "outputs": {"output": "FileNotFoundError"}}))
@@ -413,10 +413,12 @@ def test_an_execution_started_while_paused_stays_an_observation_when_resumed_unp
     (row,) = service.store.executions_in_state("pending")
     record = service.store.record_step
 
-    def crash_after_a_skipped_fix(execution_id: int, position: int, step: StepRecord) -> None:
-        record(execution_id, position, step)
+    def crash_after_a_skipped_fix(execution_id: int, position: int, step: StepRecord,
+                                  **kwargs: Any) -> bool:
+        written = record(execution_id, position, step, **kwargs)
         if step["status"] == "skipped_dry_run":
             raise SystemExit("the process died here")
+        return written
 
     monkeypatch.setattr(service.store, "record_step", crash_after_a_skipped_fix)
     with pytest.raises(SystemExit):

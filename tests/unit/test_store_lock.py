@@ -62,7 +62,7 @@ def test_an_execution_cancelled_after_the_dispatcher_read_it_does_not_run(
         # of two dispatchers that read one pending row, only the first starts it
         again = service.store.add_replay(int(row["id"]), dry_run=False)
         assert again is not None
-        assert service.store.start_execution(again) is True
-        assert service.store.start_execution(again) is False
+        assert service.store.claim_execution(again) is True
+        assert service.store.claim_execution(again) is False
     finally:
         service.close()

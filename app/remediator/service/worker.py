@@ -258,7 +258,8 @@ class Worker:
                         "that takes it over", execution_id, result.outcome.value, LOST_NOTE,
                         extra={"execution_id": execution_id})
             return result
-        self._finish(execution_id, result, row.incident_id or None, alert.labels)
+        self._finish(execution_id, result, row.incident_id or None, alert.labels,
+                     owner=self.leases.replica_id)
         return result
 
     def _crashed(self, row: Execution, run: RunLease, exc: Exception) -> None:
@@ -272,7 +273,8 @@ class Worker:
             outcome=Outcome.FAILED, reason=reason, dry_run=row.dry_run)
         finished = self.store.finish_execution(row.id, ExecutionState.FINISHED,
                                                Outcome.FAILED.value, None, reason, [],
-                                               pending=for_escalation(result))
+                                               pending=for_escalation(result),
+                                               owner=self.leases.replica_id)
         if finished is not None:
             self.on_finished(finished, result)
 
@@ -283,8 +285,11 @@ class Worker:
         def record(step: StepResult) -> None:
             if run is not None and run.lost(self.leases.clock()):
                 return  # the execution is another replica's to record now
-            self.store.record_step(execution_id, positions.get(step.id, 999),
-                                   StepRecord.from_dict(step.to_dict()))
+            # The store checks the lease too: a write after a stall past it is refused.
+            if not self.store.record_step(execution_id, positions.get(step.id, 999),
+                                          StepRecord.from_dict(step.to_dict()),
+                                          owner=self.leases.replica_id if run else ""):
+                return
             if step.status.finished:
                 self.metrics.step_duration.labels(action=step.action).observe(step.duration_s)
             log.info("execution %s step %s (%s): %s", execution_id, step.id, step.action,
@@ -318,7 +323,7 @@ class Worker:
 
     def _finish(self, execution_id: int, result: ExecutionResult,
                 incident_id: int | None = None,
-                labels: Mapping[str, str] | None = None) -> None:
+                labels: Mapping[str, str] | None = None, owner: str = "") -> None:
         escalations = [e.to_dict() for e in result.escalations]
         # Fixed only if the run's validation ran and passed: a run whose fix was cut short
         # (a pause, a claim, the alert resolving) often skips its validation steps too.
@@ -329,7 +334,12 @@ class Worker:
         finished = self.store.finish_execution(
             execution_id, ExecutionState.FINISHED, result.outcome.value, result.scenario,
             result.reason, escalations, pending=for_escalation(result),
-            fixed_incident=incident_id if validated else None)
+            fixed_incident=incident_id if validated else None, owner=owner)
+        if owner and finished is None:  # the lease went while the run ended: not ours
+            log.warning("execution %s ended here (%s) after %s; its end is left to the "
+                        "replica that took it over", execution_id, result.outcome.value,
+                        LOST_NOTE, extra={"execution_id": execution_id})
+            return
         self.metrics.executions.labels(playbook=result.playbook,
                                        outcome=result.outcome.value).inc()
         self.metrics.execution_duration.observe(result.duration_s)

@@ -517,43 +517,58 @@ class SqlStore:
                              (iso(lease_until), execution_id, owner))
             return cur.rowcount == 1
 
-    start_execution = claim_execution
-
-    def record_step(self, execution_id: int, position: int, step: StepRecord) -> None:
-        """Upsert one step's result (a step is written when it starts and when it ends)."""
+    def record_step(self, execution_id: int, position: int, step: StepRecord, *,
+                    owner: str = "") -> bool:
+        """Upsert one step's result (a step is written when it starts and when it ends).
+        With an `owner`, only while the execution runs under that owner's lease: a replica
+        that lost it (another took the run over) writes nothing; False then."""
+        guard = ("" if not owner else " AND EXISTS (SELECT 1 FROM executions WHERE id = ? "
+                 "AND state = 'running' AND lease_owner = ?)")
+        values: tuple[Any, ...] = (
+            execution_id, position, step.id, step.action, step.phase, step.status.value,
+            step.attempts, step.started_at, step.duration_s,
+            capped(redact_data(dict(step.outputs))),
+            capped(redact_data(dict(step.rendered_args))), redact_data(step.error), step.note)
         with self._tx() as db:
-            db.execute(
+            cur = db.execute(
                 "INSERT INTO steps(execution_id, position, step_id, action, phase, status, "
                 "attempts, started_at, duration_s, outputs, rendered_args, error, note) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(execution_id, step_id) DO UPDATE "
+                f"SELECT ?,?,?,?,?,?,?,?,?,?,?,?,? WHERE 1 = 1{guard} "
+                "ON CONFLICT(execution_id, step_id) DO UPDATE "
                 "SET status=excluded.status, attempts=excluded.attempts, "
                 "duration_s=excluded.duration_s, outputs=excluded.outputs, "
                 "rendered_args=excluded.rendered_args, error=excluded.error, note=excluded.note",
-                (execution_id, position, step.id, step.action, step.phase,
-                 step.status.value, step.attempts, step.started_at, step.duration_s,
-                 capped(redact_data(dict(step.outputs))),
-                 capped(redact_data(dict(step.rendered_args))),
-                 redact_data(step.error), step.note))
+                (*values, execution_id, owner) if owner else values)
+            return cur.rowcount == 1
 
     def finish_execution(self, execution_id: int, state: ExecutionState | str, outcome: str,
                          scenario: str | None, error: str | None,
                          escalations: Sequence[Mapping[str, Any]],
                          pending: Mapping[str, Any] | None = None,
-                         fixed_incident: int | None = None) -> Execution | None:
+                         fixed_incident: int | None = None, *,
+                         owner: str = "") -> Execution | None:
         """Store an execution's end. `pending` (the run's summary, for escalation) is
         committed with it: escalation reads it from here, so a crash right after this
         commit cannot lose a page (see pending_escalations). `fixed_incident`: the
-        incident this run fixed (validated), marked fixed in the same commit. Returns the
-        finished execution as stored (steps included; None if there is no such one)."""
+        incident this run fixed (validated), marked fixed in the same commit. With an
+        `owner`, only while the execution runs under that owner's lease (a replica that
+        lost it ends nothing). Returns the finished execution as stored (steps included;
+        None if there is no such one, or it was not `owner`'s to end)."""
+        guard = " AND state = 'running' AND lease_owner = ?" if owner else ""
+        params: tuple[Any, ...] = (str(state), outcome, scenario, error,
+                                   dumps([dict(e) for e in escalations]), _now(),
+                                   None if pending is None else dumps(dict(pending)),
+                                   execution_id)
         with self._tx() as db:
+            cur = db.execute("UPDATE executions SET state = ?, outcome = ?, scenario = ?, "
+                             "error = ?, escalations = ?, finished_at = ?, "
+                             f"escalation_pending = ? WHERE id = ?{guard}",
+                             (*params, owner) if owner else params)
+            if owner and cur.rowcount != 1:
+                return None
             if fixed_incident is not None:
                 db.execute("UPDATE incidents SET fixed_at = ?, updated_at = ? WHERE id = ?",
                            (_now(), _now(), fixed_incident))
-            db.execute("UPDATE executions SET state = ?, outcome = ?, scenario = ?, error = ?, "
-                       "escalations = ?, finished_at = ?, escalation_pending = ? WHERE id = ?",
-                       (str(state), outcome, scenario, error,
-                        dumps([dict(e) for e in escalations]), _now(),
-                        None if pending is None else dumps(dict(pending)), execution_id))
             row = db.execute("SELECT * FROM executions WHERE id = ?",
                              (execution_id,)).fetchone()
             steps = db.execute("SELECT * FROM steps WHERE execution_id = ? ORDER BY position",

@@ -24,14 +24,12 @@ from remediator.store.migrations import MIGRATIONS
 from remediator.store.sql import (
     MAX_OUTPUT_CHARS,
     SQLITE,
-    SqlIntakeBatch,
     SqlStore,
     capped,
 )
 
-__all__ = ["MAX_OUTPUT_CHARS", "SqliteIntakeBatch", "SqliteStore", "capped"]
+__all__ = ["MAX_OUTPUT_CHARS", "SqliteStore", "capped"]
 
-SqliteIntakeBatch = SqlIntakeBatch
 
 _LOCK_WAIT_S = 30.0
 """How long a statement waits for another connection's lock on the file."""
