@@ -125,3 +125,20 @@ def _draft() -> Any:
 
     return NewNotification(None, NotificationKind.INFO, "copy-test", "ops", "info", "info",
                            None, "after the copy", {"title": "t"}, (("slack", "slack"),))
+
+
+def test_a_store_that_serve_holds_is_not_copied(legacy: Path, tmp_path: Path) -> None:
+    # `remediator serve` holds its SQLite store's lock: a copy taken under it would miss
+    # what serve commits after, and read each table at another moment.
+    from remediator.adapters.store_lock import lock_store
+
+    held = lock_store(legacy)
+    try:
+        result = invoke("db", "copy", "--from", str(legacy), "--to",
+                        str(tmp_path / "copy.db"))
+    finally:
+        if held is not None:
+            held.release()
+    assert result.exit_code != 0
+    assert "stop `remediator serve`" in result.output and str(legacy) in result.output
+    assert not (tmp_path / "copy.db").exists()

@@ -271,10 +271,18 @@ def db() -> None:
 def db_copy(source: str, destination: str) -> None:
     """Copy every row of one store into a new, empty one (ids kept): e.g. the SQLite file
     of `make up` into the PostgreSQL database replicas share. Stop `remediator serve`
-    first; the source is not changed."""
-    from remediator.store import display
+    first (a SQLite store it holds is refused); the source's rows are not changed (a store
+    from an older release is migrated first, as serve would)."""
+    from remediator.adapters.store_lock import lock_store
+    from remediator.store import display, is_postgres
     from remediator.store.copy import copy_store
 
+    try:  # the lock `remediator serve` holds on a SQLite store: refused while it runs
+        sqlite = None if is_postgres(source) else sqlite_file(source)
+        lock = lock_store(sqlite) if sqlite is not None and sqlite.is_file() else None
+    except RemediatorError as exc:
+        fail(f"cannot copy {display(source)}: {exc}; stop `remediator serve` first, so the "
+             "copy has every row it committed")
     src = open_store(source)
     try:
         from remediator.store import open_store as open_target
@@ -289,6 +297,8 @@ def db_copy(source: str, destination: str) -> None:
             dst.close()
     finally:
         src.close()
+        if lock is not None:
+            lock.release()
     rows = ", ".join(f"{table} {n}" for table, n in counts.items() if n) or "no rows"
     click.echo(f"copied {display(source)} to {display(destination)}: {rows}")
 
