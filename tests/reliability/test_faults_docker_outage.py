@@ -176,8 +176,11 @@ def test_docker_engine_outage_mid_playbook_is_retried_then_escalated_and_readyz_
         rem = serve(config_yaml(target_yaml("app-prod", box.name)), {"outage.yml": PLAYBOOK},
                     env={"DOCKER_HOST": f"unix://{engine_proxy.path}",
                          "ESCALATION_WEBHOOK_URL": sink.url})
-        assert ready(rem) == (200, {"ready": True, "store": True, "docker": True,
-                                    "paused": False})
+        code, body = ready(rem)
+        replica = body.pop("replica")  # which replica answers (issue 19)
+        assert (code, body) == (200, {"ready": True, "store": True, "docker": True,
+                                      "paused": False})
+        assert replica["role"] == "all" and isinstance(replica["leader"], bool), replica
 
         # 1. A short outage: the step's retries ride it out.
         short = {"instance": "app-prod:8080"}
