@@ -144,6 +144,11 @@ def start_alertmanager(state: Path, auth: MonitoringAuth) -> None:
         (ROOT / "monitoring/alertmanager.yml").read_text(),
         "http://127.0.0.1:9096/api/v1/alerts", str(state / "webhook-token"),
         oncall=os.environ))
+    # Its notification log says what it sent before `make down`: an alert that was firing
+    # then (the stack stopped before it resolved) would not be sent again when it fires
+    # after `make up` until repeat_interval (1h; reconciliation finds it within 3 min).
+    # Remediator takes a repeat as a repeat, so start without it; silences are kept.
+    (folder / "data" / "nflog").unlink(missing_ok=True)
     argv = [shutil.which("prometheus-alertmanager") or "prometheus-alertmanager",
             f"--config.file={folder / 'alertmanager.yml'}", f"--storage.path={folder / 'data'}",
             "--web.listen-address=127.0.0.1:9093", f"--web.config.file={auth.web_config}",
