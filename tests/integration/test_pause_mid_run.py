@@ -18,33 +18,14 @@ from tests.harness.docker_engine import Resources
 from tests.harness.processes import Proc, free_port, spawn, stop, wait_ready
 from tests.harness.stack import wait
 from tests.support.escalation_kit import firing
+from tests.support.playbooks import SLEEPER, TWO_FIXES
 
 pytestmark = pytest.mark.docker
 
 TOKEN = "pause-token"
-SLEEPER = ["python", "-c", "import time\nprint('up', flush=True)\ntime.sleep(3600)"]
 REMEDIATOR = str(Path(sys.executable).parent / "remediator")
 
-PLAYBOOK = """
-name: two-fixes
-match: {alertname: ModelLoadFailure}
-steps:
-  - id: look
-    phase: diagnose
-    action: docker.inspect
-  - id: restart
-    phase: fix
-    action: docker.restart
-    with: {stop_timeout: 1s}
-  - id: settle
-    phase: fix
-    action: wait
-    with: {duration: 4s}
-  - id: raise_memory
-    phase: fix
-    action: docker.update
-    with: {memory: 384m, memory_swap: 384m}
-  - id: still_there
+PLAYBOOK = TWO_FIXES + """  - id: still_there
     phase: validate
     action: docker.inspect
 """

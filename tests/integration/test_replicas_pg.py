@@ -32,32 +32,13 @@ from tests.harness.processes import Proc, free_port, spawn, stop, wait_ready
 from tests.harness.stack import wait
 from tests.support.fixtures import ALERTMANAGER
 from tests.support.http_sink import HttpSink
+from tests.support.playbooks import SLEEPER, TWO_FIXES
 
 TOKEN = "replica-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
 FIXTURE = ALERTMANAGER / "firing-model-load-failure.json"
-SLEEPER = ["python", "-c", "import time\nprint('up', flush=True)\ntime.sleep(3600)"]
 
-PLAYBOOK = """
-name: two-fixes
-match: {alertname: ModelLoadFailure}
-steps:
-  - id: look
-    phase: diagnose
-    action: docker.inspect
-  - id: restart
-    phase: fix
-    action: docker.restart
-    with: {stop_timeout: 1s}
-  - id: settle
-    phase: fix
-    action: wait
-    with: {duration: 4s}
-  - id: raise_memory
-    phase: fix
-    action: docker.update
-    with: {memory: 384m, memory_swap: 384m}
-"""
+PLAYBOOK = TWO_FIXES
 
 
 def serve(tmp: Path, db: str, name: str, config: Path, playbooks: Path,
